@@ -1,0 +1,7 @@
+"""``python -m core <command>``: the lab's command line (see ``core/cli.py``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

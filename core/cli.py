@@ -1,0 +1,80 @@
+"""The command line. Each command validates its input before anything is written.
+
+Errors the user can fix (``LabError``) print ``error: <message>`` on stderr and exit with 2;
+``--json`` prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import LabError
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help: str):
+    """Register ``fn(args) -> int`` as a sub-command; ``add_args(parser)`` adds its options."""
+
+    def deco(add_args: Callable[[argparse.ArgumentParser], None]):
+        def register(fn: Callable) -> Callable:
+            COMMANDS[name] = (add_args, fn, help)
+            return fn
+
+        return register
+
+    return deco
+
+
+def emit(args: argparse.Namespace, obj: dict, text: str) -> None:
+    """Print ``obj`` as JSON with ``--json``, else the human-readable ``text``."""
+    print(json.dumps(obj, indent=2, default=str) if args.json else text)
+
+
+def table(rows: list[dict], columns: Sequence[str]) -> str:
+    """A plain fixed-width text table."""
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+        for i, c in enumerate(columns)
+    ]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
+    return "\n".join([line(list(columns)), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
+    return str(v)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import commands  # noqa: F401  (registers the sub-commands)
+
+    parser = argparse.ArgumentParser(prog="python -m core", description="Unlearning Lab engine")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add_args, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--db", help="DuckDB file (default: $LAB_DB or data/lab.duckdb)")
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        add_args(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _, fn, _ = COMMANDS[args.command]
+    try:
+        return int(fn(args) or 0)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; work committed so far is kept", file=sys.stderr)
+        return 130

@@ -1,0 +1,30 @@
+"""Unlearning Lab: the router. Run with ``streamlit run dashboard/app.py``.
+
+The database is ``$LAB_DB`` (default ``data/lab.duckdb``); ``-- --db PATH`` after the
+streamlit arguments overrides it.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="Unlearning Lab", page_icon=":material/science:", layout="wide")
+
+PAGES = Path(__file__).parent / "pages"
+nav = st.navigation(
+    [
+        st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),
+        st.Page(
+            PAGES / "linear.py",
+            title="Linear model",
+            icon=":material/show_chart:",
+            url_path="linear",
+        ),
+    ]
+)
+nav.run()

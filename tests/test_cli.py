@@ -1,0 +1,85 @@
+"""The command line, run as a real subprocess: JSON output and clear refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def cli(*args: str, db=None) -> subprocess.CompletedProcess:
+    extra = ["--db", str(db)] if db else []
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args, *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_linear_json(db_path):
+    res = cli("linear", "--json", db=db_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["run_id"] == 1
+    m = out["methods"]
+    assert set(m) == {"GD", "OM", "OM (retain only)", "GD+GA"}
+    for v in m.values():
+        assert set(v) >= {
+            "final_rel_dist",
+            "min_rel_dist",
+            "step_below_1e3",
+            "step_below_1e6",
+            "diverged",
+        }
+    assert (
+        m["OM"]["step_below_1e6"] <= 150 and m["OM"]["step_below_1e3"] <= m["OM"]["step_below_1e6"]
+    )
+    assert m["GD"]["step_below_1e3"] is None and m["GD"]["final_rel_dist"] > 0.5
+    assert m["GD+GA"]["diverged"] is True
+    # the table form reads back the same store
+    res2 = cli("linear", "--steps", "10", db=db_path)
+    assert (
+        res2.returncode == 0
+        and "linear run 2 stored" in res2.stdout
+        and "OM (retain only)" in res2.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--n", "0"], "n must be"),
+        (["--d", "0"], "d must be"),
+        (["--forget", "0"], "forget must be"),
+        (["--forget", "100"], "smaller than n"),
+        (["--lam", "-0.1"], "lam must be"),
+        (["--steps", "0"], "steps must be"),
+        (["--lam", "nan"], "finite"),
+        (["--noise", "inf"], "finite"),
+    ],
+)
+def test_bad_input_writes_nothing(db_path, args, needle):
+    res = cli("linear", *args, db=db_path)
+    assert res.returncode == 2
+    assert needle in res.stderr and "Traceback" not in res.stderr
+    assert not db_path.exists()
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "x.duckdb"
+    path.write_text("hello")
+    res = cli("linear", db=path)
+    assert res.returncode == 2 and "not a DuckDB database" in res.stderr
+    assert path.read_text() == "hello"
+
+
+def test_unwritable_database_path(tmp_path):
+    (tmp_path / "f").write_text("x")
+    res = cli("linear", db=tmp_path / "f" / "lab.duckdb")
+    assert res.returncode == 2 and "cannot create" in res.stderr
