@@ -1,0 +1,377 @@
+"""Forget sets: which training points an unlearning run must forget.
+
+A ``ForgetSet`` is a named, sorted, duplicate-free array of TRAIN indices (``0..n_train-1``)
+plus how it was built (``kind`` and JSON-able ``params``), so it can be stored and rebuilt.
+Every constructor here is a pure function of its arguments (no store access) and validates
+its result with ``validate_indices``; problems raise ``ConfigError`` with a message fit for the
+UI. The digits presets mirror the paper's CIFAR-10 family: random sets of several sizes, part
+of one class, and a tight nearest-neighbour cluster.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import re
+from collections.abc import Iterable
+from pathlib import PurePath
+from typing import Any
+
+import numpy as np
+
+from .config import check_float, check_int
+from .errors import ConfigError
+
+KINDS = ("random", "class", "knn_pixel", "knn_feature", "manual", "upload")
+INDEX_COLUMNS = ("index", "indices", "idx")
+PRESET_NAMES = ("random-10", "random-50", "random-200", "class3-half", "knn-pixel-20")
+QUICK_PRESETS = ("random-10", "random-50", "class3-half")
+DIGITS_KNN_ANCHOR = 0  # train index of the pixel-space cluster's centre in the digits preset
+
+_INT_RE = re.compile(r"[+-]?\d+")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ForgetSet:
+    """A validated forget set. ``indices``: ``(k,)`` sorted unique int64 train indices (read-only)."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+    indices: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError("a forget set needs a non-empty name")
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown forget-set kind {self.kind!r}: one of {', '.join(KINDS)}")
+        idx = np.array(self.indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            raise ConfigError("a forget set cannot be empty")
+        if idx.size > 1 and np.any(idx[1:] <= idx[:-1]):
+            raise ConfigError("forget-set indices must be sorted and unique (use validate_indices)")
+        idx.setflags(write=False)
+        object.__setattr__(self, "indices", idx)
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "params", dict(self.params))
+
+    @property
+    def size(self) -> int:
+        return int(self.indices.size)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ForgetSet):
+            return NotImplemented
+        return (self.name, self.kind, self.params, self.warnings) == (
+            other.name,
+            other.kind,
+            other.params,
+            other.warnings,
+        ) and np.array_equal(self.indices, other.indices)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking payload: not hashable
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (indices as a list of ints)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "params": self.params,
+            "indices": [int(i) for i in self.indices],
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ForgetSet:
+        """Inverse of ``to_dict``; re-checks the indices against ``params['n_train']``."""
+        try:
+            name, kind, params, raw = data["name"], data["kind"], data["params"], data["indices"]
+        except (KeyError, TypeError) as err:
+            raise ConfigError(f"stored forget set is missing field {err}") from None
+        n_train = params.get("n_train") if isinstance(params, dict) else None
+        if isinstance(n_train, int):
+            idx, _ = validate_indices(raw, n_train)
+        else:
+            idx = np.asarray(raw, dtype=np.int64)
+        return cls(name, kind, params, idx, tuple(data.get("warnings", ())))
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _as_int(value: Any, where: str) -> int:
+    """One index as a Python int: ints, numpy ints and integral strings; not bools or floats."""
+    if isinstance(value, bool | np.bool_):
+        raise ConfigError(f"{where}: {value!r} is a boolean, not an index")
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_RE.fullmatch(text):
+            return int(text)
+        raise ConfigError(f"{where}: {value!r} is not an integer")
+    if isinstance(value, float | np.floating):
+        raise ConfigError(f"{where}: {value!r} is not an integer (indices must be whole numbers)")
+    raise ConfigError(f"{where}: {value!r} ({type(value).__name__}) is not an integer")
+
+
+def validate_indices(raw: Iterable[Any], n_train: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Check and normalize raw train indices → (sorted unique int64 ``(k,)``, warnings).
+
+    Rules: integers only (Python/numpy ints and integral strings; bools, floats like 2.5 and
+    other strings are rejected), each in ``[0, n_train)``, duplicates removed with a warning,
+    not empty and not the whole training set. Violations raise ``ConfigError``.
+    """
+    check_int("n_train", n_train, lo=1)
+    if isinstance(raw, str | bytes):
+        raise ConfigError("indices must be a list of integers, not a single string")
+    arr = raw if isinstance(raw, np.ndarray) else None
+    if arr is not None and arr.dtype.kind in "iu":
+        values = arr.astype(np.int64).reshape(-1)
+    else:
+        try:
+            items = (
+                list(np.asarray(raw, dtype=object).reshape(-1)) if arr is not None else list(raw)
+            )
+        except TypeError:
+            raise ConfigError(f"indices must be a list of integers, got {raw!r}") from None
+        values = np.array(
+            [_as_int(v, f"item {i + 1}") for i, v in enumerate(items)], dtype=np.int64
+        )
+    if values.size == 0:
+        raise ConfigError("the forget set is empty: give at least one index")
+    bad = np.flatnonzero((values < 0) | (values >= n_train))
+    if bad.size:
+        v = int(values[bad[0]])
+        raise ConfigError(
+            f"index {v} is outside the training set: valid indices are 0 to {n_train - 1}"
+        )
+    unique = np.unique(values)
+    warnings: tuple[str, ...] = ()
+    n_dup = values.size - unique.size
+    if n_dup:
+        warnings = (f"removed {n_dup} duplicate {'index' if n_dup == 1 else 'indices'}",)
+    if unique.size == n_train:
+        raise ConfigError(
+            f"the forget set covers the whole training set ({n_train} points): "
+            "nothing would be left to retain"
+        )
+    return unique, warnings
+
+
+# ----------------------------------------------------------------------------- constructors
+
+
+def _plain(value: Any) -> Any:
+    """NumPy integers as Python ints (so ``check_int`` and JSON accept them)."""
+    return int(value) if isinstance(value, np.integer) else value
+
+
+def random_forget_set(n_train: int, k: int, seed: int, name: str | None = None) -> ForgetSet:
+    """``k`` train points drawn uniformly without replacement, fixed by ``seed``."""
+    n_train, k, seed = _plain(n_train), _plain(k), _plain(seed)
+    check_int("n_train", n_train, lo=2)
+    check_int("k", k, lo=1, hi=n_train - 1)
+    check_int("seed", seed, lo=0)
+    idx = np.random.default_rng(seed).choice(n_train, size=k, replace=False)
+    idx, warns = validate_indices(idx, n_train)
+    params = {"n_train": n_train, "k": k, "seed": seed}
+    return ForgetSet(name or f"random-{k}-seed{seed}", "random", params, idx, warns)
+
+
+def class_forget_set(
+    labels: np.ndarray,
+    cls: int,
+    k: int | None = None,
+    fraction: float | None = None,
+    seed: int = 0,
+    name: str | None = None,
+) -> ForgetSet:
+    """Part of one class: ``k`` (or ``round(fraction · class size)``, at least 1) random points
+    with label ``cls``, fixed by ``seed``. labels: ``(n_train,)`` integer classes.
+    """
+    y = np.asarray(labels).reshape(-1)  # (n_train,)
+    cls, k, seed = _plain(cls), _plain(k), _plain(seed)
+    check_int("class", cls, lo=0)
+    check_int("seed", seed, lo=0)
+    if (k is None) == (fraction is None):
+        raise ConfigError("give exactly one of k (a count) or fraction (of the class)")
+    members = np.flatnonzero(y == cls)
+    if members.size == 0:
+        raise ConfigError(f"class {cls} has no training points")
+    if fraction is not None:
+        check_float("fraction", fraction, lo=0.0, hi=1.0, lo_open=True)
+        k = max(1, int(np.floor(fraction * members.size + 0.5)))
+    else:
+        check_int("k", k, lo=1)
+        if k > members.size:
+            raise ConfigError(
+                f"k={k} is more than class {cls} has ({members.size} training points)"
+            )
+    pick = np.random.default_rng(seed).choice(members, size=k, replace=False)
+    idx, warns = validate_indices(pick, y.size)
+    params: dict[str, Any] = {"n_train": int(y.size), "class": int(cls), "seed": seed, "k": int(k)}
+    if fraction is not None:
+        params["fraction"] = float(fraction)
+    default = f"class{cls}-{'all' if k == members.size else k}"
+    return ForgetSet(name or default, "class", params, idx, warns)
+
+
+def knn_forget_set(
+    points: np.ndarray, anchor: int, k: int, space: str = "pixel", name: str | None = None
+) -> ForgetSet:
+    """The anchor plus its ``k - 1`` nearest train neighbours by Euclidean distance.
+
+    points: ``(n_train, d)`` flattened pixels or model features. Order: the anchor first, then
+    by ``||x_i - x_anchor||²`` ascending, ties broken by the smaller index.
+    """
+    if space not in ("pixel", "feature"):
+        raise ConfigError(f"space must be 'pixel' or 'feature', got {space!r}")
+    x = np.asarray(points)
+    if x.ndim != 2:
+        x = x.reshape(x.shape[0], -1) if x.ndim > 2 else x
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ConfigError(f"points must be (n_train, d) with n_train >= 2, got shape {x.shape}")
+    n = x.shape[0]
+    anchor, k = _plain(anchor), _plain(k)
+    check_int("anchor", anchor, lo=0, hi=n - 1)
+    check_int("k", k, lo=1, hi=n - 1)
+    centre = x[anchor].astype(np.float64)  # (d,)
+    d2 = np.empty(n, dtype=np.float64)  # (n_train,)
+    for s in range(0, n, 4096):  # chunks: CIFAR pixels would not fit in float64 at once
+        diff = x[s : s + 4096].astype(np.float64) - centre
+        d2[s : s + 4096] = np.einsum("ij,ij->i", diff, diff)
+    if np.isnan(d2).any():
+        raise ConfigError("points contain NaN values")
+    d2[anchor] = -1.0  # the anchor always comes first, even among exact duplicates
+    order = np.argsort(d2, kind="stable")  # stable ⇒ ties by index
+    idx, warns = validate_indices(order[:k], n)
+    params = {"n_train": n, "anchor": int(anchor), "k": k, "space": space}
+    return ForgetSet(name or f"knn-{space}-{k}-a{anchor}", f"knn_{space}", params, idx, warns)
+
+
+def manual_forget_set(indices: Iterable[Any], n_train: int, name: str | None = None) -> ForgetSet:
+    """A forget set typed or picked by hand."""
+    idx, warns = validate_indices(indices, n_train)
+    return ForgetSet(name or f"manual-{idx.size}", "manual", {"n_train": n_train}, idx, warns)
+
+
+# ----------------------------------------------------------------------------- uploads
+
+
+def _parse_json(text: str) -> list[int]:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"not valid JSON: {err.msg} at line {err.lineno}") from None
+    if isinstance(obj, dict):
+        key = next((c for c in INDEX_COLUMNS if c in obj), None)
+        if key is None:
+            raise ConfigError('JSON object must have an "indices" list, e.g. {"indices": [1, 2]}')
+        obj = obj[key]
+    if not isinstance(obj, list):
+        raise ConfigError('JSON must be a list of integers or {"indices": [...]}')
+    out = []
+    for i, v in enumerate(obj):
+        if isinstance(v, str):
+            raise ConfigError(f"item {i + 1}: {v!r} is a string, not an integer")
+        out.append(_as_int(v, f"item {i + 1}"))
+    return out
+
+
+def _parse_csv(text: str) -> list[int]:
+    rows = [(n, [c.strip() for c in r]) for n, r in enumerate(csv.reader(io.StringIO(text)), 1)]
+    rows = [(n, r) for n, r in rows if any(r)]  # skip blank lines
+    if not rows:
+        return []
+    col = 0
+    first_n, first = rows[0]
+    if not all(_INT_RE.fullmatch(c) for c in first):
+        names = [c.lower() for c in first]
+        hit = next((c for c in INDEX_COLUMNS if c in names), None)
+        if hit is None:
+            bad = next(c for c in first if not _INT_RE.fullmatch(c))
+            raise ConfigError(
+                f"row {first_n}: {bad!r} is not an integer (a header must name the column "
+                f"{', '.join(repr(c) for c in INDEX_COLUMNS)})"
+            )
+        col = names.index(hit)
+        rows = rows[1:]
+    elif len(first) > 1:
+        raise ConfigError(
+            f"row {first_n} has {len(first)} columns: without a header naming the 'index' "
+            "column, put one integer per line"
+        )
+    out = []
+    for n, r in rows:
+        if col >= len(r) or not r[col]:
+            raise ConfigError(f"row {n}: missing value in the index column")
+        if not _INT_RE.fullmatch(r[col]):
+            raise ConfigError(f"row {n}: {r[col]!r} is not an integer")
+        out.append(int(r[col]))
+    return out
+
+
+def parse_upload(data: bytes, filename: str) -> list[int]:
+    """Raw indices from an uploaded file (not yet range-checked; see ``upload_forget_set``).
+
+    CSV (``.csv``/``.txt``): one integer per line, or a column named index/indices/idx under a
+    header. JSON (``.json``): a list of integers or ``{"indices": [...]}``. Other names are
+    sniffed: text starting with ``[`` or ``{`` is JSON. Malformed input → ``ConfigError`` saying
+    what and where.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{filename}: not UTF-8 text (expected a CSV or JSON file)") from None
+    if not text.strip():
+        raise ConfigError(f"{filename}: the file is empty")
+    suffix = PurePath(filename).suffix.lower()
+    is_json = suffix == ".json" or (
+        suffix not in (".csv", ".txt") and text.lstrip()[:1] in ("[", "{")
+    )
+    values = _parse_json(text) if is_json else _parse_csv(text)
+    if not values:
+        raise ConfigError(f"{filename}: no indices found")
+    return values
+
+
+def upload_forget_set(
+    data: bytes, filename: str, n_train: int, name: str | None = None
+) -> ForgetSet:
+    """Parse an uploaded CSV/JSON file and validate it into a forget set."""
+    idx, warns = validate_indices(parse_upload(data, filename), n_train)
+    params = {"n_train": n_train, "filename": filename}
+    return ForgetSet(name or PurePath(filename).stem or "upload", "upload", params, idx, warns)
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def digits_presets(labels: np.ndarray, pixels: np.ndarray) -> list[ForgetSet]:
+    """The digits family, in ``PRESET_NAMES`` order, mirroring the paper's CIFAR-10 sets.
+
+    random-10/50/200 (seeds 0/1/2), half of class 3 (seed 0), and the 20 nearest neighbours of
+    train point ``DIGITS_KNN_ANCHOR`` in pixel space. labels ``(n_train,)``, pixels
+    ``(n_train, ...)`` (flattened here).
+    """
+    y = np.asarray(labels).reshape(-1)
+    x = np.asarray(pixels).reshape(y.size, -1)  # (n_train, d)
+    n = y.size
+    return [
+        random_forget_set(n, 10, seed=0, name="random-10"),
+        random_forget_set(n, 50, seed=1, name="random-50"),
+        random_forget_set(n, 200, seed=2, name="random-200"),
+        class_forget_set(y, 3, fraction=0.5, seed=0, name="class3-half"),
+        knn_forget_set(x, DIGITS_KNN_ANCHOR, 20, space="pixel", name="knn-pixel-20"),
+    ]
+
+
+def digits_preset(name: str, labels: np.ndarray, pixels: np.ndarray) -> ForgetSet:
+    """One preset by name (one of ``PRESET_NAMES``)."""
+    if name not in PRESET_NAMES:
+        raise ConfigError(f"unknown preset {name!r}: one of {', '.join(PRESET_NAMES)}")
+    return next(fs for fs in digits_presets(labels, pixels) if fs.name == name)
