@@ -23,55 +23,9 @@ from pathlib import Path
 import duckdb
 
 from .errors import StoreError
+from .schema import MIGRATIONS
 
 DEFAULT_DB = Path("data") / "lab.duckdb"
-
-
-def _m1(con: duckdb.DuckDBPyConnection) -> None:
-    """Runs and the linear study's curves."""
-    con.execute("CREATE SEQUENCE IF NOT EXISTS run_id_seq START 1")
-    con.execute(
-        """CREATE TABLE IF NOT EXISTS runs (
-            id BIGINT PRIMARY KEY DEFAULT nextval('run_id_seq'),
-            kind VARCHAR NOT NULL,            -- 'linear', 'evaluation', ...
-            config JSON NOT NULL,
-            seed BIGINT,
-            code_version VARCHAR NOT NULL,
-            device VARCHAR NOT NULL,
-            wall_time_s DOUBLE NOT NULL,
-            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
-            summary JSON
-        )"""
-    )
-    con.execute(
-        """CREATE TABLE IF NOT EXISTS linear_curves (
-            run_id BIGINT NOT NULL,
-            method VARCHAR NOT NULL,
-            step INTEGER NOT NULL,
-            rel_dist DOUBLE NOT NULL,
-            objective DOUBLE NOT NULL,
-            PRIMARY KEY (run_id, method, step)
-        )"""
-    )
-    con.execute(
-        """CREATE TABLE IF NOT EXISTS linear_outcomes (
-            run_id BIGINT NOT NULL,
-            method VARCHAR NOT NULL,
-            step_size DOUBLE NOT NULL,
-            final_rel_dist DOUBLE NOT NULL,
-            min_rel_dist DOUBLE NOT NULL,
-            step_below_1e3 INTEGER,
-            step_below_1e6 INTEGER,
-            diverged BOOLEAN NOT NULL,
-            diverged_at INTEGER,
-            status VARCHAR NOT NULL,
-            PRIMARY KEY (run_id, method)
-        )"""
-    )
-
-
-# Append only: migration i brings the schema from version i to i + 1.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m1]
 
 
 def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
@@ -199,14 +153,20 @@ class Store:
         device: str,
         wall_time_s: float,
         summary_json: str | None = None,
+        run_id: int | None = None,
     ) -> int:
-        """Insert a run row inside the caller's transaction; returns its id."""
+        """Insert a run row inside the caller's transaction; returns its id.
+
+        ``run_id``: an id already drawn from ``run_id_seq`` (to name files before the insert).
+        """
         from . import code_version
 
+        if run_id is None:
+            run_id = con.execute("SELECT nextval('run_id_seq')").fetchone()[0]
         row = con.execute(
-            """INSERT INTO runs (kind, config, seed, code_version, device, wall_time_s, summary)
-               VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
-            [kind, config_json, seed, code_version(), device, wall_time_s, summary_json],
+            """INSERT INTO runs (id, kind, config, seed, code_version, device, wall_time_s, summary)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            [run_id, kind, config_json, seed, code_version(), device, wall_time_s, summary_json],
         ).fetchone()
         return int(row[0])
 
@@ -230,3 +190,57 @@ class Store:
         """Run a read-only query and return a pandas DataFrame."""
         with self.connect(read_only=True) as con:
             return con.execute(sql, params or []).df()
+
+    # -- array files ---------------------------------------------------------------------
+    def file_path(self, rel: str) -> Path:
+        return self.files_dir / rel
+
+    def write_file(self, rel: str, write: Callable[[Path], None]) -> str:
+        """Write a file atomically (temp name, then rename) under the files folder."""
+        dest = self.file_path(rel)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            write(tmp)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return rel
+
+    def save_array(self, rel: str, arr) -> str:
+        """Save a NumPy array as ``.npy`` (atomically); returns ``rel`` for the owning row."""
+        import numpy as np
+
+        def write(p: Path) -> None:
+            with open(p, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+
+        return self.write_file(rel, write)
+
+    def load_array(self, rel: str):
+        import numpy as np
+
+        path = self.file_path(rel)
+        if not path.exists():
+            raise StoreError(f"the array file {path} named by the database is missing")
+        return np.load(path, allow_pickle=False)
+
+    def save_tensors(self, rel: str, tensors: dict) -> str:
+        """Save a dict of tensors with ``torch.save`` (loaded back with ``weights_only=True``)."""
+        import torch
+
+        return self.write_file(rel, lambda p: torch.save(tensors, p))
+
+    def load_tensors(self, rel: str, device=None) -> dict:
+        import torch
+
+        path = self.file_path(rel)
+        if not path.exists():
+            raise StoreError(f"the weights file {path} named by the database is missing")
+        return torch.load(path, map_location=device or "cpu", weights_only=True)
+
+    def remove_files(self, rel_dir: str) -> None:
+        """Delete a folder of array files (after its rows are gone)."""
+        import shutil
+
+        shutil.rmtree(self.file_path(rel_dir), ignore_errors=True)

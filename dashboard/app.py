@@ -19,6 +19,16 @@ PAGES = Path(__file__).parent / "pages"
 nav = st.navigation(
     [
         st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),
+        st.Page(PAGES / "models.py", title="Models", icon=":material/hub:", url_path="models"),
+        st.Page(
+            PAGES / "forget_sets.py",
+            title="Forget sets",
+            icon=":material/delete_sweep:",
+            url_path="forget-sets",
+        ),
+        st.Page(
+            PAGES / "klom.py", title="KLoM explorer", icon=":material/query_stats:", url_path="klom"
+        ),
         st.Page(
             PAGES / "linear.py",
             title="Linear model",

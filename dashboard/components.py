@@ -63,3 +63,37 @@ def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
         height=460,
     )
     return fig
+
+
+def class_histogram(labels, class_names: list[str], title: str = "") -> go.Figure:
+    """Bar chart of how many chosen points fall in each class."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(class_names))
+    fig = go.Figure(go.Bar(x=class_names, y=counts, marker_color="#2b6cb0"))
+    fig.update_layout(
+        title=title, xaxis_title="class", yaxis_title="points", height=260,
+        margin={"l": 10, "r": 10, "t": 30 if title else 10, "b": 10}, xaxis_type="category",
+    )  # fmt: skip
+    return fig
+
+
+def upscale(img, size: int = 64):
+    """Nearest-neighbour upscaling so tiny images (8×8 digits) stay crisp: ``(H, W[, 3])`` uint8."""
+    import numpy as np
+
+    img = np.asarray(img)
+    k = max(1, size // img.shape[0])
+    return np.repeat(np.repeat(img, k, axis=0), k, axis=1)
+
+
+def gallery(st, data, indices, max_images: int = 60, columns: int = 10) -> None:
+    """A grid of train images with their labels (the first ``max_images``)."""
+    idx = list(indices)[:max_images]
+    for start in range(0, len(idx), columns):
+        cols = st.columns(columns)
+        for col, i in zip(cols, idx[start : start + columns], strict=False):
+            label = data.class_names[int(data.y_train[int(i)])]
+            col.image(upscale(data.image("train", int(i))), caption=f"#{i} · {label}", width=64)
+    if len(indices) > max_images:
+        st.caption(f"… and {len(indices) - max_images} more")

@@ -27,7 +27,12 @@ def db_path() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _store(path: str) -> Store:
-    return Store(path)
+    """Open (and migrate) the store once per server; jobs whose worker died are resumed."""
+    from core.jobs import reconcile_and_resume
+
+    store = Store(path)
+    reconcile_and_resume(store)
+    return store
 
 
 def store() -> Store | None:
@@ -57,3 +62,53 @@ def linear_curves_df(path: str, run_id: int) -> pd.DataFrame:
 @st.cache_data(show_spinner=False)
 def linear_outcomes_df(path: str, run_id: int) -> pd.DataFrame:
     return linear_runs.linear_outcomes(_store(path), run_id)
+
+
+# -- model zoo, forget sets, evaluations, jobs ---------------------------------------------
+@st.cache_resource(show_spinner="Loading the dataset…")
+def dataset(name: str):
+    from core.data import load_dataset
+
+    return load_dataset(name, "cpu")
+
+
+@st.cache_data(show_spinner=False, ttl=2)
+def model_sets_df(path: str) -> pd.DataFrame:
+    from core.zoo import list_model_sets
+
+    return list_model_sets(_store(path))
+
+
+@st.cache_data(show_spinner=False)
+def forget_sets_df(path: str) -> pd.DataFrame:
+    from core.forget_store import list_forget_sets
+
+    return list_forget_sets(_store(path))
+
+
+@st.cache_data(show_spinner=False, ttl=2)
+def evaluations_df(path: str) -> pd.DataFrame:
+    from core.evaluation import list_evaluations
+
+    return list_evaluations(_store(path))
+
+
+@st.cache_data(show_spinner=False)
+def evaluation(path: str, run_id: int) -> dict:
+    from core.evaluation import evaluation as get
+
+    return get(_store(path), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def evaluation_margins(path: str, run_id: int):
+    from core.evaluation import evaluation_margins as get
+
+    return get(_store(path), run_id)
+
+
+def jobs_df(path: str) -> pd.DataFrame:
+    """Not cached: the jobs panel polls it."""
+    from core.jobs import list_jobs
+
+    return list_jobs(_store(path))

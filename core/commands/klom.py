@@ -1,0 +1,191 @@
+"""``forget-set``, ``oracles``, ``evaluate``, ``demo``, ``jobs`` and the internal ``worker``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import jobs
+from ..cli import command, emit, table
+from ..demo import quick_demo
+from ..errors import ConfigError
+from ..evaluation import DEFAULT_MODELS, build_oracles, evaluate, evaluation
+from ..forget_store import (
+    delete_forget_set,
+    get_forget_set,
+    list_forget_sets,
+    make_forget_set,
+    save_forget_set,
+)
+from ..store import Store
+from ..unlearning import METHODS
+from .progress import bar
+
+
+def _fs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("create", "list", "show", "delete"))
+    p.add_argument("id", nargs="?", type=int, help="forget-set id (show, delete)")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument(
+        "--kind", default="random", choices=("preset", "random", "class", "knn", "manual", "upload")
+    )
+    p.add_argument("--name", default=None)
+    p.add_argument(
+        "--preset", default=None, help="random-10, random-50, random-200, class3-half, knn-pixel-20"
+    )
+    p.add_argument("--k", type=int, default=None, help="number of points (random, class, knn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cls", type=int, default=None, help="class (kind class)")
+    p.add_argument("--fraction", type=float, default=None, help="share of the class (kind class)")
+    p.add_argument("--anchor", type=int, default=None, help="centre point (kind knn)")
+    p.add_argument("--space", default="pixel", choices=("pixel", "feature"))
+    p.add_argument("--indices", default=None, help="comma-separated train indices (kind manual)")
+    p.add_argument("--file", default=None, help="CSV or JSON of indices (kind upload)")
+
+
+@command("forget-set", "create, list, show or delete forget sets")(_fs_args)
+def forget_set(args: argparse.Namespace) -> int:
+    store = Store(args.db)
+    if args.action == "list":
+        rows = list_forget_sets(store).to_dict("records")
+        cols = ("id", "name", "dataset", "kind", "size", "created_at")
+        emit(args, {"forget_sets": rows}, table(rows, cols) if rows else "no forget sets yet")
+        return 0
+    if args.action in ("show", "delete"):
+        if args.id is None:
+            raise ConfigError(f"forget-set {args.action} needs an id")
+        fs, dataset = get_forget_set(store, args.id)
+        if args.action == "delete":
+            delete_forget_set(store, args.id)
+            emit(
+                args,
+                {"deleted": args.id},
+                f"deleted forget set {args.id} ({fs.name}) with its oracles and evaluations",
+            )
+        else:
+            emit(
+                args,
+                {"id": args.id, "dataset": dataset, **fs.to_dict()},
+                f"{fs.name} ({fs.kind}, {fs.size} points): {list(fs.indices)}",
+            )
+        return 0
+    params = dict(preset=args.preset, k=args.k, seed=args.seed, cls=args.cls, fraction=args.fraction,
+                  anchor=args.anchor, space=args.space)  # fmt: skip
+    if args.kind == "manual":
+        params["indices"] = [s.strip() for s in (args.indices or "").split(",") if s.strip()]
+    if args.kind == "upload":
+        if not args.file or not Path(args.file).is_file():
+            raise ConfigError(f"--file must name a CSV or JSON file of indices, got {args.file!r}")
+        params.update(data=Path(args.file).read_bytes(), filename=Path(args.file).name)
+    fs = make_forget_set(store, args.dataset, args.kind, args.name, **params)
+    fs_id = save_forget_set(store, fs, args.dataset)
+    warn = "".join(f"\nwarning: {w}" for w in fs.warnings)
+    emit(
+        args,
+        {"id": fs_id, "dataset": args.dataset, **fs.to_dict()},
+        f"forget set {fs_id}: {fs.name}, {fs.size} points{warn}",
+    )
+    return 0
+
+
+def _oracle_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--forget-set", type=int, required=True, dest="forget_set")
+    p.add_argument(
+        "--models", type=int, default=DEFAULT_MODELS, help="models per group (two groups)"
+    )
+    p.add_argument("--device", default=None)
+
+
+@command("oracles", "train the oracle models (and the noise-floor group) for a forget set")(
+    _oracle_args
+)
+def oracles(args: argparse.Namespace) -> int:
+    store = Store(args.db)
+    with bar(f"oracles for forget set {args.forget_set}", quiet=args.json) as progress:
+        main, floor = build_oracles(store, args.forget_set, args.models, args.device, progress)
+    emit(
+        args,
+        {"oracle_set_id": main, "floor_set_id": floor},
+        f"oracle set {main}, noise-floor set {floor}",
+    )
+    return 0
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--forget-set", type=int, required=True, dest="forget_set")
+    p.add_argument("--method", default="do_nothing", help=f"one of {', '.join(sorted(METHODS))}")
+    p.add_argument("--device", default=None)
+
+
+@command("evaluate", "score an unlearning method against the oracles with KLoM, point by point")(
+    _eval_args
+)
+def evaluate_cmd(args: argparse.Namespace) -> int:
+    store = Store(args.db)
+    run_id = evaluate(store, args.forget_set, args.method, args.device)
+    s = evaluation(store, run_id)["summaries"]
+    rows = s.to_dict("records")
+    summary = {
+        f"{r['split']}/{r['metric']}": {
+            k: r[k] for k in ("p50", "p95", "p99", "mean", "count", "accuracy")
+        }
+        for r in rows
+    }
+    text = f"evaluation {run_id} ({args.method} on forget set {args.forget_set})\n" + table(
+        rows, ("split", "metric", "p50", "p95", "p99", "mean", "count", "accuracy")
+    )
+    emit(args, {"run_id": run_id, "summaries": summary}, text)
+    return 0
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", type=int, default=DEFAULT_MODELS, help="models per group")
+    p.add_argument("--epochs", type=int, default=None, help="override the digits recipe's epochs")
+    p.add_argument("--device", default=None)
+
+
+@command("demo", "the quick preset on digits: originals, 3 forget sets, oracles, do-nothing KLoM")(
+    _demo_args
+)
+def demo(args: argparse.Namespace) -> int:
+    store = Store(args.db)
+    with bar("demo", quiet=args.json) as progress:
+        out = quick_demo(store, args.models, args.device, progress, epochs=args.epochs)
+    lines = [
+        f"{name}: forget set {v['forget_set_id']}, evaluation {v['run_id']}"
+        for name, v in out["evaluations"].items()
+    ]
+    emit(args, out, "\n".join(["demo ready (open the dashboard's KLoM explorer):", *lines]))
+    return 0
+
+
+def _jobs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", default="list", choices=("list", "cancel", "resume"))
+    p.add_argument("id", nargs="?", type=int)
+
+
+@command("jobs", "list background jobs, or cancel / resume one")(_jobs_args)
+def jobs_cmd(args: argparse.Namespace) -> int:
+    store = Store(args.db)
+    if args.action != "list":
+        if args.id is None:
+            raise ConfigError(f"jobs {args.action} needs a job id")
+        (jobs.cancel if args.action == "cancel" else jobs.resume)(store, args.id)
+    jobs.reconcile(store)
+    rows = jobs.list_jobs(store).drop(columns=["params"]).to_dict("records")
+    emit(
+        args,
+        {"jobs": rows},
+        table(rows, ("id", "kind", "status", "progress", "message")) if rows else "no jobs",
+    )
+    return 0
+
+
+def _worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--job", type=int, required=True)
+
+
+@command("worker", "(internal) run one background job in this process")(_worker_args)
+def worker(args: argparse.Namespace) -> int:
+    status = jobs.run_job(Store(args.db), args.job)
+    return 0 if status in ("done", "cancelled") else 1

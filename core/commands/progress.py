@@ -1,0 +1,28 @@
+"""A tqdm progress bar fed by the engine's ``progress(fraction, message)`` callbacks."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from tqdm import tqdm
+
+from ..zoo import Progress
+
+
+@contextlib.contextmanager
+def bar(desc: str, quiet: bool = False) -> Iterator[Progress]:
+    """Yields ``progress(fraction, message)``; draws on stderr (silent when ``quiet``)."""
+    interactive = sys.stderr.isatty()
+    with tqdm(
+        total=1000, desc=desc, file=sys.stderr, disable=quiet, leave=True,
+        mininterval=0.2 if interactive else 10.0,  # a log file gets a line every 10 s
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
+    ) as t:  # fmt: skip
+
+        def update(fraction: float, message: str) -> None:
+            t.set_postfix_str(message[:60], refresh=False)
+            t.update(int(1000 * max(0.0, min(1.0, fraction))) - t.n)  # redraws at mininterval
+
+        yield update

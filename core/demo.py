@@ -1,0 +1,69 @@
+"""The quick preset, end to end on digits: originals, three forget sets with their oracles, and
+a do-nothing evaluation of each. Every step is idempotent: a rerun reuses what is stored and
+resumes what was interrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .data import load_dataset
+from .ensemble import default_train_config
+from .evaluation import DEFAULT_MODELS, build_oracles, ensure_model_set, evaluate
+from .forget_sets import QUICK_PRESETS, digits_preset
+from .forget_store import find_forget_set, save_forget_set
+from .store import Store
+from .zoo import Progress
+
+
+def quick_demo(
+    store: Store,
+    n_models: int = DEFAULT_MODELS,
+    device: str | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    presets: tuple[str, ...] = QUICK_PRESETS,
+    epochs: int | None = None,
+) -> dict:
+    """Run the quick preset; returns ``{preset name: evaluation run id}`` plus set ids.
+
+    ``epochs`` overrides the digits recipe (the oracles always copy the originals' recipe).
+    """
+    report = progress or (lambda f, m: None)
+    # rough shares of the work: originals 1 part, each forget set's two oracle groups 2 parts
+    parts = 1 + 2 * len(presets)
+    train = default_train_config("digits")
+    if epochs is not None:
+        train = train.replace(epochs=epochs)  # shorter recipes for tests and quick looks
+    original = ensure_model_set(
+        store, "original", "digits", train=train, n_models=n_models, device=device,
+        progress=lambda f, m: report(f / parts, f"originals: {m}"), should_stop=should_stop,
+    )  # fmt: skip
+    data = load_dataset("digits", "cpu")
+    pixels = data.raw_train.reshape(data.n_train, -1)
+    out: dict = {"original_set_id": original, "evaluations": {}}
+    for k, name in enumerate(presets):
+        fs_id = find_forget_set(store, "digits", name)
+        if fs_id is None:
+            fs_id = save_forget_set(
+                store, digits_preset(name, data.y_train.numpy(), pixels), "digits"
+            )
+        base = 1 + 2 * k
+        build_oracles(
+            store, fs_id, n_models, device,
+            progress=lambda f, m, b=base, n=name: report((b + 2 * f) / parts, f"{n}: {m}"),
+            should_stop=should_stop,
+        )  # fmt: skip
+        existing = store.query_df(
+            "SELECT run_id FROM evaluations WHERE forget_set_id = ? AND method = 'do_nothing' "
+            "ORDER BY run_id DESC LIMIT 1",
+            [fs_id],
+        )
+        run_id = (
+            int(existing["run_id"][0])
+            if len(existing)
+            else evaluate(store, fs_id, "do_nothing", device)
+        )
+        out["evaluations"][name] = {"forget_set_id": fs_id, "run_id": run_id}
+    report(1.0, "demo ready: open the KLoM explorer")
+    return out

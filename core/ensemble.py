@@ -1,0 +1,415 @@
+"""Train and evaluate N independent models at once, as one stacked computation.
+
+Model n has its own seed (a ``torch.Generator`` that draws its initial weights and then its
+data order), its own training mask, and the same number of optimizer steps as its siblings:
+``steps_per_epoch = mask_size // batch_size`` full batches, the ragged rest of each epoch's
+shuffle dropped. Nothing couples the models, so model n's weights do not depend on which other
+models share the call, and the same seeds, masks and config give bitwise-equal weights (CPU).
+
+The MLP trains through a hand-written forward/backward (``_mlp_fast``, no autograd); every
+other architecture, and fine-tuning, goes through autograd on the stacked layers of
+``core.models`` (``Ensemble.forward_train``). A test checks that the two paths agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import Config, check_float, check_int
+from .data import Dataset, check_dataset
+from .device import resolve_device
+from .errors import ConfigError, LabError
+from .metrics import margins_from_logits
+from .models import Net, build, check_arch, single_state
+
+
+class Cancelled(LabError):
+    """Training was stopped because ``should_stop()`` returned True."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    """How every model of an ensemble is trained (SGD, Nesterov, warm-up then linear decay)."""
+
+    dataset: str = "digits"
+    arch: str = "mlp"
+    epochs: int = 30
+    batch_size: int = 64  # examples per model per step
+    lr: float = 0.05  # peak learning rate, per-model mean loss
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # coupled (added to the gradient), on every parameter
+    warmup: float = 0.1  # fraction of steps with lr rising linearly 0 → lr, then linear → 0
+    label_smoothing: float = 0.0
+    mixed_precision: bool = True  # bf16 autocast, used only on CUDA (and not by the MLP path)
+    eval_chunk: int = 2048  # points per evaluation chunk
+    model_chunk: int = 256  # models trained together in one stacked computation
+    fast_path: bool = True  # hand-written MLP forward/backward (mlp only)
+
+    def validate(self) -> None:
+        check_dataset(self.dataset)
+        check_arch(self.arch)
+        check_int("epochs", self.epochs, 1, 10_000)
+        check_int("batch_size", self.batch_size, 1, 1_000_000)
+        check_float("lr", self.lr, 0.0, 100.0, lo_open=True)
+        check_float("momentum", self.momentum, 0.0, 1.0, hi_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_float("warmup", self.warmup, 0.0, 1.0, hi_open=True)
+        check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, hi_open=True)
+        check_int("eval_chunk", self.eval_chunk, 1)
+        check_int("model_chunk", self.model_chunk, 1)
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov momentum needs momentum > 0")
+
+
+def default_train_config(dataset: str, arch: str | None = None) -> TrainConfig:
+    """Defaults per dataset: digits → MLP (30 epochs, batch 64); cifar10 → ResNet-9 (airbench-like)."""
+    check_dataset(dataset)
+    if dataset == "cifar10":
+        cfg = TrainConfig(
+            dataset="cifar10", arch="resnet9", epochs=20, batch_size=512, lr=0.4,
+            weight_decay=5e-4, warmup=0.2, label_smoothing=0.2, eval_chunk=1024, model_chunk=8,
+        )  # fmt: skip
+    else:
+        cfg = TrainConfig(dataset=dataset)
+    if arch is not None:
+        check_arch(arch)
+        cfg = cfg.replace(arch=arch)
+    return cfg
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """lr for 0-based ``step`` of ``total``: ``lr·(t+1)/W`` for t < W, then ``lr·(T−t)/(T−W)``."""
+    warm = int(round(cfg.warmup * total))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * (total - step) / (total - warm)
+
+
+def random_subset_masks(n_models: int, n_train: int, fraction: float, seed: int) -> np.ndarray:
+    """``(n_models, n_train)`` bool masks, each with exactly ``round(fraction·n_train)`` True."""
+    check_int("number of models", n_models, 1)
+    check_int("n_train", n_train, 1)
+    check_float("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+    k = int(round(fraction * n_train))
+    if k < 1:
+        raise ConfigError(f"fraction {fraction} of {n_train} points selects no point")
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n_models, n_train), dtype=bool)
+    for i in range(n_models):
+        masks[i, rng.choice(n_train, size=k, replace=False)] = True
+    return masks
+
+
+class Ensemble:
+    """N models of one architecture, stacked: every parameter and buffer has a leading N dim."""
+
+    def __init__(self, arch: str, net: Net, input_shape: Sequence[int], num_classes: int) -> None:
+        self.arch, self.net = arch, net
+        self.input_shape, self.num_classes = tuple(input_shape), int(num_classes)
+
+    @property
+    def n_models(self) -> int:
+        return int(self.net.fc.weight.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.fc.weight.device
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The stacked state, ``{name: (n_models, ...)}``; safe for ``torch.load(weights_only=True)``."""
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    @classmethod
+    def from_state(
+        cls,
+        arch: str,
+        state: dict[str, Tensor],
+        input_shape: Sequence[int],
+        num_classes: int,
+        device: torch.device | str | None = None,
+    ) -> Ensemble:
+        """Rebuild an ensemble from ``state_dict()`` output (and the data's shape and classes)."""
+        n = int(next(iter(state.values())).shape[0])
+        net = build(arch, tuple(input_shape), num_classes, n)
+        net.load_state_dict(state)
+        dev = resolve_device(device) if isinstance(device, str | None) else device
+        return cls(arch, net.to(dev), input_shape, num_classes)
+
+    def to(self, device: torch.device | str) -> Ensemble:
+        self.net.to(device)
+        return self
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.net.parameters())
+
+    def forward_train(self, x: Tensor) -> Tensor:
+        """Train-mode logits with autograd: ``(n_models, B, ...) → (n_models, B, K)``."""
+        self.net.train()
+        return self.net(x)
+
+    @torch.no_grad()
+    def _apply(self, fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int, amp: bool) -> Tensor:
+        self.net.eval()
+        outs = []
+        ctx = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if amp and self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        for s in range(0, x.shape[0], chunk):
+            xb = x[s : s + chunk].to(self.device)
+            with ctx:
+                out = fn(xb.unsqueeze(0).expand(self.n_models, *xb.shape))  # (N, b, ...)
+            outs.append(out.float())
+        return torch.cat(outs, dim=1)
+
+    def logits(self, x: Tensor, chunk: int = 2048, mixed_precision: bool = False) -> Tensor:
+        """Eval-mode logits of every model on every point: ``(n, ...) → (n_models, n, K)``."""
+        return self._apply(self.net, x, chunk, mixed_precision)
+
+    def features(self, x: Tensor, chunk: int = 2048) -> Tensor:
+        """Penultimate features ``(n_models, n, d)`` (eval mode)."""
+        return self._apply(self.net.features, x, chunk, False)
+
+    def margins(self, x: Tensor, y: Tensor, chunk: int = 2048) -> np.ndarray:
+        """``(n_models, n)`` float32 margins ``z_y − logsumexp_{j≠y} z_j``."""
+        return margins_from_logits(self.logits(x, chunk), y).cpu().numpy().astype(np.float32)
+
+    def accuracy(self, x: Tensor, y: Tensor, chunk: int = 2048) -> np.ndarray:
+        """``(n_models,)`` fraction of points whose argmax logit is the label."""
+        pred = self.logits(x, chunk).argmax(-1)  # (n_models, n)
+        return (pred == y.to(pred.device)).float().mean(1).cpu().numpy()
+
+    def model(self, i: int) -> nn.Module:
+        """A plain single-model module (standard torch layers) holding model i's weights."""
+        if not 0 <= i < self.n_models:
+            raise ConfigError(f"model index {i} is out of range (0..{self.n_models - 1})")
+        single = build(self.arch, self.input_shape, self.num_classes)
+        single.load_state_dict(single_state(self.net.state_dict(), i))
+        return single.to(self.device).eval()
+
+    def select(self, indices: Sequence[int]) -> Ensemble:
+        """A new ensemble holding copies of the models at ``indices``, in that order."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        if idx.numel() == 0:
+            raise ConfigError("select needs at least one model index")
+        if idx.min() < 0 or idx.max() >= self.n_models:
+            raise ConfigError(f"model indices must lie in 0..{self.n_models - 1}")
+        state = {k: v[idx.to(v.device)] for k, v in self.net.state_dict().items()}
+        return Ensemble.from_state(
+            self.arch, state, self.input_shape, self.num_classes, self.device
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Ensemble]) -> Ensemble:
+        """Join ensembles of the same architecture and data shape, models in order."""
+        if not parts:
+            raise ConfigError("concat needs at least one ensemble")
+        a = parts[0]
+        for p in parts[1:]:
+            if (p.arch, p.input_shape, p.num_classes) != (a.arch, a.input_shape, a.num_classes):
+                raise ConfigError("cannot concat ensembles of different architectures or data")
+        if len(parts) == 1:
+            return a.select(range(a.n_models))
+        states = [p.net.state_dict() for p in parts]
+        state = {k: torch.cat([s[k].to(a.device) for s in states]) for k in states[0]}
+        return Ensemble.from_state(a.arch, state, a.input_shape, a.num_classes, a.device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _check_masks(masks: np.ndarray, seeds: Sequence[int], n_train: int, batch: int) -> int:
+    masks = np.asarray(masks)
+    if masks.ndim != 2 or masks.shape[1] != n_train or masks.dtype != bool:
+        raise ConfigError(f"masks must be a bool array (n_models, {n_train}), got {masks.shape}")
+    if masks.shape[0] < 1:
+        raise ConfigError("number of models must be at least 1")
+    if len(seeds) != masks.shape[0]:
+        raise ConfigError(f"{len(seeds)} seeds given for {masks.shape[0]} masks")
+    sizes = masks.sum(1)
+    if (sizes != sizes[0]).any():
+        raise ConfigError(
+            f"every mask must select the same number of points (got {sizes.min()}..{sizes.max()})"
+        )
+    if sizes[0] < batch:
+        raise ConfigError(f"masks select {sizes[0]} points, fewer than batch_size {batch}")
+    return int(sizes[0])
+
+
+def _orders(pools: Tensor, gens: list[torch.Generator], steps: int, batch: int) -> Tensor:
+    """One epoch's batches: ``(N, steps, B)`` train indices, each model shuffled by its own RNG."""
+    m = pools.shape[1]
+    perms = torch.stack([torch.randperm(m, generator=g)[: steps * batch] for g in gens])
+    return pools.gather(1, perms).view(len(gens), steps, batch)
+
+
+def train_ensemble(
+    data: Dataset,
+    masks: np.ndarray,
+    seeds: Sequence[int],
+    cfg: TrainConfig,
+    device: torch.device | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Ensemble:
+    """Train ``len(seeds)`` models; model n on ``x_train[masks[n]]`` from seed ``seeds[n]``.
+
+    Each model minimizes its own mean (label-smoothed) cross-entropy per batch with SGD:
+    ``g ← ∇ + wd·θ; v ← μv + g; θ ← θ − lr_t (g + μv)`` (Nesterov), ``lr_t`` from ``lr_at``.
+    Models are trained ``cfg.model_chunk`` at a time and joined; the result does not depend on
+    the chunking. ``progress(step, total)`` counts chunk-steps; ``should_stop()`` → ``Cancelled``.
+    """
+    dev = data.device if device is None else torch.device(device)
+    if isinstance(device, str):
+        dev = resolve_device(device)
+    masks = np.asarray(masks)
+    m = _check_masks(masks, seeds, data.n_train, cfg.batch_size)
+    steps = m // cfg.batch_size
+    n = len(seeds)
+    chunks = [range(s, min(s + cfg.model_chunk, n)) for s in range(0, n, cfg.model_chunk)]
+    total = len(chunks) * steps * cfg.epochs
+    x, y = data.x_train.to(dev), data.y_train.to(dev)
+    parts = []
+    for c, idx in enumerate(chunks):
+        offset = c * steps * cfg.epochs
+
+        def tick(step: int, offset: int = offset) -> None:
+            if should_stop is not None and should_stop():
+                raise Cancelled("training was cancelled")
+            if progress is not None and (step % max(1, total // 100) == 0 or step == total):
+                progress(offset + step, total)
+
+        net, gens = _init(data, [int(seeds[i]) for i in idx], cfg)
+        pools = torch.from_numpy(np.stack([np.flatnonzero(masks[i]) for i in idx]))  # (N, m)
+        net.to(dev)
+        loop = _train_mlp_fast if (cfg.arch == "mlp" and cfg.fast_path) else _train_autograd
+        with _cpu_threads(dev, len(idx) * cfg.batch_size):
+            loop(net, x, y, pools, gens, steps, cfg, tick)
+        parts.append(Ensemble(cfg.arch, net, data.input_shape, data.num_classes))
+    if progress is not None:
+        progress(total, total)
+    return parts[0] if len(parts) == 1 else Ensemble.concat(parts)
+
+
+@contextlib.contextmanager
+def _cpu_threads(dev: torch.device, work: int, small: int = 2048) -> Iterator[None]:
+    """One CPU thread for small steps (``work`` = models × batch): OpenMP threads that wait on
+    each other at every tiny op cost more than they give, and collapse on a busy machine."""
+    before = torch.get_num_threads()
+    if dev.type == "cpu" and work < small:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _init(data: Dataset, seeds: list[int], cfg: TrainConfig) -> tuple[Net, list]:
+    net = build(cfg.arch, data.input_shape, data.num_classes, len(seeds))
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    for i, g in enumerate(gens):
+        net.init_model(i, g)
+    return net, gens
+
+
+def _train_autograd(net, x, y, pools, gens, steps, cfg, tick) -> None:
+    """Generic path: autograd through the stacked layers, ``torch.optim.SGD`` on the stack."""
+    n, b, k = len(gens), cfg.batch_size, net.fc.weight.shape[1]
+    opt = torch.optim.SGD(
+        net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )  # fmt: skip
+    amp = cfg.mixed_precision and x.device.type == "cuda"
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+    net.train()
+    total, t = steps * cfg.epochs, 0
+    for _ in range(cfg.epochs):
+        order = _orders(pools, gens, steps, b).to(x.device)  # (N, steps, B)
+        for s in range(steps):
+            tick(t)
+            idx = order[:, s]  # (N, B)
+            with ctx:
+                z = net(x[idx])  # (N, B, K)
+            # sum over models of each model's mean loss: the models' gradients stay separate
+            loss = F.cross_entropy(
+                z.float().reshape(n * b, k), y[idx].reshape(-1),
+                label_smoothing=cfg.label_smoothing, reduction="sum",
+            ) / b  # fmt: skip
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(t, total, cfg)
+            opt.step()
+            t += 1
+    tick(t)
+
+
+@torch.no_grad()
+def _train_mlp_fast(net, x, y, pools, gens, steps, cfg, tick) -> None:
+    """MLP path without autograd: the same math as ``_train_autograd``, written out by hand.
+
+    Forward ``h = relu(x W1ᵀ + b1)``, ``z = h W2ᵀ + b2``; backward of the mean smoothed CE:
+    ``dz = (softmax(z) − (1−ε)·onehot − ε/K) / B``, ``dW2 = dzᵀh``, ``dh = dz W2 ⊙ [h>0]``,
+    ``dW1 = dhᵀx``. All buffers are allocated once; the SGD update is in place (``_foreach``).
+    """
+    n, b = len(gens), cfg.batch_size
+    w1, b1, w2, b2 = net.fc1.weight, net.fc1.bias, net.fc.weight, net.fc.bias
+    (_, hid, d), k = w1.shape, w2.shape[1]  # w1 (N, H, D), w2 (N, K, H)
+    xf = x.reshape(x.shape[0], -1)  # (n_train, D)
+    dev, f32 = x.device, dict(device=x.device, dtype=torch.float32)
+    xb, h, dh = (torch.empty(n, b, c, **f32) for c in (d, hid, hid))  # (N, B, ·)
+    z = torch.empty(n, k, b, **f32)  # logits transposed, (N, K, B): faster GEMMs for small K
+    zmax, zsum = torch.empty(n, 1, b, **f32), torch.empty(n, 1, b, **f32)
+    yb = torch.empty(n * b, dtype=torch.long, device=dev)
+    eps = cfg.label_smoothing
+    hit = torch.full((n, 1, b), -(1.0 - eps) / b, **f32)  # the one-hot part of dz
+    params = [w1, b1, w2, b2]
+    grads = [torch.zeros_like(p) for p in params]
+    gw1, gb1, gw2, gb2 = grads
+    bufs = [torch.zeros_like(p) for p in params]
+    total, t, mu = steps * cfg.epochs, 0, cfg.momentum
+    relu_bwd = torch.ops.aten.threshold_backward.grad_input
+    for _ in range(cfg.epochs):
+        order = _orders(pools, gens, steps, b).to(dev)  # (N, steps, B)
+        for s in range(steps):
+            tick(t)
+            flat = order[:, s].reshape(-1)  # (N*B,)
+            torch.index_select(xf, 0, flat, out=xb.view(n * b, d))
+            torch.index_select(y, 0, flat, out=yb)
+            torch.baddbmm(b1.unsqueeze(1), xb, w1.transpose(1, 2), out=h)  # (N, B, H)
+            h.clamp_(min=0.0)
+            torch.baddbmm(b2.unsqueeze(2), w2, h.transpose(1, 2), out=z)  # (N, K, B)
+            torch.amax(z, dim=1, keepdim=True, out=zmax)
+            z.sub_(zmax).exp_()
+            torch.sum(z, dim=1, keepdim=True, out=zsum)
+            z.div_(zsum.mul_(b))  # softmax / B
+            if eps:
+                z.sub_(eps / (k * b))
+            z.scatter_add_(1, yb.view(n, 1, b), hit)  # dzᵀ, (N, K, B)
+            torch.bmm(z, h, out=gw2)  # (N, K, H)
+            torch.sum(z, dim=2, out=gb2)
+            torch.bmm(z.transpose(1, 2), w2, out=dh)  # (N, B, H)
+            relu_bwd(dh, h, 0.0, grad_input=dh)  # dh ⊙ [h > 0]
+            torch.bmm(dh.transpose(1, 2), xb, out=gw1)  # (N, H, D)
+            torch.sum(dh, dim=1, out=gb1)
+            lr = lr_at(t, total, cfg)
+            for p, g, v in zip(params, grads, bufs, strict=True):  # in place, as torch.optim.SGD
+                if cfg.weight_decay:
+                    g.add_(p, alpha=cfg.weight_decay)  # g ← ∇ + wd·θ
+                torch.add(g, v, alpha=mu, out=v)  # v ← μv + g
+                if cfg.nesterov:
+                    p.add_(g.add_(v, alpha=mu), alpha=-lr)  # θ ← θ − lr (g + μv)
+                else:
+                    p.add_(v, alpha=-lr)
+            t += 1
+    tick(t)

@@ -1,0 +1,171 @@
+"""The database schema as an append-only list of migrations.
+
+Migration ``i`` brings a database from schema version ``i`` to ``i + 1``; ``Store`` applies the
+pending ones, in one transaction, every time it opens a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+
+def _m1(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs and the linear study's curves."""
+    con.execute("CREATE SEQUENCE IF NOT EXISTS run_id_seq START 1")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS runs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('run_id_seq'),
+            kind VARCHAR NOT NULL,            -- 'linear', 'evaluation', ...
+            config JSON NOT NULL,
+            seed BIGINT,
+            code_version VARCHAR NOT NULL,
+            device VARCHAR NOT NULL,
+            wall_time_s DOUBLE NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            summary JSON
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS linear_curves (
+            run_id BIGINT NOT NULL,
+            method VARCHAR NOT NULL,
+            step INTEGER NOT NULL,
+            rel_dist DOUBLE NOT NULL,
+            objective DOUBLE NOT NULL,
+            PRIMARY KEY (run_id, method, step)
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS linear_outcomes (
+            run_id BIGINT NOT NULL,
+            method VARCHAR NOT NULL,
+            step_size DOUBLE NOT NULL,
+            final_rel_dist DOUBLE NOT NULL,
+            min_rel_dist DOUBLE NOT NULL,
+            step_below_1e3 INTEGER,
+            step_below_1e6 INTEGER,
+            diverged BOOLEAN NOT NULL,
+            diverged_at INTEGER,
+            status VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, method)
+        )"""
+    )
+
+
+def _m2(con: duckdb.DuckDBPyConnection) -> None:
+    """Model sets (N models of one kind) and their chunks (each committed once)."""
+    con.execute("CREATE SEQUENCE IF NOT EXISTS model_set_id_seq START 1")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS model_sets (
+            id BIGINT PRIMARY KEY DEFAULT nextval('model_set_id_seq'),
+            kind VARCHAR NOT NULL,            -- original | oracle | subset | unlearned
+            role VARCHAR NOT NULL,            -- main | floor (the oracles' second group)
+            dataset VARCHAR NOT NULL,
+            arch VARCHAR NOT NULL,
+            n_models INTEGER NOT NULL,
+            chunk_size INTEGER NOT NULL,
+            seed BIGINT NOT NULL,             -- model i is trained from seed + i
+            fraction DOUBLE,                  -- subset sets: the share of train points per model
+            forget_set_id BIGINT,             -- oracle / unlearned sets
+            train_config JSON NOT NULL,
+            data_meta JSON NOT NULL,
+            code_version VARCHAR NOT NULL,
+            device VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,          -- building | complete
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS model_chunks (
+            set_id BIGINT NOT NULL,
+            chunk INTEGER NOT NULL,
+            first_model INTEGER NOT NULL,
+            n_models INTEGER NOT NULL,
+            weights_file VARCHAR NOT NULL,    -- relative to the store's files folder
+            margins_file VARCHAR NOT NULL,    -- (n_models, n_train + n_val) float32
+            masks_file VARCHAR NOT NULL,      -- (n_models, n_train) bool
+            train_acc DOUBLE NOT NULL,        -- mean over the chunk's models
+            val_acc DOUBLE NOT NULL,
+            wall_time_s DOUBLE NOT NULL,
+            device VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (set_id, chunk)
+        )"""
+    )
+
+
+def _m3(con: duckdb.DuckDBPyConnection) -> None:
+    """Forget sets, KLoM evaluations (per point and per split) and background jobs."""
+    con.execute("CREATE SEQUENCE IF NOT EXISTS forget_set_id_seq START 1")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS forget_sets (
+            id BIGINT PRIMARY KEY DEFAULT nextval('forget_set_id_seq'),
+            name VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,            -- random | class | knn_pixel | knn_feature | ...
+            params JSON NOT NULL,
+            indices BIGINT[] NOT NULL,        -- sorted, unique train indices
+            size INTEGER NOT NULL,
+            warnings JSON NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            UNIQUE (dataset, name)
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS evaluations (
+            run_id BIGINT PRIMARY KEY,        -- the runs row (config, seed, device, time)
+            forget_set_id BIGINT NOT NULL,
+            method VARCHAR NOT NULL,
+            unlearned_set_id BIGINT,          -- NULL when the method keeps only margins
+            original_set_id BIGINT NOT NULL,
+            oracle_set_id BIGINT NOT NULL,
+            floor_set_id BIGINT NOT NULL,
+            compute_cost DOUBLE NOT NULL,     -- example-gradients spent / those of retraining
+            margins_file VARCHAR NOT NULL     -- the unlearned models' margins (n_models, n_points)
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS klom_points (
+            run_id BIGINT NOT NULL,
+            point INTEGER NOT NULL,           -- global index: train 0…n_train−1, then val
+            split VARCHAR NOT NULL,           -- forget | retain | val
+            klom DOUBLE NOT NULL,             -- unlearned vs oracle
+            floor DOUBLE NOT NULL,            -- second oracle group vs oracle
+            gap DOUBLE NOT NULL,              -- mean margin: unlearned − oracle
+            PRIMARY KEY (run_id, point)
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS klom_summaries (
+            run_id BIGINT NOT NULL,
+            split VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,          -- klom | floor
+            p50 DOUBLE, p95 DOUBLE, p99 DOUBLE, mean DOUBLE,
+            count INTEGER NOT NULL,
+            accuracy DOUBLE,                  -- mean accuracy of the scored models on the split
+            PRIMARY KEY (run_id, split, metric)
+        )"""
+    )
+    con.execute("CREATE SEQUENCE IF NOT EXISTS job_id_seq START 1")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS jobs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('job_id_seq'),
+            kind VARCHAR NOT NULL,
+            params JSON NOT NULL,
+            status VARCHAR NOT NULL,          -- queued | running | done | failed | cancelled | interrupted
+            progress DOUBLE NOT NULL DEFAULT 0,
+            message VARCHAR NOT NULL DEFAULT '',
+            result JSON,
+            pid INTEGER,
+            cancel_requested BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            started_at TIMESTAMP,
+            updated_at TIMESTAMP,
+            finished_at TIMESTAMP
+        )"""
+    )
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m1, _m2, _m3]

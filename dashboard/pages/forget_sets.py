@@ -1,0 +1,122 @@
+"""Forget sets: build one with any constructor, look at its points, save, load, delete."""
+
+import streamlit as st
+
+from core.errors import LabError
+from core.forget_sets import PRESET_NAMES
+from core.forget_store import delete_forget_set, get_forget_set, make_forget_set, save_forget_set
+from dashboard import components, data_access
+from dashboard.jobs_panel import jobs_panel, start_job
+
+st.title("Forget sets")
+st.caption("The points a model must forget. Build a set, check what is in it, save it, then "
+           "train its oracles and score methods against them in the KLoM explorer.")  # fmt: skip
+store = data_access.store()
+if store is None:
+    st.stop()
+path = str(store.path)
+
+dataset = st.selectbox("dataset", ["digits", "cifar10"], key="fs_dataset")
+try:
+    data = data_access.dataset(dataset)
+except LabError as err:
+    st.error(str(err))
+    st.stop()
+
+KINDS = {"preset": "Preset", "random": "Random", "class": "Part of a class",
+         "knn": "Nearest neighbours", "manual": "Hand-picked", "upload": "Upload CSV / JSON"}  # fmt: skip
+kind = st.radio("constructor", list(KINDS), format_func=KINDS.get, horizontal=True, key="fs_kind")
+p: dict = {}
+c1, c2, c3 = st.columns(3)
+if kind == "preset":
+    p["preset"] = c1.selectbox("preset", PRESET_NAMES, key="fs_preset")
+elif kind == "random":
+    p["k"] = int(c1.number_input("points", value=50, step=1, key="fs_k"))
+    p["seed"] = int(c2.number_input("seed", value=0, step=1, key="fs_seed"))
+elif kind == "class":
+    p["cls"] = int(
+        c1.selectbox(
+            "class",
+            range(data.num_classes),
+            format_func=lambda i: data.class_names[i],
+            key="fs_cls",
+        )
+    )
+    p["fraction"] = float(c2.slider("share of the class", 0.05, 1.0, 0.5, 0.05, key="fs_frac"))
+    p["seed"] = int(c3.number_input("seed", value=0, step=1, key="fs_seed"))
+elif kind == "knn":
+    p["anchor"] = int(c1.number_input("anchor (train index)", value=0, step=1, key="fs_anchor"))
+    p["k"] = int(c2.number_input("points (anchor included)", value=20, step=1, key="fs_k"))
+    p["space"] = c3.radio("distance in", ["pixel", "feature"], horizontal=True, key="fs_space",
+                          help="feature: the original models' penultimate layer (build originals first)")  # fmt: skip
+elif kind == "manual":
+    text = st.text_input("train indices, comma-separated", "0, 1, 2", key="fs_manual")
+    p["indices"] = [s.strip() for s in text.replace("\n", ",").split(",") if s.strip()]
+else:
+    up = st.file_uploader(
+        "a CSV (one index per line, or an 'index' column) or a JSON list",
+        type=["csv", "json", "txt"],
+        key="fs_upload",
+    )
+    if up is not None:
+        p.update(data=up.getvalue(), filename=up.name)
+name = st.text_input("name (optional)", key="fs_name") or None
+
+if st.button("Preview", key="fs_preview_btn"):
+    try:
+        if kind == "upload" and "data" not in p:
+            raise LabError("choose a file to upload first")
+        st.session_state["fs_preview"] = make_forget_set(store, dataset, kind, name, **p)
+    except LabError as err:
+        st.session_state.pop("fs_preview", None)
+        st.error(f"Not a valid forget set: {err}")
+
+preview = st.session_state.get("fs_preview")
+if preview is not None:
+    st.subheader(f"Preview: {preview.name} — {preview.size} points")
+    for w in preview.warnings:
+        st.warning(w)
+    components.gallery(st, data, preview.indices)
+    labels = data.y_train.numpy()[preview.indices]
+    st.plotly_chart(components.class_histogram(labels, data.class_names), width="stretch")
+    if st.button("Save forget set", type="primary", key="fs_save"):
+        try:
+            fs_id = save_forget_set(store, preview, dataset)
+            st.session_state.pop("fs_preview")
+            data_access.refresh()
+            st.success(f"Saved as forget set {fs_id}.")
+        except LabError as err:
+            st.error(f"Not saved: {err}")
+
+st.divider()
+st.subheader("Saved forget sets")
+jobs_panel()
+saved = data_access.forget_sets_df(path)
+saved = saved[saved["dataset"] == dataset]
+if saved.empty:
+    st.info("No saved forget sets for this dataset yet.")
+    st.stop()
+st.dataframe(saved.drop(columns=["params"]), hide_index=True, width="stretch")
+ids = saved["id"].astype(int).tolist()
+chosen = st.selectbox(
+    "open a forget set",
+    ids,
+    format_func=lambda i: f"#{i} · {saved.set_index('id').loc[i, 'name']}",
+    key="fs_open",
+)
+fs, _ = get_forget_set(store, chosen)
+st.markdown(f"**{fs.name}** · {fs.kind} · {fs.size} points · parameters `{fs.params}`")
+components.gallery(st, data, fs.indices, max_images=30)
+b1, b2, b3 = st.columns(3)
+if b1.button("Build its oracles", key="fs_oracles"):
+    start_job("oracles", {"forget_set_id": chosen, "models": 100})
+if b2.button("Evaluate do-nothing", key="fs_eval"):
+    start_job("evaluate", {"forget_set_id": chosen, "method": "do_nothing"})
+confirm = b3.checkbox("also delete its oracles and evaluations", key="fs_confirm")
+if b3.button("Delete", disabled=not confirm, key="fs_delete"):
+    try:
+        delete_forget_set(store, chosen)
+        data_access.refresh()
+        st.rerun()
+    except LabError as err:
+        st.error(str(err))

@@ -1,0 +1,72 @@
+"""Models: the model sets in the store, and building the default originals for a dataset."""
+
+import streamlit as st
+
+from core.data import check_dataset
+from core.ensemble import default_train_config
+from core.errors import LabError
+from core.zoo import create_model_set
+from dashboard import data_access
+from dashboard.jobs_panel import jobs_panel, start_job
+
+st.title("Model zoo")
+st.caption(
+    "Every comparison in the lab is between *ensembles*: many models trained the same way from "
+    "different seeds. Originals see the whole train split; oracles are retrained without a "
+    "forget set; subset models see random halves (for datamodels)."
+)
+store = data_access.store()
+if store is None:
+    st.stop()
+path = str(store.path)
+
+with st.form("build_originals"):
+    st.markdown("**Build original models**")
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox("dataset", ["digits", "cifar10"], key="ms_dataset")
+    n_models = c2.number_input("models", value=100, min_value=1, max_value=10_000, key="ms_models")
+    device = c3.selectbox("device", ["auto", "cpu", "cuda", "mps"], key="ms_device")
+    go = st.form_submit_button("Build in the background", type="primary")
+if go:
+    try:
+        check_dataset(dataset)
+        data = data_access.dataset(dataset)
+        set_id = create_model_set(
+            store,
+            "original",
+            default_train_config(dataset),
+            int(n_models),
+            device=device,
+            data=data,
+        )
+        start_job("build_models", {"set_id": set_id, "device": device})
+        data_access.refresh()
+    except LabError as err:
+        st.error(f"Nothing was built: {err}")
+
+jobs_panel()
+
+sets = data_access.model_sets_df(path)
+if sets.empty:
+    st.info("No model sets yet. Build the originals above, or run the quick demo from Home.")
+    st.stop()
+view = sets.assign(
+    progress=sets["models_done"].astype(str) + " / " + sets["n_models"].astype(str),
+    mean_val_acc=(100 * sets["mean_val_acc"]).round(2),
+    mean_train_acc=(100 * sets["mean_train_acc"]).round(2),
+    wall_time_s=sets["wall_time_s"].round(1),
+)[
+    ["id", "kind", "role", "dataset", "arch", "progress", "mean_val_acc", "mean_train_acc",
+     "forget_set_id", "device", "wall_time_s", "status", "created_at"]
+]  # fmt: skip
+st.dataframe(
+    view,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "mean_val_acc": st.column_config.NumberColumn("val acc. %", format="%.2f"),
+        "mean_train_acc": st.column_config.NumberColumn("train acc. %", format="%.2f"),
+        "wall_time_s": st.column_config.NumberColumn("time (s)"),
+        "forget_set_id": st.column_config.NumberColumn("forget set"),
+    },
+)

@@ -1,0 +1,26 @@
+"""Small, fast labs for the integration tests: tiny recipes, few models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.ensemble import default_train_config
+from core.evaluation import build_oracles
+from core.forget_sets import random_forget_set
+from core.forget_store import save_forget_set
+from core.store import Store
+from core.zoo import build_model_set, create_model_set
+
+TINY = default_train_config("digits").replace(epochs=2)
+
+
+def tiny_lab(path, n_models: int = 6, forget_k: int = 20) -> dict:
+    """Originals, one random forget set and its two oracle groups, all tiny."""
+    store = Store(path)
+    orig = create_model_set(store, "original", TINY, n_models, seed=0, chunk_size=3)
+    build_model_set(store, orig)
+    fs = random_forget_set(1347, forget_k, seed=0, name="r20")
+    fs_id = save_forget_set(store, fs, "digits")
+    main, floor = build_oracles(store, fs_id, n_models)
+    return {"store": store, "original": orig, "forget_set": fs_id, "forget": np.asarray(fs.indices),
+            "oracle": main, "floor": floor}  # fmt: skip

@@ -1,0 +1,103 @@
+"""The model-zoo and KLoM commands as real subprocesses: JSON, progress, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.store import Store
+from core.zoo import list_model_sets
+from tests.test_cli import cli
+
+
+def test_train_models_forget_set_oracles_evaluate(db_path, tmp_path):
+    res = cli("train", "--models", "3", "--epochs", "2", "--json", db=db_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["id"] == 1 and out["n_models"] == 3 and out["status"] == "complete"
+    assert 0.5 < out["mean_val_acc"] <= 1.0
+    res = cli(
+        "train",
+        "--models",
+        "2",
+        "--epochs",
+        "1",
+        "--kind",
+        "subset",
+        "--fraction",
+        "0.5",
+        db=db_path,
+    )
+    assert res.returncode == 0 and "subset" in res.stdout
+    listed = json.loads(cli("models", "--json", db=db_path).stdout)["model_sets"]
+    assert [m["kind"] for m in listed] == ["subset", "original"]
+
+    res = cli(
+        "forget-set",
+        "create",
+        "--kind",
+        "class",
+        "--cls",
+        "3",
+        "--fraction",
+        "0.1",
+        "--json",
+        db=db_path,
+    )
+    assert res.returncode == 0, res.stderr
+    fs = json.loads(res.stdout)
+    assert fs["kind"] == "class" and fs["id"] == 1
+    up = tmp_path / "ids.csv"
+    up.write_text("index\n4\n8\n8\n15\n")
+    res = cli("forget-set", "create", "--kind", "upload", "--file", str(up), "--json", db=db_path)
+    assert res.returncode == 0 and json.loads(res.stdout)["indices"] == [4, 8, 15]
+    assert "duplicate" in json.loads(res.stdout)["warnings"][0]
+
+    res = cli("oracles", "--forget-set", "1", "--models", "3", "--json", db=db_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"oracle_set_id": 3, "floor_set_id": 4}
+    res = cli("evaluate", "--forget-set", "1", "--method", "do_nothing", "--json", db=db_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert set(out["summaries"]) == {
+        f"{s}/{m}" for s in ("forget", "retain", "val") for m in ("klom", "floor")
+    }
+    assert out["summaries"]["forget/klom"]["count"] == fs["params"]["k"]
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "--dataset", "mnist"], "unknown dataset"),
+        (["train", "--arch", "transformer"], "unknown architecture"),
+        (["train", "--models", "0"], "models must be at least 1"),
+        (["train", "--kind", "subset", "--fraction", "1.5"], "fraction"),
+        (
+            ["train", "--dataset", "cifar10", "--data-root", "/nonexistent/cifar"],
+            "/nonexistent/cifar",
+        ),
+        (["forget-set", "create", "--kind", "random", "--k", "0"], "k must be at least 1"),
+        (["forget-set", "create", "--kind", "random", "--k", "1347"], "at most"),
+        (["forget-set", "create", "--kind", "manual", "--indices", "1,x"], "not an integer"),
+        (["forget-set", "create", "--kind", "manual", "--indices", "5000"], "5000"),
+        (["forget-set", "create", "--kind", "manual", "--indices", ""], "empty"),
+        (["forget-set", "show", "77"], "no forget set with id 77"),
+        (["oracles", "--forget-set", "77"], "no forget set with id 77"),
+        (["evaluate", "--forget-set", "77"], "no forget set with id 77"),
+        (["jobs", "cancel", "77"], "no job with id 77"),
+    ],
+)
+def test_bad_input_is_refused_clearly(db_path, args, needle):
+    res = cli(*args, db=db_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert needle in res.stderr and "Traceback" not in res.stderr
+    if db_path.exists():
+        assert list_model_sets(Store(db_path)).empty
+
+
+def test_malformed_upload(db_path, tmp_path):
+    bad = tmp_path / "ids.json"
+    bad.write_text("{not json")
+    res = cli("forget-set", "create", "--kind", "upload", "--file", str(bad), db=db_path)
+    assert res.returncode == 2 and "not valid JSON" in res.stderr

@@ -1,0 +1,105 @@
+"""Background jobs in real worker processes: progress, cancel, a killed worker, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from core import jobs
+from core.store import Store
+from core.zoo import build_model_set, create_model_set, done_chunks, get_model_set, load_margins
+from tests.lab_fixtures import TINY
+
+SLOW = TINY.replace(epochs=6)  # ~1 s a chunk of 2 models: time to act mid-build
+
+
+def wait_for(pred, timeout=120.0, every=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def _assert_consistent(store: Store, set_id: int) -> None:
+    """Every chunk row names complete files of the right shape; no stray rows."""
+    ms = get_model_set(store, set_id)
+    rows = store.query_df("SELECT * FROM model_chunks WHERE set_id = ?", [set_id])
+    for r in rows.itertuples():
+        assert len(ms.chunk_range(r.chunk)) == r.n_models
+        assert store.load_array(r.margins_file).shape == (r.n_models, 1797)
+        assert store.load_array(r.masks_file).shape == (r.n_models, 1347)
+        assert store.load_tensors(r.weights_file)
+
+
+def test_job_runs_to_done_with_progress(db_path):
+    store = Store(db_path)
+    set_id = create_model_set(store, "original", TINY, 2)
+    job_id = jobs.start(store, "build_models", {"set_id": set_id, "device": "cpu"})
+    wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL)
+    job = jobs.get_job(store, job_id)
+    assert (
+        job["status"] == "done" and job["progress"] == 1.0 and job["result"] == {"set_id": set_id}
+    )
+    assert get_model_set(store, set_id).status == "complete"
+
+
+def test_cancel_leaves_a_consistent_store(db_path):
+    store = Store(db_path)
+    set_id = create_model_set(store, "original", SLOW, 40, chunk_size=2)
+    job_id = jobs.start(store, "build_models", {"set_id": set_id, "device": "cpu"})
+    wait_for(lambda: len(done_chunks(store, set_id)) >= 1)
+    df = jobs.list_jobs(store)
+    assert df.loc[df["id"] == job_id, "status"].item() == "running"
+    jobs.cancel(store, job_id)
+    wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL, timeout=60)
+    job = jobs.get_job(store, job_id)
+    assert job["status"] == "cancelled" and "cancelled" in job["message"]
+    assert 1 <= len(done_chunks(store, set_id)) < 20
+    assert get_model_set(store, set_id).status == "building"
+    _assert_consistent(store, set_id)
+
+
+def test_killed_worker_is_detected_and_resumed(db_path, tmp_path):
+    store = Store(db_path)
+    set_id = create_model_set(store, "original", SLOW, 8, seed=11, chunk_size=2)
+    job_id = jobs.start(store, "build_models", {"set_id": set_id, "device": "cpu"})
+    wait_for(lambda: len(done_chunks(store, set_id)) >= 1)
+    pid = int(jobs.get_job(store, job_id)["pid"])
+    os.kill(pid, signal.SIGKILL)  # no chance to clean up
+    wait_for(lambda: not jobs._alive(pid), timeout=30)
+    assert jobs.reconcile(store) == [job_id]
+    assert jobs.get_job(store, job_id)["status"] == "interrupted"
+    _assert_consistent(store, set_id)
+    before = done_chunks(store, set_id)
+    assert 1 <= len(before) < 4
+    jobs.resume(store, job_id)
+    wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL)
+    assert jobs.get_job(store, job_id)["status"] == "done"
+    # the resumed build equals an uninterrupted one with the same seeds
+    ref = Store(tmp_path / "ref.duckdb")
+    ref_id = create_model_set(ref, "original", SLOW, 8, seed=11, chunk_size=2)
+    build_model_set(ref, ref_id)
+    np.testing.assert_array_equal(load_margins(store, set_id), load_margins(ref, ref_id))
+
+
+def test_bad_job_requests(db_path):
+    store = Store(db_path)
+    from core.errors import ConfigError, NotFoundError
+
+    with pytest.raises(ConfigError, match="unknown job kind"):
+        jobs.submit(store, "mine_bitcoin", {})
+    with pytest.raises(NotFoundError):
+        jobs.cancel(store, 12345)
+    job_id = jobs.submit(store, "build_models", {"set_id": 999})
+    jobs.launch(store, job_id)
+    wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL)
+    job = jobs.get_job(store, job_id)
+    assert job["status"] == "failed" and "no model set with id 999" in job["message"]
+    with pytest.raises(ConfigError, match="only a stopped job"):
+        jobs.resume(store, jobs.submit(store, "demo", {}))
