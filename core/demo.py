@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .data import load_dataset
-from .ensemble import default_train_config
 from .evaluation import DEFAULT_MODELS, build_oracles, ensure_model_set, evaluate
 from .forget_sets import QUICK_PRESETS, digits_preset
 from .forget_store import find_forget_set, save_forget_set
+from .recipe import default_train_config
 from .store import Store
 from .zoo import Progress
 

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from .data import load_dataset
-from .ensemble import TrainConfig, default_train_config
 from .errors import ConfigError, NotFoundError
 from .forget_store import get_forget_set
 from .metrics import SPLITS, klom, margin_gap, split_accuracy, split_indices, split_summary
+from .recipe import TrainConfig, default_train_config
 from .store import Store
 from .unlearning import UnlearnContext, get_method
 from .zoo import Progress, build_model_set, create_model_set, get_model_set, load_margins

@@ -26,8 +26,9 @@ from . import code_version
 from .config import check_float, check_int
 from .data import Dataset, load_dataset
 from .device import resolve_device
-from .ensemble import Ensemble, TrainConfig, random_subset_masks, train_ensemble
+from .ensemble import Ensemble, train_ensemble
 from .errors import ConfigError, NotFoundError
+from .recipe import TrainConfig, random_subset_masks
 from .store import Store
 
 KINDS = ("original", "oracle", "subset", "unlearned")

@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="Unlearning Lab", page_icon=":material/science:", layout="wide")
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent / "views"  # not pages/, which Streamlit would list by itself
 nav = st.navigation(
     [
         st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),

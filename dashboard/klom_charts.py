@@ -65,11 +65,13 @@ def klom_distribution(
         fig.update_yaxes(title="points")
     p95, p99 = np.percentile(sub["klom"], [95, 99]) if len(sub) else (np.nan, np.nan)
     fp95 = np.percentile(sub["floor"], 95) if len(sub) else np.nan
-    for x, text, c, dash in ((p95, "P95", color, "dash"), (p99, "P99", color, "dot"),
-                             (fp95, "floor P95", FLOOR_COLOR, "dash"), (SATURATION, "saturation ln 1e5", "#111827", "dot")):  # fmt: skip
+    marks = ((p95, "P95", color, "dash", "top left"), (p99, "P99", color, "dot", "top right"),
+             (fp95, "floor P95", FLOOR_COLOR, "dash", "bottom right"),
+             (SATURATION, "saturation ≈ ln 1e5", "#111827", "dot", "bottom left"))  # fmt: skip
+    for x, text, c, dash, where in marks:
         if np.isfinite(x):
             fig.add_vline(x=max(x, lo) if lo else x, line_color=c, line_dash=dash,
-                          annotation_text=text, annotation_position="top")  # fmt: skip
+                          annotation_text=text, annotation_position=where)  # fmt: skip
     fig.update_xaxes(title="KLoM (nats)", type="log" if log_x else "linear")
     fig.update_layout(
         height=360,
@@ -82,10 +84,10 @@ def klom_distribution(
 def klom_points(points: pd.DataFrame) -> go.Figure:
     """Every point: KLoM against the signed margin gap, coloured by split; click to drill down."""
     fig = go.Figure()
-    for split, c in SPLIT_COLORS.items():
-        sub = points[points["split"] == split]
+    for split in ("val", "retain", "forget"):  # forget points drawn last, on top
+        sub, c = points[points["split"] == split], SPLIT_COLORS[split]
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=sub["gap"], y=sub["klom"], mode="markers", name=split, customdata=sub["point"],
                 marker={"color": c, "size": 7 if split == "forget" else 4, "opacity": 0.7},
                 hovertemplate="point %{customdata}<br>gap %{x:.2f}<br>KLoM %{y:.3f}<extra>" + split + "</extra>",
@@ -94,7 +96,7 @@ def klom_points(points: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         xaxis_title="mean margin: method − oracle  (> 0: under-unlearned, < 0: over-unlearned)",
         yaxis_title="KLoM", height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        legend={"orientation": "h", "y": -0.25}, dragmode="select",
+        legend={"orientation": "h", "y": -0.25}, clickmode="event+select",
     )  # fmt: skip
     return fig
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.ensemble import default_train_config
 from core.evaluation import build_oracles
 from core.forget_sets import random_forget_set
 from core.forget_store import save_forget_set
+from core.recipe import default_train_config
 from core.store import Store
 from core.zoo import build_model_set, create_model_set
 

@@ -25,7 +25,7 @@ def test_home_renders(app):
 
 
 def test_linear_page_runs_the_study_into_duckdb(app, db_path):
-    app.switch_page("pages/linear.py").run()
+    app.switch_page("views/linear.py").run()
     assert not app.exception
     assert any("No runs yet" in i.value for i in app.info)
     app.number_input(key="steps").set_value(300)
@@ -40,7 +40,7 @@ def test_linear_page_runs_the_study_into_duckdb(app, db_path):
 
 
 def test_linear_page_rejects_bad_input(app, db_path):
-    app.switch_page("pages/linear.py").run()
+    app.switch_page("views/linear.py").run()
     app.number_input(key="forget").set_value(100)
     app.button[0].click().run()
     assert "smaller than n" in app.error[0].value
@@ -49,7 +49,7 @@ def test_linear_page_rejects_bad_input(app, db_path):
 
 def test_corrupt_database_message(app, db_path):
     db_path.write_text("not a database")
-    app.switch_page("pages/linear.py").run()
+    app.switch_page("views/linear.py").run()
     assert not app.exception
     assert "not a DuckDB database" in app.error[0].value
     assert db_path.read_text() == "not a database"

@@ -37,7 +37,7 @@ def lab(lab_template, tmp_path, monkeypatch):
 def page(name: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page(f"pages/{name}.py").run()
+    at.switch_page(f"views/{name}.py").run()
     assert not at.exception, at.exception
     return at
 

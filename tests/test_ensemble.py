@@ -7,16 +7,10 @@ import pytest
 import torch
 
 from core.data import Dataset, load_dataset
-from core.ensemble import (
-    Cancelled,
-    Ensemble,
-    TrainConfig,
-    default_train_config,
-    margins_from_logits,
-    random_subset_masks,
-    train_ensemble,
-)
+from core.ensemble import Cancelled, Ensemble, train_ensemble
 from core.errors import ConfigError
+from core.metrics import margins_from_logits
+from core.recipe import TrainConfig, default_train_config, random_subset_masks
 
 QUICK = TrainConfig(epochs=3)
 

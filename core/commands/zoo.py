@@ -6,7 +6,7 @@ import argparse
 
 from ..cli import command, emit, table
 from ..data import load_dataset
-from ..ensemble import default_train_config
+from ..recipe import default_train_config
 from ..store import Store
 from ..zoo import build_model_set, create_model_set, list_model_sets
 from .progress import bar

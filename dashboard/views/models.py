@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core.data import check_dataset
-from core.ensemble import default_train_config
 from core.errors import LabError
+from core.recipe import default_train_config
 from core.zoo import create_model_set
 from dashboard import data_access
 from dashboard.jobs_panel import jobs_panel, start_job

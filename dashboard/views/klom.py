@@ -68,17 +68,16 @@ st.subheader("Drill down to a point")
 st.caption("Click a point in the chart (or box-select), or type an index below.")
 event = st.plotly_chart(klom_charts.klom_points(points), width="stretch", on_select="rerun",
                         selection_mode=("points", "box"), key="klom_scatter")  # fmt: skip
-picked = None
 sel = getattr(event, "selection", None) or {}
-if sel.get("points"):
-    picked = int(sel["points"][0]["customdata"])
+picked = int(sel["points"][0]["customdata"]) if sel.get("points") else None
+if picked is not None and picked != st.session_state.get("klom_last_pick"):
+    st.session_state["klom_point"] = picked  # a new click on the chart moves the drill-down
+st.session_state["klom_last_pick"] = picked
 n_points = len(points)
-default = picked if picked is not None else int(points.loc[points["klom"].idxmax(), "point"])
+if "klom_point" not in st.session_state:  # start at the point the method got most wrong
+    st.session_state["klom_point"] = int(points.loc[points["klom"].idxmax(), "point"])
 point = st.number_input(
-    f"point index (0–{n_points - 1}; train first, then val)",
-    value=default,
-    step=1,
-    key="klom_point",
+    f"point index (0–{n_points - 1}; train first, then val)", step=1, key="klom_point"
 )
 if not 0 <= int(point) < n_points:
     st.error(f"Point {int(point)} does not exist: indices run from 0 to {n_points - 1}.")

@@ -1,0 +1,90 @@
+"""Training recipes: how every model of an ensemble is trained, and random subset masks.
+
+One frozen dataclass of defaults per recipe (saved as JSON with every model set), the
+learning-rate schedule, and the masks of subset models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .config import Config, check_float, check_int
+from .data import check_dataset
+from .errors import ConfigError
+from .models import check_arch
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Config):
+    """How every model of an ensemble is trained (SGD, Nesterov, warm-up then linear decay)."""
+
+    dataset: str = "digits"
+    arch: str = "mlp"
+    epochs: int = 30
+    batch_size: int = 64  # examples per model per step
+    lr: float = 0.05  # peak learning rate, per-model mean loss
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # coupled (added to the gradient), on every parameter
+    warmup: float = 0.1  # fraction of steps with lr rising linearly 0 → lr, then linear → 0
+    label_smoothing: float = 0.0
+    mixed_precision: bool = True  # bf16 autocast, used only on CUDA (and not by the MLP path)
+    eval_chunk: int = 2048  # points per evaluation chunk
+    model_chunk: int = 256  # models trained together in one stacked computation
+    fast_path: bool = True  # hand-written MLP forward/backward (mlp only)
+
+    def validate(self) -> None:
+        check_dataset(self.dataset)
+        check_arch(self.arch)
+        check_int("epochs", self.epochs, 1, 10_000)
+        check_int("batch_size", self.batch_size, 1, 1_000_000)
+        check_float("lr", self.lr, 0.0, 100.0, lo_open=True)
+        check_float("momentum", self.momentum, 0.0, 1.0, hi_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_float("warmup", self.warmup, 0.0, 1.0, hi_open=True)
+        check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, hi_open=True)
+        check_int("eval_chunk", self.eval_chunk, 1)
+        check_int("model_chunk", self.model_chunk, 1)
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov momentum needs momentum > 0")
+
+
+def default_train_config(dataset: str, arch: str | None = None) -> TrainConfig:
+    """Defaults per dataset: digits → MLP (30 epochs, batch 64); cifar10 → ResNet-9 (airbench-like)."""
+    check_dataset(dataset)
+    if dataset == "cifar10":
+        cfg = TrainConfig(
+            dataset="cifar10", arch="resnet9", epochs=20, batch_size=512, lr=0.4,
+            weight_decay=5e-4, warmup=0.2, label_smoothing=0.2, eval_chunk=1024, model_chunk=8,
+        )  # fmt: skip
+    else:
+        cfg = TrainConfig(dataset=dataset)
+    if arch is not None:
+        check_arch(arch)
+        cfg = cfg.replace(arch=arch)
+    return cfg
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """lr for 0-based ``step`` of ``total``: ``lr·(t+1)/W`` for t < W, then ``lr·(T−t)/(T−W)``."""
+    warm = int(round(cfg.warmup * total))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * (total - step) / (total - warm)
+
+
+def random_subset_masks(n_models: int, n_train: int, fraction: float, seed: int) -> np.ndarray:
+    """``(n_models, n_train)`` bool masks, each with exactly ``round(fraction·n_train)`` True."""
+    check_int("number of models", n_models, 1)
+    check_int("n_train", n_train, 1)
+    check_float("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+    k = int(round(fraction * n_train))
+    if k < 1:
+        raise ConfigError(f"fraction {fraction} of {n_train} points selects no point")
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n_models, n_train), dtype=bool)
+    for i in range(n_models):
+        masks[i, rng.choice(n_train, size=k, replace=False)] = True
+    return masks
