@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .data import load_dataset
-from .evaluation import DEFAULT_MODELS, build_oracles, ensure_model_set, evaluate
+from .evaluation import DEFAULT_MODELS, build_oracles, ensure_model_set, evaluate, list_evaluations
 from .forget_sets import QUICK_PRESETS, digits_preset
 from .forget_store import find_forget_set, save_forget_set
 from .recipe import default_train_config
@@ -54,16 +54,10 @@ def quick_demo(
             progress=lambda f, m, b=base, n=name: report((b + 2 * f) / parts, f"{n}: {m}"),
             should_stop=should_stop,
         )  # fmt: skip
-        existing = store.query_df(
-            "SELECT run_id FROM evaluations WHERE forget_set_id = ? AND method = 'do_nothing' "
-            "ORDER BY run_id DESC LIMIT 1",
-            [fs_id],
-        )
-        run_id = (
-            int(existing["run_id"][0])
-            if len(existing)
-            else evaluate(store, fs_id, "do_nothing", device)
-        )
+        done = list_evaluations(store, fs_id).query("method == 'do_nothing'")[
+            "run_id"
+        ]  # newest 1st
+        run_id = int(done.iloc[0]) if len(done) else evaluate(store, fs_id, "do_nothing", device)
         out["evaluations"][name] = {"forget_set_id": fs_id, "run_id": run_id}
     report(1.0, "demo ready: open the KLoM explorer")
     return out

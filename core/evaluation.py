@@ -26,20 +26,16 @@ from .metrics import SPLITS, klom, margin_gap, split_accuracy, split_indices, sp
 from .recipe import TrainConfig, default_train_config
 from .store import Store
 from .unlearning import UnlearnContext, get_method
-from .zoo import Progress, build_model_set, create_model_set, get_model_set, load_margins
+from .zoo import (
+    Progress,
+    build_model_set,
+    create_model_set,
+    find_model_set,
+    get_model_set,
+    load_margins,
+)
 
 DEFAULT_MODELS = 100
-
-
-def _find_set(
-    store: Store, kind: str, dataset: str, forget_set_id: int | None, role: str, status: str
-) -> int | None:
-    df = store.query_df(
-        """SELECT id FROM model_sets WHERE kind = ? AND dataset = ? AND role = ? AND status = ?
-           AND forget_set_id IS NOT DISTINCT FROM ? ORDER BY id DESC LIMIT 1""",
-        [kind, dataset, role, status, forget_set_id],
-    )
-    return None if df.empty else int(df["id"][0])
 
 
 def ensure_model_set(
@@ -57,10 +53,12 @@ def ensure_model_set(
     should_stop: Callable[[], bool] | None = None,
 ) -> int:
     """The newest complete set of this kind, else resume an unfinished one, else build a new one."""
-    done = _find_set(store, kind, dataset, forget_set_id, role, "complete")
+    done = find_model_set(store, kind, dataset, forget_set_id=forget_set_id, role=role)
     if done is not None:
         return done
-    set_id = _find_set(store, kind, dataset, forget_set_id, role, "building")
+    set_id = find_model_set(
+        store, kind, dataset, forget_set_id=forget_set_id, role=role, status="building"
+    )
     if set_id is None:
         set_id = create_model_set(
             store, kind, train or default_train_config(dataset), n_models,
@@ -74,7 +72,7 @@ def ensure_model_set(
 
 def originals_for(store: Store, dataset: str) -> int:
     """The newest complete set of original models for ``dataset``, or a clear error."""
-    set_id = _find_set(store, "original", dataset, None, "main", "complete")
+    set_id = find_model_set(store, "original", dataset)
     if set_id is None:
         raise ConfigError(
             f"there are no original models for {dataset} yet: build them first "
@@ -122,8 +120,8 @@ def build_oracles(
 
 def oracles_for(store: Store, forget_set_id: int) -> tuple[int, int]:
     fs, dataset = get_forget_set(store, forget_set_id)
-    main = _find_set(store, "oracle", dataset, forget_set_id, "main", "complete")
-    floor = _find_set(store, "oracle", dataset, forget_set_id, "floor", "complete")
+    main = find_model_set(store, "oracle", dataset, forget_set_id=forget_set_id)
+    floor = find_model_set(store, "oracle", dataset, forget_set_id=forget_set_id, role="floor")
     if main is None or floor is None:
         raise ConfigError(
             f"forget set {forget_set_id} ({fs.name}) has no oracle models yet: build them first "

@@ -36,7 +36,7 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
 def _explain(err: Exception, path: Path) -> StoreError:
     """Turn a DuckDB/OS error on open into a message a user can act on."""
     msg = str(err)
-    if "lock" in msg.lower() or "conflicting lock" in msg.lower():
+    if "lock" in msg.lower():
         pid = re.search(r"PID (\d+)", msg)
         who = f" (process {pid.group(1)})" if pid else ""
         return StoreError(

@@ -270,14 +270,19 @@ def list_model_sets(store: Store) -> pd.DataFrame:
 
 
 def find_model_set(
-    store: Store, kind: str, dataset: str, *, forget_set_id: int | None = None, role: str = "main"
+    store: Store,
+    kind: str,
+    dataset: str,
+    *,
+    forget_set_id: int | None = None,
+    role: str = "main",
+    status: str = "complete",
 ) -> int | None:
-    """The newest complete set of this kind (and forget set / role), or None."""
+    """The newest set of this kind, forget set, role and status (complete | building), or None."""
     df = store.query_df(
-        """SELECT id FROM model_sets WHERE kind = ? AND dataset = ? AND role = ?
-           AND forget_set_id IS NOT DISTINCT FROM ? AND status = 'complete'
-           ORDER BY id DESC LIMIT 1""",
-        [kind, dataset, role, forget_set_id],
+        """SELECT id FROM model_sets WHERE kind = ? AND dataset = ? AND role = ? AND status = ?
+           AND forget_set_id IS NOT DISTINCT FROM ? ORDER BY id DESC LIMIT 1""",
+        [kind, dataset, role, status, forget_set_id],
     )
     return None if df.empty else int(df["id"][0])
 
