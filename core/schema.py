@@ -168,4 +168,21 @@ def _m3(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m1, _m2, _m3]
+def _m4(con: duckdb.DuckDBPyConnection) -> None:
+    """Recipe identity and pairing of model sets; argmax correctness files of chunks.
+
+    Sets stored before this migration were trained with the per-epoch schedule (ragged batch
+    dropped, so the number of steps depended on the set's size): they get a ``legacy-`` recipe
+    id that no new set shares, so they are never paired with sets trained on the fixed schedule.
+    """
+    con.execute("ALTER TABLE model_sets ADD COLUMN IF NOT EXISTS recipe_id VARCHAR")
+    con.execute("ALTER TABLE model_sets ADD COLUMN IF NOT EXISTS base_set_id BIGINT")
+    con.execute(
+        "UPDATE model_sets SET recipe_id = 'legacy-' || substr(md5(dataset || '|' || arch || '|' "
+        "|| train_config), 1, 12) WHERE recipe_id IS NULL"
+    )
+    # (n_models, n_points) bool: the argmax prediction equals the label; NULL for old chunks
+    con.execute("ALTER TABLE model_chunks ADD COLUMN IF NOT EXISTS correct_file VARCHAR")
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m1, _m2, _m3, _m4]
