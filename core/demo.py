@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .config import check_int
 from .data import load_dataset
-from .evaluation import DEFAULT_MODELS, build_oracles, ensure_model_set, evaluate, list_evaluations
+from .device import resolve_device
+from .evaluation import DEFAULT_MODELS, build_oracles, ensure_model_set, evaluate
 from .forget_sets import QUICK_PRESETS, digits_preset
 from .forget_store import find_forget_set, save_forget_set
 from .recipe import default_train_config
@@ -28,7 +30,13 @@ def quick_demo(
     """Run the quick preset; returns ``{preset name: evaluation run id}`` plus set ids.
 
     ``epochs`` overrides the digits recipe (the oracles always copy the originals' recipe).
+    Originals of another recipe or size already stored are left alone: a set of this recipe
+    and size is built (or reused) instead.
     """
+    check_int("models", n_models, 2, 100_000)  # the noise floor needs two models a side
+    if epochs is not None:
+        check_int("epochs", epochs, 1, 10_000)
+    resolve_device(device)  # an unknown device is refused before anything is written
     report = progress or (lambda f, m: None)
     # rough shares of the work: originals 1 part, each forget set's two oracle groups 2 parts
     parts = 1 + 2 * len(presets)
@@ -52,12 +60,10 @@ def quick_demo(
         build_oracles(
             store, fs_id, n_models, device,
             progress=lambda f, m, b=base, n=name: report((b + 2 * f) / parts, f"{n}: {m}"),
-            should_stop=should_stop,
+            should_stop=should_stop, original_set_id=original,
         )  # fmt: skip
-        done = list_evaluations(store, fs_id).query("method == 'do_nothing'")[
-            "run_id"
-        ]  # newest 1st
-        run_id = int(done.iloc[0]) if len(done) else evaluate(store, fs_id, "do_nothing", device)
+        # a stored do-nothing evaluation of these sets is reused, not duplicated
+        run_id = evaluate(store, fs_id, "do_nothing", device, original_set_id=original)
         out["evaluations"][name] = {"forget_set_id": fs_id, "run_id": run_id}
     report(1.0, "demo ready: open the KLoM explorer")
     return out

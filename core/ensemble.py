@@ -1,10 +1,13 @@
 """Train and evaluate N independent models at once, as one stacked computation.
 
 Model n has its own seed (a ``torch.Generator`` that draws its initial weights and then its
-data order), its own training mask, and the same number of optimizer steps as its siblings:
-``steps_per_epoch = mask_size // batch_size`` full batches, the ragged rest of each epoch's
-shuffle dropped. Nothing couples the models, so model n's weights do not depend on which other
-models share the call, and the same seeds, masks and config give bitwise-equal weights (CPU).
+data order), its own training mask, and the recipe's fixed number of optimizer steps
+(``TrainConfig.total_steps``, the same whatever the mask's size). Its batches are consecutive
+slices of a continuous stream of its own permutations of its mask: a batch may span two
+permutations, no batch is ragged and no point is skipped, so within a model every point is
+seen either ⌊T·B/m⌋ or ⌈T·B/m⌉ times. Nothing couples the models, so model n's weights do not
+depend on which other models share the call, and the same seeds, masks and config give
+bitwise-equal weights (CPU).
 
 The MLP trains through a hand-written forward/backward (``_mlp_fast``, no autograd); every
 other architecture, and fine-tuning, goes through autograd on the stacked layers of
@@ -108,6 +111,16 @@ class Ensemble:
         """``(n_models, n)`` float32 margins ``z_y − logsumexp_{j≠y} z_j``."""
         return margins_from_logits(self.logits(x, chunk), y).cpu().numpy().astype(np.float32)
 
+    def margins_and_correct(
+        self, x: Tensor, y: Tensor, chunk: int = 2048
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One pass: ``(n_models, n)`` float32 margins and ``(n_models, n)`` bool
+        correctness (the argmax logit is the label; ties go to the lowest class index)."""
+        z = self.logits(x, chunk)  # (n_models, n, K)
+        yd = y.to(z.device)
+        margins = margins_from_logits(z, yd).cpu().numpy().astype(np.float32)
+        return margins, (z.argmax(-1) == yd).cpu().numpy()
+
     def accuracy(self, x: Tensor, y: Tensor, chunk: int = 2048) -> np.ndarray:
         """``(n_models,)`` fraction of points whose argmax logit is the label."""
         pred = self.logits(x, chunk).argmax(-1)  # (n_models, n)
@@ -171,11 +184,42 @@ def _check_masks(masks: np.ndarray, seeds: Sequence[int], n_train: int, batch: i
     return int(sizes[0])
 
 
-def _orders(pools: Tensor, gens: list[torch.Generator], steps: int, batch: int) -> Tensor:
-    """One epoch's batches: ``(N, steps, B)`` train indices, each model shuffled by its own RNG."""
-    m = pools.shape[1]
-    perms = torch.stack([torch.randperm(m, generator=g)[: steps * batch] for g in gens])
-    return pools.gather(1, perms).view(len(gens), steps, batch)
+class _Stream:
+    """Each model's endless stream of permutations of its pool, read ``batch`` at a time.
+
+    ``pools``: ``(N, m)`` train indices of every model's mask (all masks have size m, so every
+    model is at the same position of its current permutation and the reads stay vectorized).
+    A new permutation of model n is drawn from ``gens[n]`` only when the previous one is spent.
+    """
+
+    def __init__(self, pools: Tensor, gens: list[torch.Generator]) -> None:
+        self.pools, self.gens = pools, gens
+        self.rest = pools[:, :0]  # (N, r) indices of the current permutations not yet read
+
+    def take(self, k: int) -> Tensor:
+        """The next ``k`` indices of every model's stream, ``(N, k)``."""
+        parts, need = [], k
+        while need > 0:
+            if self.rest.shape[1] == 0:
+                m = self.pools.shape[1]
+                perms = torch.stack([torch.randperm(m, generator=g) for g in self.gens])
+                self.rest = self.pools.gather(1, perms)
+            part = self.rest[:, :need]
+            self.rest = self.rest[:, part.shape[1] :]
+            parts.append(part)
+            need -= part.shape[1]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def _batches(pools: Tensor, gens: list, total: int, batch: int, dev: torch.device):
+    """Yield ``total`` index batches ``(N, batch)`` on ``dev``, drawn a pass at a time."""
+    stream = _Stream(pools, gens)
+    per_block = max(1, pools.shape[1] // batch)  # about one pass over a mask per transfer
+    for start in range(0, total, per_block):
+        k = min(per_block, total - start)
+        block = stream.take(k * batch).view(len(gens), k, batch).to(dev)  # (N, k, B)
+        for s in range(k):
+            yield block[:, s]
 
 
 def train_ensemble(
@@ -189,7 +233,8 @@ def train_ensemble(
 ) -> Ensemble:
     """Train ``len(seeds)`` models; model n on ``x_train[masks[n]]`` from seed ``seeds[n]``.
 
-    Each model minimizes its own mean (label-smoothed) cross-entropy per batch with SGD:
+    Every model takes ``cfg.total_steps(n_train)`` steps on batches from its own stream (see
+    the module docstring). Each minimizes its own mean (label-smoothed) cross-entropy per batch:
     ``g ← ∇ + wd·θ; v ← μv + g; θ ← θ − lr_t (g + μv)`` (Nesterov), ``lr_t`` from ``lr_at``.
     Models are trained ``cfg.model_chunk`` at a time and joined; the result does not depend on
     the chunking. ``progress(step, total)`` counts chunk-steps; ``should_stop()`` → ``Cancelled``.
@@ -197,16 +242,21 @@ def train_ensemble(
     dev = data.device if device is None else torch.device(device)
     if isinstance(device, str):
         dev = resolve_device(device)
+    if cfg.schedule != "stream":
+        raise ConfigError(
+            "this recipe uses the per-epoch schedule of sets stored by an older version, which "
+            "no longer trains; build a new set instead"
+        )
     masks = np.asarray(masks)
-    m = _check_masks(masks, seeds, data.n_train, cfg.batch_size)
-    steps = m // cfg.batch_size
+    _check_masks(masks, seeds, data.n_train, cfg.batch_size)
+    steps = cfg.total_steps(data.n_train)
     n = len(seeds)
     chunks = [range(s, min(s + cfg.model_chunk, n)) for s in range(0, n, cfg.model_chunk)]
-    total = len(chunks) * steps * cfg.epochs
+    total = len(chunks) * steps
     x, y = data.x_train.to(dev), data.y_train.to(dev)
     parts = []
     for c, idx in enumerate(chunks):
-        offset = c * steps * cfg.epochs
+        offset = c * steps
 
         def tick(step: int, offset: int = offset) -> None:
             if should_stop is not None and should_stop():
@@ -257,26 +307,22 @@ def _train_autograd(net, x, y, pools, gens, steps, cfg, tick) -> None:
     amp = cfg.mixed_precision and x.device.type == "cuda"
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
     net.train()
-    total, t = steps * cfg.epochs, 0
-    for _ in range(cfg.epochs):
-        order = _orders(pools, gens, steps, b).to(x.device)  # (N, steps, B)
-        for s in range(steps):
-            tick(t)
-            idx = order[:, s]  # (N, B)
-            with ctx:
-                z = net(x[idx])  # (N, B, K)
-            # sum over models of each model's mean loss: the models' gradients stay separate
-            loss = F.cross_entropy(
-                z.float().reshape(n * b, k), y[idx].reshape(-1),
-                label_smoothing=cfg.label_smoothing, reduction="sum",
-            ) / b  # fmt: skip
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for group in opt.param_groups:
-                group["lr"] = lr_at(t, total, cfg)
-            opt.step()
-            t += 1
-    tick(t)
+    total = steps
+    for t, idx in enumerate(_batches(pools, gens, total, b, x.device)):  # idx (N, B)
+        tick(t)
+        with ctx:
+            z = net(x[idx])  # (N, B, K)
+        # sum over models of each model's mean loss: the models' gradients stay separate
+        loss = F.cross_entropy(
+            z.float().reshape(n * b, k), y[idx].reshape(-1),
+            label_smoothing=cfg.label_smoothing, reduction="sum",
+        ) / b  # fmt: skip
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(t, total, cfg)
+        opt.step()
+    tick(total)
 
 
 @torch.no_grad()
@@ -302,39 +348,36 @@ def _train_mlp_fast(net, x, y, pools, gens, steps, cfg, tick) -> None:
     grads = [torch.zeros_like(p) for p in params]
     gw1, gb1, gw2, gb2 = grads
     bufs = [torch.zeros_like(p) for p in params]
-    total, t, mu = steps * cfg.epochs, 0, cfg.momentum
+    total, mu = steps, cfg.momentum
     relu_bwd = torch.ops.aten.threshold_backward.grad_input
-    for _ in range(cfg.epochs):
-        order = _orders(pools, gens, steps, b).to(dev)  # (N, steps, B)
-        for s in range(steps):
-            tick(t)
-            flat = order[:, s].reshape(-1)  # (N*B,)
-            torch.index_select(xf, 0, flat, out=xb.view(n * b, d))
-            torch.index_select(y, 0, flat, out=yb)
-            torch.baddbmm(b1.unsqueeze(1), xb, w1.transpose(1, 2), out=h)  # (N, B, H)
-            h.clamp_(min=0.0)
-            torch.baddbmm(b2.unsqueeze(2), w2, h.transpose(1, 2), out=z)  # (N, K, B)
-            torch.amax(z, dim=1, keepdim=True, out=zmax)
-            z.sub_(zmax).exp_()
-            torch.sum(z, dim=1, keepdim=True, out=zsum)
-            z.div_(zsum.mul_(b))  # softmax / B
-            if eps:
-                z.sub_(eps / (k * b))
-            z.scatter_add_(1, yb.view(n, 1, b), hit)  # dzᵀ, (N, K, B)
-            torch.bmm(z, h, out=gw2)  # (N, K, H)
-            torch.sum(z, dim=2, out=gb2)
-            torch.bmm(z.transpose(1, 2), w2, out=dh)  # (N, B, H)
-            relu_bwd(dh, h, 0.0, grad_input=dh)  # dh ⊙ [h > 0]
-            torch.bmm(dh.transpose(1, 2), xb, out=gw1)  # (N, H, D)
-            torch.sum(dh, dim=1, out=gb1)
-            lr = lr_at(t, total, cfg)
-            for p, g, v in zip(params, grads, bufs, strict=True):  # in place, as torch.optim.SGD
-                if cfg.weight_decay:
-                    g.add_(p, alpha=cfg.weight_decay)  # g ← ∇ + wd·θ
-                torch.add(g, v, alpha=mu, out=v)  # v ← μv + g
-                if cfg.nesterov:
-                    p.add_(g.add_(v, alpha=mu), alpha=-lr)  # θ ← θ − lr (g + μv)
-                else:
-                    p.add_(v, alpha=-lr)
-            t += 1
-    tick(t)
+    for t, idx in enumerate(_batches(pools, gens, total, b, dev)):  # idx (N, B)
+        tick(t)
+        flat = idx.reshape(-1)  # (N*B,)
+        torch.index_select(xf, 0, flat, out=xb.view(n * b, d))
+        torch.index_select(y, 0, flat, out=yb)
+        torch.baddbmm(b1.unsqueeze(1), xb, w1.transpose(1, 2), out=h)  # (N, B, H)
+        h.clamp_(min=0.0)
+        torch.baddbmm(b2.unsqueeze(2), w2, h.transpose(1, 2), out=z)  # (N, K, B)
+        torch.amax(z, dim=1, keepdim=True, out=zmax)
+        z.sub_(zmax).exp_()
+        torch.sum(z, dim=1, keepdim=True, out=zsum)
+        z.div_(zsum.mul_(b))  # softmax / B
+        if eps:
+            z.sub_(eps / (k * b))
+        z.scatter_add_(1, yb.view(n, 1, b), hit)  # dzᵀ, (N, K, B)
+        torch.bmm(z, h, out=gw2)  # (N, K, H)
+        torch.sum(z, dim=2, out=gb2)
+        torch.bmm(z.transpose(1, 2), w2, out=dh)  # (N, B, H)
+        relu_bwd(dh, h, 0.0, grad_input=dh)  # dh ⊙ [h > 0]
+        torch.bmm(dh.transpose(1, 2), xb, out=gw1)  # (N, H, D)
+        torch.sum(dh, dim=1, out=gb1)
+        lr = lr_at(t, total, cfg)
+        for p, g, v in zip(params, grads, bufs, strict=True):  # in place, as torch.optim.SGD
+            if cfg.weight_decay:
+                g.add_(p, alpha=cfg.weight_decay)  # g ← ∇ + wd·θ
+            torch.add(g, v, alpha=mu, out=v)  # v ← μv + g
+            if cfg.nesterov:
+                p.add_(g.add_(v, alpha=mu), alpha=-lr)  # θ ← θ − lr (g + μv)
+            else:
+                p.add_(v, alpha=-lr)
+    tick(total)

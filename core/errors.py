@@ -17,6 +17,10 @@ class StoreError(LabError):
     """The database cannot be opened or written (locked, corrupt, unwritable)."""
 
 
+class StoreBusyError(StoreError):
+    """The database is held by another process past the wait allowed; retrying may succeed."""
+
+
 class NotFoundError(LabError, KeyError):
     """An id (run, model set, forget set, job) that is not in the store."""
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .data import load_dataset
+from .device import resolve_device
 from .errors import ConfigError, NotFoundError
 from .forget_store import get_forget_set
 from .metrics import SPLITS, klom, margin_gap, split_accuracy, split_indices, split_summary
@@ -27,11 +28,13 @@ from .recipe import TrainConfig, default_train_config
 from .store import Store
 from .unlearning import UnlearnContext, get_method
 from .zoo import (
+    ModelSet,
     Progress,
     build_model_set,
     create_model_set,
     find_model_set,
     get_model_set,
+    load_correct,
     load_margins,
 )
 
@@ -51,18 +54,21 @@ def ensure_model_set(
     device: str | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    base_set_id: int | None = None,
 ) -> int:
-    """The newest complete set of this kind, else resume an unfinished one, else build a new one."""
-    done = find_model_set(store, kind, dataset, forget_set_id=forget_set_id, role=role)
+    """The newest complete set of this kind, recipe and size; else resume an unfinished one;
+    else build a new one. Sets of another recipe or another number of models never match."""
+    train = train or default_train_config(dataset)
+    key = dict(forget_set_id=forget_set_id, role=role, recipe_id=train.recipe_id(),
+               n_models=n_models)  # fmt: skip
+    done = find_model_set(store, kind, dataset, **key)
     if done is not None:
         return done
-    set_id = find_model_set(
-        store, kind, dataset, forget_set_id=forget_set_id, role=role, status="building"
-    )
+    set_id = find_model_set(store, kind, dataset, status="building", **key)
     if set_id is None:
         set_id = create_model_set(
-            store, kind, train or default_train_config(dataset), n_models,
-            forget_set_id=forget_set_id, role=role, device=device,
+            store, kind, train, n_models, forget_set_id=forget_set_id, forget_indices=forget,
+            role=role, device=device, base_set_id=base_set_id,
         )  # fmt: skip
     build_model_set(
         store, set_id, forget=forget, device=device, progress=progress, should_stop=should_stop
@@ -70,8 +76,22 @@ def ensure_model_set(
     return set_id
 
 
-def originals_for(store: Store, dataset: str) -> int:
-    """The newest complete set of original models for ``dataset``, or a clear error."""
+def originals_for(store: Store, dataset: str, original_set_id: int | None = None) -> int:
+    """``original_set_id`` checked (a complete set of originals of ``dataset``), or the newest
+    complete set of originals for ``dataset``; a clear error when there is none."""
+    if original_set_id is not None:
+        ms = get_model_set(store, original_set_id)
+        if ms.kind != "original" or ms.dataset != dataset:
+            raise ConfigError(
+                f"model set {original_set_id} holds {ms.kind} models of {ms.dataset}, not "
+                f"originals of {dataset}"
+            )
+        if ms.status != "complete":
+            raise ConfigError(
+                f"original set {original_set_id} is unfinished; finish it first (python -m core "
+                "train resumes it)"
+            )
+        return original_set_id
     set_id = find_model_set(store, "original", dataset)
     if set_id is None:
         raise ConfigError(
@@ -84,17 +104,26 @@ def originals_for(store: Store, dataset: str) -> int:
 def build_oracles(
     store: Store,
     forget_set_id: int,
-    n_models: int = DEFAULT_MODELS,
+    n_models: int | None = None,
     device: str | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    original_set_id: int | None = None,
 ) -> tuple[int, int]:
-    """Build (or resume) the oracle group and the noise-floor group; returns their set ids.
+    """Build (or reuse, or resume) the oracle group and the noise-floor group of a forget set
+    for a set of originals (default: the newest); returns their set ids.
 
-    Both use the originals' training recipe, so the only difference is the forget set.
+    Both copy the originals' recipe and number of models, so an oracle differs from an
+    original only in its data and its seed. ``n_models``, if given, must equal the originals'.
     """
     fs, dataset = get_forget_set(store, forget_set_id)
-    train = get_model_set(store, originals_for(store, dataset)).train
+    orig = get_model_set(store, originals_for(store, dataset, original_set_id))
+    if n_models is not None and n_models != orig.n_models:
+        raise ConfigError(
+            f"the originals (set {orig.id}) are {orig.n_models} models, and oracles must match "
+            f"them to be compared; asked for {n_models} (leave --models out, or train "
+            f"{n_models} originals first)"
+        )
     ids = []
     for k, role in enumerate(("main", "floor")):
         sub = None
@@ -105,42 +134,123 @@ def build_oracles(
                 store,
                 "oracle",
                 dataset,
-                train=train,
-                n_models=n_models,
+                train=orig.train,
+                n_models=orig.n_models,
                 forget_set_id=forget_set_id,
                 forget=fs.indices,
                 role=role,
                 device=device,
                 progress=sub,
                 should_stop=should_stop,
+                base_set_id=orig.id,
             )  # fmt: skip
         )
     return ids[0], ids[1]
 
 
-def oracles_for(store: Store, forget_set_id: int) -> tuple[int, int]:
+def _recipe_text(ms: ModelSet) -> str:
+    return f"{ms.recipe_id}: {ms.train.describe()}, {ms.n_models} models"
+
+
+def pair_sets(
+    store: Store, forget_set_id: int, original_set_id: int | None = None
+) -> tuple[int, int, int]:
+    """The (originals, oracles, noise-floor) set ids of one recipe for an evaluation.
+
+    Default originals: those the newest complete oracles were built against. Given
+    originals: the newest complete oracle and floor groups of their recipe and size. A
+    mismatch of recipe or size is refused with a message naming both recipes.
+    """
     fs, dataset = get_forget_set(store, forget_set_id)
-    main = find_model_set(store, "oracle", dataset, forget_set_id=forget_set_id)
-    floor = find_model_set(store, "oracle", dataset, forget_set_id=forget_set_id, role="floor")
+    how = f"python -m core oracles --forget-set {forget_set_id}"
+    if original_set_id is None:
+        main = find_model_set(store, "oracle", dataset, forget_set_id=forget_set_id)
+        if main is None:
+            raise ConfigError(
+                f"forget set {forget_set_id} ({fs.name}) has no oracle models yet: build them "
+                f"first ({how})"
+            )
+        oracle = get_model_set(store, main)
+        base = None if oracle.base_set_id is None else _get_or_none(store, oracle.base_set_id)
+        if base is not None and base.status == "complete":
+            original_set_id = base.id
+        else:  # deleted, or a set stored before oracles named their originals
+            original_set_id = find_model_set(
+                store, "original", dataset, recipe_id=oracle.recipe_id, n_models=oracle.n_models
+            )
+        if original_set_id is None:
+            raise ConfigError(
+                f"no complete originals of the oracles' recipe ({_recipe_text(oracle)}) are "
+                "stored; train them, or name other originals with --originals"
+            )
+    orig = get_model_set(store, originals_for(store, dataset, original_set_id))
+    key = dict(forget_set_id=forget_set_id, recipe_id=orig.recipe_id, n_models=orig.n_models)
+    main = find_model_set(store, "oracle", dataset, **key)
+    floor = find_model_set(store, "oracle", dataset, role="floor", **key)
     if main is None or floor is None:
-        raise ConfigError(
-            f"forget set {forget_set_id} ({fs.name}) has no oracle models yet: build them first "
-            f"(python -m core oracles --forget-set {forget_set_id})"
+        other = find_model_set(store, "oracle", dataset, forget_set_id=forget_set_id)
+        theirs = (
+            f"; its oracles are of recipe {_recipe_text(get_model_set(store, other))}"
+            if other is not None
+            else ""
         )
-    return main, floor
+        raise ConfigError(
+            f"forget set {forget_set_id} ({fs.name}) has no oracles of the recipe of original "
+            f"set {orig.id} ({_recipe_text(orig)}){theirs}; build them first "
+            f"({how} --originals {orig.id})"
+        )
+    return orig.id, main, floor
+
+
+def _get_or_none(store: Store, set_id: int) -> ModelSet | None:
+    try:
+        return get_model_set(store, set_id)
+    except NotFoundError:
+        return None
+
+
+def find_evaluation(
+    store: Store, forget_set_id: int, method: str, sets: tuple[int, int, int], options: dict
+) -> int | None:
+    """The newest stored evaluation of this method, options and set triple, or None."""
+    df = store.query_df(
+        """SELECT e.run_id, r.config FROM evaluations e JOIN runs r ON r.id = e.run_id
+           WHERE e.forget_set_id = ? AND e.method = ? AND e.original_set_id = ?
+           AND e.oracle_set_id = ? AND e.floor_set_id = ? ORDER BY e.run_id DESC""",
+        [forget_set_id, method, *sets],
+    )
+    for row in df.itertuples():
+        if json.loads(row.config).get("options", {}) == options:
+            return int(row.run_id)
+    return None
 
 
 def evaluate(
-    store: Store, forget_set_id: int, method: str, device: str | None = None, **options
+    store: Store,
+    forget_set_id: int,
+    method: str,
+    device: str | None = None,
+    *,
+    original_set_id: int | None = None,
+    recompute: bool = False,
+    **options,
 ) -> int:
-    """Run ``method`` on the originals, score it against the oracles, store it; returns run id."""
+    """Run ``method`` on the originals, score it against the oracles of the same recipe,
+    store it; returns the run id. A stored evaluation of the same method, options and sets is
+    returned as is unless ``recompute``."""
     fn = get_method(method)
+    dev = str(resolve_device(device))  # an unknown device is refused before any work
     fs, dataset = get_forget_set(store, forget_set_id)
-    original_id = originals_for(store, dataset)
-    oracle_id, floor_id = oracles_for(store, forget_set_id)
+    original_id, oracle_id, floor_id = pair_sets(store, forget_set_id, original_set_id)
+    if not recompute:
+        found = find_evaluation(
+            store, forget_set_id, method, (original_id, oracle_id, floor_id), options
+        )
+        if found is not None:
+            return found
     t0 = time.perf_counter()
     data = load_dataset(dataset, "cpu")
-    ctx = UnlearnContext(store, data, fs.indices, original_id, device, dict(options))
+    ctx = UnlearnContext(store, data, fs.indices, original_id, dev, dict(options))
     result = fn(ctx)
     oracle, floor_group = load_margins(store, oracle_id), load_margins(store, floor_id)
     if not np.isfinite(result.margins).all():
@@ -163,7 +273,7 @@ def evaluate(
             "gap": gap,
         }
     )
-    summ = _summaries(k_values, f_values, result.margins, floor_group, splits)
+    summ = _summaries(k_values, f_values, result.correct, load_correct(store, floor_id), splits)
     config = {"method": method, "forget_set_id": forget_set_id, "options": options,
               "original_set_id": original_id, "oracle_set_id": oracle_id, "floor_set_id": floor_id}  # fmt: skip
     headline = {
@@ -176,7 +286,7 @@ def evaluate(
             f"evaluations/{run_id}.margins.npy", result.margins.astype(np.float32)
         )
         store.insert_run(
-            con, "evaluation", json.dumps(config), None, str(device or "cpu"),
+            con, "evaluation", json.dumps(config), None, dev,
             time.perf_counter() - t0, json.dumps(headline), run_id=run_id,
         )  # fmt: skip
         con.execute(
@@ -197,14 +307,24 @@ def evaluate(
     return run_id
 
 
-def _summaries(k_values, f_values, unlearned, floor_group, splits) -> dict:
+def delete_runs_in(con, runs: list[int]) -> None:
+    """Delete evaluation runs' rows (points, summaries, evaluation, run) in the caller's
+    transaction; their margins files are the caller's to remove afterwards."""
+    for table in ("klom_points", "klom_summaries", "evaluations"):
+        con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::BIGINT[]))", [runs])
+    con.execute("DELETE FROM runs WHERE id IN (SELECT unnest(?::BIGINT[]))", [runs])
+
+
+def _summaries(k_values, f_values, unlearned_correct, floor_correct, splits) -> dict:
+    """Per split and metric (klom | floor): KLoM percentiles and the argmax accuracy of the
+    scored models (the unlearned ones for klom, the second oracle group for floor)."""
     out = {}
-    for metric, values, margins in (
-        ("klom", k_values, unlearned),
-        ("floor", f_values, floor_group),
+    for metric, values, correct in (
+        ("klom", k_values, unlearned_correct),
+        ("floor", f_values, floor_correct),
     ):
         stats = split_summary(values, splits)
-        acc = split_accuracy(margins, splits)
+        acc = split_accuracy(correct, splits)
         for split in SPLITS:
             out[(split, metric)] = {**stats[split], "accuracy": acc[split]}
     return out

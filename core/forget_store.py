@@ -78,6 +78,8 @@ def list_forget_sets(store: Store, dataset: str | None = None) -> pd.DataFrame:
 
 def delete_forget_set(store: Store, fs_id: int) -> None:
     """Delete a forget set with its oracle sets and evaluations, in one transaction."""
+    from .evaluation import delete_runs_in  # here: evaluation imports this module
+
     get_forget_set(store, fs_id)
     sets = store.query_df("SELECT id FROM model_sets WHERE forget_set_id = ?", [fs_id])[
         "id"
@@ -89,9 +91,7 @@ def delete_forget_set(store: Store, fs_id: int) -> None:
                 "SELECT run_id FROM evaluations WHERE forget_set_id = ?", [fs_id]
             ).fetchall()
         ]
-        for table in ("klom_points", "klom_summaries", "evaluations"):
-            con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::BIGINT[]))", [runs])
-        con.execute("DELETE FROM runs WHERE id IN (SELECT unnest(?::BIGINT[]))", [runs])
+        delete_runs_in(con, runs)
         con.execute("DELETE FROM model_chunks WHERE set_id IN (SELECT unnest(?::BIGINT[]))", [sets])
         con.execute("DELETE FROM model_sets WHERE forget_set_id = ?", [fs_id])
         con.execute("DELETE FROM forget_sets WHERE id = ?", [fs_id])

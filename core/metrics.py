@@ -368,21 +368,29 @@ def split_summary(values: Any, splits: dict[str, Any]) -> dict[str, dict[str, fl
     return out
 
 
-def accuracy_from_margins(margins: Any) -> np.ndarray:
-    """Accuracy of each model, ``(n_models,)``: the fraction of points with margin > 0.
+def accuracy_from_correct(correct: Any) -> np.ndarray:
+    """Argmax accuracy of each model, ``(n_models,)``: the share of points whose argmax
+    prediction is the label, from a ``(n_models, n_points)`` bool array of correctness.
 
-    A positive margin ``z_y - logsumexp_{j != y} z_j`` means the true class has the top logit.
+    (Not the share of positive margins: a margin > 0 means the true class has probability
+    above ½, a stricter condition than being the argmax.)
     """
-    m = _as_numpy(margins, "model")  # (n_models, n_points)
-    return (m > 0).mean(axis=1)
+    c = np.asarray(correct)
+    if c.ndim != 2 or c.dtype != bool:
+        raise ConfigError(f"correctness must be a bool array (n_models, n_points), got {c.shape}")
+    return c.mean(axis=1)
 
 
-def split_accuracy(margins: Any, splits: dict[str, Any]) -> dict[str, float]:
-    """Mean accuracy over models on each split's points (NaN for an empty split)."""
-    m = _as_numpy(margins, "model")  # (n_models, n_points)
+def split_accuracy(correct: Any, splits: dict[str, Any]) -> dict[str, float]:
+    """Argmax accuracy on each split: the share of (model, point) pairs of the split whose
+    argmax prediction is the label (NaN for an empty split). ``correct``: ``(n_models,
+    n_points)`` bool."""
+    c = np.asarray(correct)
+    if c.ndim != 2 or c.dtype != bool:
+        raise ConfigError(f"correctness must be a bool array (n_models, n_points), got {c.shape}")
     out = {}
-    for name, idx in _split_points(splits, m.shape[1]).items():
-        out[name] = float((m[:, idx] > 0).mean()) if idx.size else float("nan")
+    for name, idx in _split_points(splits, c.shape[1]).items():
+        out[name] = float(c[:, idx].mean()) if idx.size else float("nan")
     return out
 
 

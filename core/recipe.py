@@ -1,19 +1,28 @@
 """Training recipes: how every model of an ensemble is trained, and random subset masks.
 
 One frozen dataclass of defaults per recipe (saved as JSON with every model set), the
-learning-rate schedule, and the masks of subset models.
+learning-rate schedule, the recipe's identity, and the masks of subset models.
+
+The schedule is fixed per recipe, independent of the size of a model's training set: every
+model takes ``total_steps = epochs × ⌊n_train / batch_size⌋`` optimizer steps, where
+``n_train`` is the size of the dataset's whole train split. Each model draws its batches from
+a continuous stream of its own permutations of its training points (``core.ensemble``), so an
+oracle differs from an original only in its data and seed, and within a model no point is
+seen more than once more often than another. Originals, oracles, the noise-floor group and
+subset models all take the same number of steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+from typing import Any
 
 import numpy as np
 
 from .config import Config, check_float, check_int
-from .data import check_dataset
 from .errors import ConfigError
-from .models import check_arch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +43,51 @@ class TrainConfig(Config):
     eval_chunk: int = 2048  # points per evaluation chunk
     model_chunk: int = 256  # models trained together in one stacked computation
     fast_path: bool = True  # hand-written MLP forward/backward (mlp only)
+    # "stream": fixed steps, batches from a continuous stream of permutations (the only one
+    # that trains); "epoch": the per-epoch schedule of sets stored before it (read-only)
+    schedule: str = "stream"
+
+    # fields that change no trained weight: left out of the recipe identity
+    _NOT_RECIPE = ("eval_chunk", "model_chunk", "fast_path")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """As ``Config.from_dict``; a stored config without ``schedule`` predates the fixed
+        schedule and is read as ``"epoch"`` (so it never pairs with a new set)."""
+        data = dict(data)
+        data.setdefault("schedule", "epoch")
+        return super().from_dict(data)
+
+    def total_steps(self, n_train: int) -> int:
+        """Optimizer steps of every model of this recipe: ``epochs × ⌊n_train / batch_size⌋``.
+
+        ``n_train`` is the size of the dataset's whole train split (not of a model's mask).
+        """
+        per_epoch = n_train // self.batch_size
+        if per_epoch < 1:
+            raise ConfigError(
+                f"batch_size {self.batch_size} is larger than the train split ({n_train} points)"
+            )
+        return self.epochs * per_epoch
+
+    def recipe_id(self) -> str:
+        """A short stable id of everything that shapes the trained weights (sha-256 of the
+        canonical JSON of the config without the chunking fields)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in self._NOT_RECIPE}
+        return "r-" + hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        """One line for messages: dataset, architecture, schedule and optimizer."""
+        sched = "fixed steps" if self.schedule == "stream" else "old per-epoch schedule"
+        return (
+            f"{self.dataset}/{self.arch}, {self.epochs} epochs of batch {self.batch_size} "
+            f"({sched}), lr {self.lr:g}, wd {self.weight_decay:g}, smoothing {self.label_smoothing:g}"
+        )
 
     def validate(self) -> None:
+        from .data import check_dataset  # here: keeps this module light to import
+        from .models import check_arch
+
         check_dataset(self.dataset)
         check_arch(self.arch)
         check_int("epochs", self.epochs, 1, 10_000)
@@ -47,12 +99,17 @@ class TrainConfig(Config):
         check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, hi_open=True)
         check_int("eval_chunk", self.eval_chunk, 1)
         check_int("model_chunk", self.model_chunk, 1)
+        if self.schedule not in ("stream", "epoch"):
+            raise ConfigError(f"unknown schedule {self.schedule!r}: 'stream' (or legacy 'epoch')")
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov momentum needs momentum > 0")
 
 
 def default_train_config(dataset: str, arch: str | None = None) -> TrainConfig:
     """Defaults per dataset: digits → MLP (30 epochs, batch 64); cifar10 → ResNet-9 (airbench-like)."""
+    from .data import check_dataset
+    from .models import check_arch
+
     check_dataset(dataset)
     if dataset == "cifar10":
         cfg = TrainConfig(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from .errors import StoreError
+from .errors import StoreBusyError, StoreError
 from .schema import MIGRATIONS
 
 DEFAULT_DB = Path("data") / "lab.duckdb"
@@ -39,7 +39,7 @@ def _explain(err: Exception, path: Path) -> StoreError:
     if "lock" in msg.lower():
         pid = re.search(r"PID (\d+)", msg)
         who = f" (process {pid.group(1)})" if pid else ""
-        return StoreError(
+        return StoreBusyError(
             f"the database {path} is in use by another process{who}; "
             "wait for it to finish or stop it (e.g. close the dashboard's running job), then retry"
         )

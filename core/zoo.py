@@ -3,64 +3,65 @@
 Kinds: ``original`` (trained on the whole train split), ``oracle`` (train minus a forget set;
 role ``main`` or ``floor``, the independent second group for the noise floor), ``subset``
 (each model on its own random ``fraction`` of the train split, for datamodels) and, later,
-``unlearned``. Model i of a set is trained from seed ``seed + i``.
+``unlearned``. Model i of a set is trained from seed ``seed + i``; the seed ranges
+``[seed, seed + n_models)`` of two sets never overlap (checked when a set is created), so no
+two sets share a model seed. Every set carries its recipe's identity (``recipe_id``: dataset,
+architecture and training config, see ``TrainConfig.recipe_id``); oracle and unlearned sets
+also name the originals they pair with (``base_set_id``).
 
 A build is resumable: models are trained ``chunk_size`` at a time; each finished chunk writes
 its weights, margins and masks as files and then one row in ``model_chunks`` in a single
-transaction. A rerun skips the chunks that have a row. Margins are on every point of the
-global point space: train points ``0 … n_train−1``, then val points ``n_train …``.
+transaction (retried with backoff while another process holds the database; its files are
+removed if it cannot be recorded). A rerun skips the chunks that have a row. Margins and
+argmax correctness are on every point of the global point space: train points
+``0 … n_train−1``, then val points ``n_train …``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 
 from . import code_version
 from .config import check_float, check_int
 from .data import Dataset, load_dataset
 from .device import resolve_device
-from .ensemble import Ensemble, train_ensemble
-from .errors import ConfigError, NotFoundError
+from .ensemble import train_ensemble
+from .errors import ConfigError, StoreBusyError, StoreError
+from .model_sets import (
+    ModelSet,
+    delete_model_set,
+    done_chunks,
+    evaluations_using,
+    find_model_set,
+    get_model_set,
+    list_model_sets,
+    load_correct,
+    load_ensemble,
+    load_margins,
+    load_masks,
+    remove_unnamed_files,
+)
 from .recipe import TrainConfig, random_subset_masks
 from .store import Store
 
+__all__ = [  # the model-set readers are re-exported: callers import them from here too
+    "ModelSet", "all_points", "build_model_set", "create_model_set", "delete_model_set",
+    "done_chunks", "evaluations_using", "find_model_set", "get_model_set", "list_model_sets",
+    "load_correct", "load_ensemble", "load_margins", "load_masks", "masks_for",
+    "remove_unnamed_files",
+]  # fmt: skip
+
 KINDS = ("original", "oracle", "subset", "unlearned")
+MAX_SEED = 2**62  # model seeds lie in [0, MAX_SEED): within DuckDB's BIGINT and torch's range
+SEED_BLOCK = 100_000  # default seeds: set s starts at the first free multiple of this ≥ s·block
 # Progress callbacks take (fraction done in [0, 1], a short message).
 Progress = Callable[[float, str], None]
-
-
-@dataclass(frozen=True)
-class ModelSet:
-    """One row of ``model_sets``."""
-
-    id: int
-    kind: str
-    role: str
-    dataset: str
-    arch: str
-    n_models: int
-    chunk_size: int
-    seed: int
-    fraction: float | None
-    forget_set_id: int | None
-    train: TrainConfig
-    status: str
-    device: str
-
-    @property
-    def n_chunks(self) -> int:
-        return -(-self.n_models // self.chunk_size)
-
-    def chunk_range(self, chunk: int) -> range:
-        start = chunk * self.chunk_size
-        return range(start, min(start + self.chunk_size, self.n_models))
 
 
 def all_points(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,15 +83,20 @@ def create_model_set(
     chunk_size: int | None = None,
     device: str | None = None,
     data: Dataset | None = None,
+    base_set_id: int | None = None,
 ) -> int:
-    """Validate everything, then insert the set's row (status ``building``); returns its id.
+    """Validate everything a build needs, then insert the set's row (``building``); its id.
 
     Nothing is written when the input is bad: unknown kind, models < 1, a fraction outside
-    (0, 1) for subsets, an oracle without a forget set, a dataset that cannot be loaded.
+    (0, 1) for subsets, an oracle without its forget set's indices, a training set (mask)
+    smaller than one batch, a seed outside [0, 2⁶²) or whose range ``[seed, seed + n)``
+    overlaps another set's, an unknown device, a dataset that cannot be loaded.
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
     check_int("models", n_models, 1, 100_000)
+    if seed is not None:
+        check_int("seed", seed, 0, MAX_SEED - n_models)
     if kind == "subset":
         if fraction is None:
             raise ConfigError("a subset model set needs --fraction in (0, 1)")
@@ -99,38 +105,77 @@ def create_model_set(
         raise ConfigError("--fraction only applies to --kind subset")
     if kind in ("oracle", "unlearned") and forget_set_id is None:
         raise ConfigError(f"a {kind} model set needs a forget set")
+    if kind == "oracle" and forget_indices is None:
+        raise ConfigError("an oracle model set needs its forget set's indices")
     dev = str(resolve_device(device))
     data = data or load_dataset(train.dataset, "cpu")  # fails early on a missing dataset
+    train.total_steps(data.n_train)  # the batch fits the train split
+    mask_size = _mask_size(kind, data.n_train, fraction, forget_indices)
+    if mask_size < train.batch_size:
+        raise ConfigError(
+            f"each model would train on {mask_size} of {data.n_train} points, fewer than one "
+            f"batch ({train.batch_size}); use a larger fraction or a smaller forget set"
+        )
     chunk_size = chunk_size or min(n_models, train.model_chunk)
     check_int("chunk size", chunk_size, 1)
     with store.transaction() as con:
         set_id = con.execute("SELECT nextval('model_set_id_seq')").fetchone()[0]
+        if seed is None:
+            seed = _free_seed(con, set_id * SEED_BLOCK, n_models)
+        else:
+            _check_seed_range(con, seed, n_models)
         con.execute(
             """INSERT INTO model_sets (id, kind, role, dataset, arch, n_models, chunk_size, seed,
-               fraction, forget_set_id, train_config, data_meta, code_version, device, status)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'building')""",
+               fraction, forget_set_id, train_config, data_meta, code_version, device, status,
+               recipe_id, base_set_id)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'building', ?, ?)""",
             [
-                set_id, kind, role, train.dataset, train.arch, n_models, chunk_size,
-                set_id * 100_000 if seed is None else seed, fraction, forget_set_id,
-                train.to_json(), json.dumps(data.meta()), code_version(), dev,
+                set_id, kind, role, train.dataset, train.arch, n_models, chunk_size, seed,
+                fraction, forget_set_id, train.to_json(), json.dumps(data.meta()),
+                code_version(), dev, train.recipe_id(), base_set_id,
             ],
         )  # fmt: skip
     return int(set_id)
 
 
-def get_model_set(store: Store, set_id: int) -> ModelSet:
-    with store.connect(read_only=True) as con:
-        row = con.execute(
-            """SELECT id, kind, role, dataset, arch, n_models, chunk_size, seed, fraction,
-               forget_set_id, train_config, status, device FROM model_sets WHERE id = ?""",
-            [set_id],
-        ).fetchone()
-    if row is None:
-        raise NotFoundError(f"there is no model set with id {set_id}")
-    *head, train_json, status, device = row
-    return ModelSet(
-        *head, TrainConfig.from_dict(json.loads(train_json)), status=status, device=device
-    )
+def _mask_size(kind: str, n_train: int, fraction: float | None, forget) -> int:
+    """How many train points each model of the set trains on."""
+    if kind == "subset":
+        return int(round(float(fraction) * n_train))
+    if kind == "oracle":
+        return n_train - len(np.unique(np.asarray(forget)))
+    return n_train
+
+
+def _overlapping(con, seed: int, n_models: int) -> tuple | None:
+    return con.execute(
+        "SELECT id, seed, n_models FROM model_sets WHERE seed < ? AND ? < seed + n_models "
+        "ORDER BY id LIMIT 1",
+        [seed + n_models, seed],
+    ).fetchone()
+
+
+def _check_seed_range(con, seed: int, n_models: int) -> None:
+    """Refuse a seed range that shares a seed with a stored set (its models would be
+    correlated with that set's: same initial weights and data order)."""
+    hit = _overlapping(con, seed, n_models)
+    if hit is not None:
+        sid, s0, n = hit
+        raise ConfigError(
+            f"seeds {seed}..{seed + n_models - 1} overlap model set {sid}'s seeds "
+            f"{s0}..{s0 + n - 1}; two sets must not share a seed (leave --seed out to get "
+            "free ones)"
+        )
+
+
+def _free_seed(con, start: int, n_models: int) -> int:
+    """The first multiple of ``SEED_BLOCK`` from ``start`` whose range is unused."""
+    seed = start
+    while _overlapping(con, seed, n_models) is not None:
+        seed += SEED_BLOCK
+    if seed + n_models > MAX_SEED:
+        raise ConfigError("no free range of seeds is left")
+    return seed
 
 
 def masks_for(ms: ModelSet, n_train: int, forget: np.ndarray | None) -> np.ndarray:
@@ -141,11 +186,6 @@ def masks_for(ms: ModelSet, n_train: int, forget: np.ndarray | None) -> np.ndarr
     if ms.kind == "oracle":
         mask[forget] = False
     return np.broadcast_to(mask, (ms.n_models, n_train)).copy()
-
-
-def done_chunks(store: Store, set_id: int) -> set[int]:
-    df = store.query_df("SELECT chunk FROM model_chunks WHERE set_id = ?", [set_id])
-    return set(df["chunk"].tolist())
 
 
 def build_model_set(
@@ -160,6 +200,7 @@ def build_model_set(
     """Train every chunk of the set that is not stored yet; resumable and idempotent.
 
     ``forget``: train indices left out by an oracle set (read from its forget set by callers).
+    Files of chunks that no row names (left by a killed build) are removed first.
     """
     ms = get_model_set(store, set_id)
     dev = resolve_device(device or ms.device)
@@ -169,6 +210,7 @@ def build_model_set(
     masks = masks_for(ms, data.n_train, forget)
     x_all, y_all = all_points(data)
     done = done_chunks(store, set_id)
+    remove_unnamed_files(store, set_id)
     todo = [c for c in range(ms.n_chunks) if c not in done]
     n_done = sum(len(ms.chunk_range(c)) for c in done)
     for chunk in todo:
@@ -185,8 +227,10 @@ def build_model_set(
             data, masks[idx.start : idx.stop], [ms.seed + i for i in idx], ms.train,
             device=dev, progress=tick, should_stop=should_stop,
         )  # fmt: skip
-        margins = ens.margins(x_all, y_all, chunk=ms.train.eval_chunk)  # (k, n_train + n_val)
-        _commit_chunk(store, ms, chunk, ens, margins, masks[idx.start : idx.stop], data, dev, t0)
+        margins, correct = ens.margins_and_correct(x_all, y_all, chunk=ms.train.eval_chunk)
+        _commit_chunk(
+            store, ms, chunk, ens, margins, correct, masks[idx.start : idx.stop], data, dev, t0
+        )
         n_done += len(idx)
     if progress is not None:
         progress(1.0, f"set {set_id}: {ms.n_models} models ready")
@@ -195,102 +239,62 @@ def build_model_set(
     return get_model_set(store, set_id)
 
 
-def _commit_chunk(store, ms, chunk, ens, margins, masks, data, dev, t0) -> None:
-    """Write the chunk's files, then its row: the row exists only if the files are complete."""
-    folder = f"model_sets/{ms.id}"
-    weights = store.save_tensors(f"{folder}/chunk{chunk:05d}.weights.pt", ens.state_dict())
-    marg = store.save_array(f"{folder}/chunk{chunk:05d}.margins.npy", margins.astype(np.float32))
-    mask = store.save_array(f"{folder}/chunk{chunk:05d}.masks.npy", masks)
-    train_acc = float((margins[:, : data.n_train] > 0).mean())
-    val_acc = float((margins[:, data.n_train :] > 0).mean())
-    with store.transaction() as con:
-        con.execute(
-            """INSERT OR REPLACE INTO model_chunks (set_id, chunk, first_model, n_models,
-               weights_file, margins_file, masks_file, train_acc, val_acc, wall_time_s, device)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [
-                ms.id, chunk, ms.chunk_range(chunk).start, len(margins), weights, marg, mask,
-                train_acc, val_acc, time.perf_counter() - t0, str(dev),
-            ],
-        )  # fmt: skip
+def commit_patience() -> float:
+    """Seconds a finished chunk waits for a busy database before it is given up
+    (``LAB_COMMIT_PATIENCE``, default 120)."""
+    raw = os.environ.get("LAB_COMMIT_PATIENCE", "120")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e6:
+        raise ConfigError(f"LAB_COMMIT_PATIENCE must be a number of seconds ≥ 0, got {raw!r}")
+    return value
 
 
-def _chunk_rows(store: Store, set_id: int, complete: bool = True) -> pd.DataFrame:
-    ms = get_model_set(store, set_id)
-    rows = store.query_df("SELECT * FROM model_chunks WHERE set_id = ? ORDER BY chunk", [set_id])
-    if complete and len(rows) < ms.n_chunks:
-        raise ConfigError(
-            f"model set {set_id} is not complete ({len(rows)} of {ms.n_chunks} chunks); "
-            "build it first (it resumes where it stopped)"
-        )
-    return rows
+def _commit_chunk(store, ms, chunk, ens, margins, correct, masks, data, dev, t0) -> None:
+    """Write the chunk's files, then its row: the row exists only if the files are complete.
 
-
-def load_margins(store: Store, set_id: int) -> np.ndarray:
-    """All margins of a complete set, ``(n_models, n_train + n_val)`` float32."""
-    rows = _chunk_rows(store, set_id)
-    return np.concatenate([store.load_array(f) for f in rows["margins_file"]])
-
-
-def load_masks(store: Store, set_id: int) -> np.ndarray:
-    """Training masks of a complete set, ``(n_models, n_train)`` bool."""
-    rows = _chunk_rows(store, set_id)
-    return np.concatenate([store.load_array(f) for f in rows["masks_file"]])
-
-
-def load_ensemble(store: Store, set_id: int, device: str | None = None) -> Ensemble:
-    """The stacked models of a complete set, on ``device``."""
-    ms = get_model_set(store, set_id)
-    rows = _chunk_rows(store, set_id)
-    meta = json.loads(
-        store.query_df("SELECT data_meta FROM model_sets WHERE id = ?", [set_id])["data_meta"][0]
-    )
-    dev = resolve_device(device)
-    parts = [
-        Ensemble.from_state(
-            ms.arch, store.load_tensors(f), meta["input_shape"], meta["num_classes"], dev
-        )
-        for f in rows["weights_file"]
+    A database held by another process is retried with exponential backoff for
+    ``commit_patience()`` seconds; if the row still cannot be written, the chunk's files are
+    removed (no file is left that no row names) and a ``StoreError`` says so.
+    """
+    stem = f"model_sets/{ms.id}/chunk{chunk:05d}"
+    files = [
+        store.save_tensors(f"{stem}.weights.pt", ens.state_dict()),
+        store.save_array(f"{stem}.margins.npy", margins.astype(np.float32)),
+        store.save_array(f"{stem}.masks.npy", masks),
+        store.save_array(f"{stem}.correct.npy", correct),
     ]
-    return parts[0] if len(parts) == 1 else Ensemble.concat(parts)
+    train_acc = float(correct[:, : data.n_train].mean())  # argmax accuracy
+    val_acc = float(correct[:, data.n_train :].mean())
+    row = [ms.id, chunk, ms.chunk_range(chunk).start, len(margins), *files[:3], train_acc,
+           val_acc, time.perf_counter() - t0, str(dev), files[3]]  # fmt: skip
+    deadline, delay = time.monotonic() + commit_patience(), 0.2
+    while True:
+        try:
+            with store.transaction() as con:
+                con.execute(
+                    """INSERT OR REPLACE INTO model_chunks (set_id, chunk, first_model, n_models,
+                       weights_file, margins_file, masks_file, train_acc, val_acc, wall_time_s,
+                       device, correct_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    row,
+                )
+            return
+        except StoreBusyError as err:
+            if time.monotonic() + delay > deadline:
+                _remove(store, files)
+                raise StoreError(
+                    f"{err}; chunk {chunk} of model set {ms.id} was trained but could not be "
+                    "recorded, and its files were removed — rerun the build to resume"
+                ) from err
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+        except BaseException:
+            _remove(store, files)
+            raise
 
 
-def list_model_sets(store: Store) -> pd.DataFrame:
-    """Every set with its progress and mean accuracies, newest first."""
-    return store.query_df(
-        """SELECT s.id, s.kind, s.role, s.dataset, s.arch, s.n_models, s.forget_set_id,
-                  s.fraction, s.status,
-                  coalesce(sum(c.n_models), 0)::INTEGER AS models_done,
-                  sum(c.val_acc * c.n_models) / nullif(sum(c.n_models), 0) AS mean_val_acc,
-                  sum(c.train_acc * c.n_models) / nullif(sum(c.n_models), 0) AS mean_train_acc,
-                  s.device, coalesce(sum(c.wall_time_s), 0) AS wall_time_s, s.created_at
-           FROM model_sets s LEFT JOIN model_chunks c ON c.set_id = s.id
-           GROUP BY ALL ORDER BY s.id DESC"""
-    )
-
-
-def find_model_set(
-    store: Store,
-    kind: str,
-    dataset: str,
-    *,
-    forget_set_id: int | None = None,
-    role: str = "main",
-    status: str = "complete",
-) -> int | None:
-    """The newest set of this kind, forget set, role and status (complete | building), or None."""
-    df = store.query_df(
-        """SELECT id FROM model_sets WHERE kind = ? AND dataset = ? AND role = ? AND status = ?
-           AND forget_set_id IS NOT DISTINCT FROM ? ORDER BY id DESC LIMIT 1""",
-        [kind, dataset, role, status, forget_set_id],
-    )
-    return None if df.empty else int(df["id"][0])
-
-
-def delete_model_set(store: Store, set_id: int) -> None:
-    """Remove a set's rows (one transaction), then its files."""
-    get_model_set(store, set_id)
-    with store.transaction() as con:
-        con.execute("DELETE FROM model_chunks WHERE set_id = ?", [set_id])
-        con.execute("DELETE FROM model_sets WHERE id = ?", [set_id])
-    store.remove_files(f"model_sets/{set_id}")
+def _remove(store: Store, files: list[str]) -> None:
+    for f in files:
+        store.file_path(f).unlink(missing_ok=True)

@@ -149,9 +149,10 @@ def _tiny_images(n_train: int = 6) -> Dataset:
 @pytest.mark.parametrize("arch", ["cnn", "resnet9"])
 def test_conv_ensemble_trains(arch):
     data = _tiny_images() if arch == "resnet9" else load_dataset("digits")
-    cfg = default_train_config(data.name, arch).replace(epochs=1, batch_size=2, model_chunk=2)
+    b = data.n_train // 2  # two steps: the schedule is epochs × ⌊n_train / batch⌋
+    cfg = default_train_config(data.name, arch).replace(epochs=1, batch_size=b, model_chunk=2)
     masks = np.zeros((2, data.n_train), dtype=bool)
-    masks[:, :4] = True
+    masks[:, :b] = True
     before = train_ensemble(data, masks, [0, 1], cfg.replace(lr=1e-9))
     ens = train_ensemble(data, masks, [0, 1], cfg)
     assert ens.n_models == 2
@@ -164,6 +165,46 @@ def test_conv_ensemble_trains(arch):
         == 2
     ).all()
     assert np.isfinite(ens.margins(data.x_val, data.y_val)).all()
+
+
+def test_schedule_is_fixed_whatever_the_mask_size(digits):
+    """Review item: steps depended on each set's size (630 originals, 600 random-10 oracles,
+    570 class3-half) and each epoch skipped the ragged rest. Now every model of a recipe takes
+    epochs × ⌊n_train / batch⌋ steps, whatever its mask."""
+    totals = {}
+    for size in (digits.n_train, digits.n_train - 10, digits.n_train - 77, 64):
+        masks = np.zeros((2, digits.n_train), dtype=bool)
+        masks[:, :size] = True
+        seen = []
+        train_ensemble(
+            digits, masks, [0, 1], QUICK, progress=lambda s, t, seen=seen: seen.append(t)
+        )
+        totals[size] = seen[-1]
+    assert set(totals.values()) == {QUICK.epochs * (digits.n_train // QUICK.batch_size)}
+
+
+@pytest.mark.parametrize(
+    "m,batch,steps", [(1337, 64, 630), (100, 64, 7), (64, 64, 5), (673, 50, 33)]
+)
+def test_stream_sees_every_point_equally_often(m, batch, steps):
+    """Each model's batches are slices of a stream of its own permutations: over T steps a
+    point of a mask of size m is drawn ⌊T·B/m⌋ or ⌈T·B/m⌉ times, never skipped, never ragged;
+    the stream is a model's alone (same generator seed → same stream, whatever its siblings)."""
+    from core.ensemble import _batches
+
+    pools = torch.stack([torch.arange(m) * 2, torch.arange(m) * 2 + 1])  # (2, m) disjoint
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    batches = list(_batches(pools, gens, steps, batch, torch.device("cpu")))
+    assert len(batches) == steps and all(b.shape == (2, batch) for b in batches)
+    drawn = torch.stack(batches, 1).reshape(2, -1)  # (2, T·B)
+    for n in range(2):
+        counts = np.bincount(drawn[n].numpy(), minlength=2 * m)[n::2]  # model n's pool
+        lo = steps * batch // m
+        assert counts.min() >= lo and counts.max() <= lo + 1 and counts.sum() == steps * batch
+        # each full pass is a permutation: the first m draws hold every point once
+        assert sorted(drawn[n, :m].tolist()) == pools[n].tolist()
+    alone = list(_batches(pools[1:], [torch.Generator().manual_seed(4)], steps, batch, "cpu"))
+    assert torch.equal(torch.stack(alone, 1)[0], torch.stack(batches, 1)[1])
 
 
 def test_progress_and_cancel(digits):

@@ -10,7 +10,7 @@ import torch
 
 from core.errors import ConfigError
 from core.metrics import (
-    accuracy_from_margins,
+    accuracy_from_correct,
     klom,
     klom_reference,
     margin_gap,
@@ -253,10 +253,34 @@ def test_split_summary_matches_percentile():
 
 
 def test_accuracy_and_split_accuracy():
-    m = np.array([[1.0, -1.0, 2.0, 0.0], [1.0, 1.0, -3.0, 0.5]])
-    np.testing.assert_allclose(accuracy_from_margins(m), [0.5, 0.75])  # 0 is not correct
-    acc = split_accuracy(m, {"a": [0, 1], "b": [2, 3]})
+    c = np.array([[True, False, True, False], [True, True, False, True]])
+    np.testing.assert_allclose(accuracy_from_correct(c), [0.5, 0.75])
+    acc = split_accuracy(c, {"a": [0, 1], "b": [2, 3]})
     assert acc == {"a": pytest.approx(0.75), "b": pytest.approx(0.5)}
+    with pytest.raises(ConfigError, match="bool"):
+        split_accuracy(c.astype(float), {"a": [0]})  # margins are not correctness
+
+
+def test_argmax_accuracy_differs_from_positive_margins():
+    """Review item: accuracy was the share of margins > 0 (p_y > ½), not argmax accuracy.
+
+    Logits (2.0, 1.9, 1.8): the label 0 is the argmax, yet its margin
+    2.0 − log(e^1.9 + e^1.8) < 0; a naive loop over argmax counts it as correct.
+    """
+    import torch
+
+    from core.metrics import margins_from_logits
+
+    z = torch.tensor([[[2.0, 1.9, 1.8], [0.1, 3.0, 0.0], [5.0, 0.0, 0.0]]])  # (1 model, 3, K)
+    y = torch.tensor([0, 1, 2])
+    m = margins_from_logits(z, y)[0]
+    correct = (z.argmax(-1) == y).numpy()
+    naive = [int(np.argmax(z[0, j].numpy()) == y[j]) for j in range(3)]
+    assert m[0] < 0 and correct[0, 0]  # the case the old accuracy got wrong
+    assert (
+        accuracy_from_correct(correct)[0] == pytest.approx(np.mean(naive)) == pytest.approx(2 / 3)
+    )
+    assert (m > 0).float().mean().item() == pytest.approx(1 / 3)
 
 
 def test_margin_gap_sign():

@@ -1,8 +1,9 @@
 """Unlearning methods: one function each, registered by name in ``METHODS``.
 
 A method takes an ``UnlearnContext`` (the original models, the data, the forget set) and returns
-an ``UnlearnResult``: the unlearned models' margins on every point and the compute it spent,
-as a fraction of retraining from scratch (example-gradient evaluations / (n_train × epochs)).
+an ``UnlearnResult``: the unlearned models' margins and argmax correctness on every point and
+the compute it spent, as a fraction of retraining from scratch (example-gradient evaluations /
+(total_steps × batch_size) of the originals' recipe).
 To add a method: write ``def my_method(ctx) -> UnlearnResult`` in this package, decorate it with
 ``@register``, and import its module at the bottom of this file; the CLI, the dashboard and the
 registry-wide tests pick it up.
@@ -33,13 +34,19 @@ class UnlearnContext:
     options: dict[str, Any] = field(default_factory=dict)
 
     def original_margins(self) -> np.ndarray:
-        from ..zoo import load_margins
+        from ..model_sets import load_margins
 
         return load_margins(self.store, self.original_set_id)
 
+    def original_correct(self) -> np.ndarray:
+        """``(n_models, n_points)`` bool: the originals' argmax prediction is the label."""
+        from ..model_sets import load_correct
+
+        return load_correct(self.store, self.original_set_id)
+
     def originals(self):
         """The original models as one stacked ``Ensemble`` (for methods that fine-tune)."""
-        from ..zoo import load_ensemble
+        from ..model_sets import load_ensemble
 
         return load_ensemble(self.store, self.original_set_id, self.device)
 
@@ -47,7 +54,8 @@ class UnlearnContext:
 @dataclass
 class UnlearnResult:
     margins: np.ndarray  # (n_models, n_train + n_val)
-    compute_cost: float  # example-gradients spent / (n_train × epochs) of retraining
+    correct: np.ndarray  # (n_models, n_train + n_val) bool: argmax prediction == label
+    compute_cost: float  # example-gradients spent / (total_steps × batch_size) of retraining
     unlearned_set_id: int | None = None  # a stored model set, when the method keeps its models
 
 

@@ -12,4 +12,6 @@ def do_nothing(ctx: UnlearnContext) -> UnlearnResult:
     Costs nothing (compute 0); its forget-set KLoM shows how much the forget set changed the
     models in the first place, its val KLoM should sit at the noise floor.
     """
-    return UnlearnResult(margins=ctx.original_margins(), compute_cost=0.0)
+    return UnlearnResult(
+        margins=ctx.original_margins(), correct=ctx.original_correct(), compute_cost=0.0
+    )
