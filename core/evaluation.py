@@ -116,6 +116,7 @@ def build_oracles(
     Both copy the originals' recipe and number of models, so an oracle differs from an
     original only in its data and its seed. ``n_models``, if given, must equal the originals'.
     """
+    resolve_device(device)  # an unknown device is refused even when every set exists
     fs, dataset = get_forget_set(store, forget_set_id)
     orig = get_model_set(store, originals_for(store, dataset, original_set_id))
     if n_models is not None and n_models != orig.n_models:

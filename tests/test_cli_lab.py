@@ -101,3 +101,51 @@ def test_malformed_upload(db_path, tmp_path):
     bad.write_text("{not json")
     res = cli("forget-set", "create", "--kind", "upload", "--file", str(bad), db=db_path)
     assert res.returncode == 2 and "not valid JSON" in res.stderr
+
+
+def test_train_resumes_after_kill_9_and_models_delete(db_path):
+    """Review item: after ``kill -9`` of ``train``, rerunning it started a new set from
+    scratch and orphaned the unfinished one; no command resumed or deleted it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_cli import ROOT
+
+    args = ["train", "--models", "6", "--epochs", "12", "--chunk-size", "2", "--db", str(db_path)]
+    env = dict(os.environ)
+    proc = subprocess.Popen([sys.executable, "-m", "core", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 90
+    store = None
+    while time.monotonic() < deadline:  # wait for the first committed chunk, then kill -9
+        time.sleep(0.2)
+        if db_path.exists():
+            try:
+                store = Store(db_path)
+                done = store.query_df("SELECT count(*) AS n FROM model_chunks")["n"][0]
+            except Exception:  # the file is busy or still being created
+                continue
+            if done >= 1:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert store is not None
+    sets = list_model_sets(store)
+    assert len(sets) == 1 and sets["status"][0] == "building"
+    listed = cli("models", db=db_path)
+    assert "unfinished (" in listed.stdout and "resume" in listed.stdout
+    res = subprocess.run([sys.executable, "-m", "core", *args, "--json"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["id"] == 1  # the same set, finished
+    sets = list_model_sets(store)
+    assert len(sets) == 1 and sets["status"][0] == "complete" and sets["models_done"][0] == 6
+
+    res = cli("models", "delete", "1", "--json", db=db_path)
+    assert res.returncode == 0, res.stderr
+    assert list_model_sets(store).empty and not store.file_path("model_sets/1").exists()
+    res = cli("models", "delete", "1", db=db_path)
+    assert res.returncode == 2 and "no model set with id 1" in res.stderr

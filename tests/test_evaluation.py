@@ -84,3 +84,74 @@ def test_delete_forget_set_removes_dependents(lab, tmp_path):
     assert set(list_model_sets(store)["kind"]) == {"original"}
     assert list_evaluations(store).empty
     assert store.query_df("SELECT count(*) n FROM klom_points")["n"][0] == 0
+
+
+def _copy_lab(lab, tmp_path):
+    import shutil
+
+    from core.store import Store
+
+    shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
+    return Store(tmp_path / "copy.duckdb")
+
+
+def test_evaluation_pairs_one_recipe_and_refuses_a_mismatch(lab, tmp_path):
+    """Review item: after the demo, ``train --models 2 --epochs 1`` then ``evaluate`` compared
+    1-epoch originals with 30-epoch oracles (KLoM ≈ 11.5 everywhere) and stored device
+    'bogus'."""
+    from core.recipe import default_train_config
+    from core.zoo import build_model_set, create_model_set
+
+    store = _copy_lab(lab, tmp_path)
+    other = create_model_set(store, "original", default_train_config("digits").replace(epochs=1), 2)
+    build_model_set(store, other)  # the newest originals now: another recipe and size
+    n_runs = len(list_evaluations(store))
+    with pytest.raises(ConfigError, match="unknown device 'bogus'"):
+        evaluate(store, lab["forget_set"], "do_nothing", "bogus")
+    with pytest.raises(ConfigError, match=r"no oracles of the recipe of original set") as err:
+        evaluate(store, lab["forget_set"], "do_nothing", original_set_id=other)
+    msg = str(err.value)
+    assert "1 epochs" in msg and "2 epochs" in msg and "2 models" in msg and "6 models" in msg
+    with pytest.raises(ConfigError, match="not originals"):
+        evaluate(store, lab["forget_set"], "do_nothing", original_set_id=lab["oracle"])
+    assert len(list_evaluations(store)) == n_runs  # nothing stored by the refusals
+    # default: the originals the oracles were built against, not the newest originals
+    run = evaluate(store, lab["forget_set"], "do_nothing")
+    row = evaluation(store, run)["evaluation"]
+    assert row["original_set_id"] == lab["original"] != other
+    assert store.run(run)["device"] == "cpu"
+    with pytest.raises(ConfigError, match="must match them"):
+        from core.evaluation import build_oracles
+
+        build_oracles(store, lab["forget_set"], n_models=3)
+    with pytest.raises(ConfigError, match="unknown device"):
+        build_oracles(store, lab["forget_set"], device="gpu9")
+
+
+def test_a_stored_evaluation_is_reused_unless_recomputed(lab, tmp_path):
+    store = _copy_lab(lab, tmp_path)
+    first = evaluate(store, lab["forget_set"], "do_nothing")
+    assert evaluate(store, lab["forget_set"], "do_nothing") == first
+    assert len(list_evaluations(store)) == 1
+    again = evaluate(store, lab["forget_set"], "do_nothing", recompute=True)
+    assert again != first and len(list_evaluations(store)) == 2
+    pd_a, pd_b = evaluation(store, first)["points"], evaluation(store, again)["points"]
+    np.testing.assert_array_equal(pd_a["klom"], pd_b["klom"])
+
+
+def test_summary_accuracy_is_argmax_accuracy(lab, tmp_path):
+    from core.data import load_dataset
+    from core.zoo import all_points, load_ensemble
+
+    store = _copy_lab(lab, tmp_path)
+    run = evaluate(store, lab["forget_set"], "do_nothing")
+    s = evaluation(store, run)["summaries"].set_index(["split", "metric"])
+    x, y = all_points(load_dataset("digits"))
+    for metric, set_id in (("klom", lab["original"]), ("floor", lab["floor"])):
+        pred = load_ensemble(store, set_id, "cpu").logits(x).numpy().argmax(-1)  # (n, points)
+        ok = pred == y.numpy()
+        forget = lab["forget"]
+        retain = np.setdiff1d(np.arange(1347), forget)
+        for split, idx in (("forget", forget), ("retain", retain), ("val", np.arange(1347, 1797))):
+            assert s.loc[(split, metric), "accuracy"] == pytest.approx(ok[:, idx].mean())

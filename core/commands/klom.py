@@ -91,8 +91,13 @@ def forget_set(args: argparse.Namespace) -> int:
 def _oracle_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forget-set", type=int, required=True, dest="forget_set")
     p.add_argument(
-        "--models", type=int, default=DEFAULT_MODELS, help="models per group (two groups)"
-    )
+        "--originals", type=int, default=None,
+        help="the original set whose recipe the oracles copy (default: the newest)",
+    )  # fmt: skip
+    p.add_argument(
+        "--models", type=int, default=None,
+        help="models per group (two groups); must equal the originals' number (default)",
+    )  # fmt: skip
     p.add_argument("--device", default=None)
 
 
@@ -102,7 +107,10 @@ def _oracle_args(p: argparse.ArgumentParser) -> None:
 def oracles(args: argparse.Namespace) -> int:
     store = Store(args.db)
     with bar(f"oracles for forget set {args.forget_set}", quiet=args.json) as progress:
-        main, floor = build_oracles(store, args.forget_set, args.models, args.device, progress)
+        main, floor = build_oracles(
+            store, args.forget_set, args.models, args.device, progress,
+            original_set_id=args.originals,
+        )  # fmt: skip
     emit(
         args,
         {"oracle_set_id": main, "floor_set_id": floor},
@@ -114,6 +122,15 @@ def oracles(args: argparse.Namespace) -> int:
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forget-set", type=int, required=True, dest="forget_set")
     p.add_argument("--method", default="do_nothing", help=f"one of {', '.join(sorted(METHODS))}")
+    p.add_argument(
+        "--originals", type=int, default=None,
+        help="original model set to unlearn from (default: the one the oracles were built "
+        "against); its recipe must be the oracles'",
+    )  # fmt: skip
+    p.add_argument(
+        "--recompute", action="store_true",
+        help="run again even if this evaluation is stored (default: reuse it)",
+    )  # fmt: skip
     p.add_argument("--device", default=None)
 
 
@@ -122,7 +139,10 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 )
 def evaluate_cmd(args: argparse.Namespace) -> int:
     store = Store(args.db)
-    run_id = evaluate(store, args.forget_set, args.method, args.device)
+    run_id = evaluate(
+        store, args.forget_set, args.method, args.device, original_set_id=args.originals,
+        recompute=args.recompute,
+    )  # fmt: skip
     s = evaluation(store, run_id)["summaries"]
     rows = s.to_dict("records")
     summary = {

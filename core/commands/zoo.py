@@ -6,9 +6,18 @@ import argparse
 
 from ..cli import command, emit, table
 from ..data import load_dataset
-from ..recipe import default_train_config
+from ..device import resolve_device
+from ..errors import ConfigError
+from ..recipe import TrainConfig, default_train_config
 from ..store import Store
-from ..zoo import build_model_set, create_model_set, list_model_sets
+from ..zoo import (
+    build_model_set,
+    create_model_set,
+    delete_model_set,
+    find_model_set,
+    get_model_set,
+    list_model_sets,
+)
 from .progress import bar
 
 
@@ -21,10 +30,18 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--fraction", type=float, default=None, help="share of train points per subset model"
     )
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    p.add_argument("--seed", type=int, default=None, help="model i is trained from seed + i")
+    p.add_argument(
+        "--seed", type=int, default=None,
+        help="model i is trained from seed + i (default: a free range; ranges never overlap)",
+    )  # fmt: skip
     p.add_argument(
         "--device", default=None, help="auto, cpu, cuda or mps (default $LAB_DEVICE/auto)"
     )
+    p.add_argument(
+        "--chunk-size", type=int, default=None, dest="chunk_size",
+        help="models per committed chunk: an interrupted build resumes from the last one "
+        "(default: the recipe's model_chunk, at most the number of models)",
+    )  # fmt: skip
     p.add_argument("--data-root", default=None, help="where cifar10 lives ($LAB_DATA_ROOT)")
     p.add_argument("--download", action="store_true", help="download cifar10 if missing")
 
@@ -38,36 +55,73 @@ def train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(epochs=args.epochs)
     data = load_dataset(args.dataset, "cpu", root=args.data_root, download=args.download)
     store = Store(args.db)
-    set_id = create_model_set(
-        store, args.kind, cfg, args.models, seed=args.seed, fraction=args.fraction,
-        device=args.device, data=data,
-    )  # fmt: skip
+    set_id = unfinished_match(store, args.kind, cfg, args.models, args.fraction, args.seed)
+    if set_id is None:
+        set_id = create_model_set(
+            store, args.kind, cfg, args.models, seed=args.seed, fraction=args.fraction,
+            device=args.device, data=data, chunk_size=args.chunk_size,
+        )  # fmt: skip
+    else:
+        resolve_device(args.device)
+        done = int(list_model_sets(store).set_index("id").loc[set_id, "models_done"])
+        if not args.json:
+            print(f"resuming unfinished model set {set_id} ({done} of {args.models} models done)")
     with bar(f"set {set_id}", quiet=args.json) as progress:
         build_model_set(store, set_id, device=args.device, progress=progress)
     row = list_model_sets(store).set_index("id").loc[set_id].to_dict()
     row["id"] = set_id
     text = (
         f"model set {set_id}: {args.models} × {cfg.arch} on {cfg.dataset} ({args.kind}), "
-        f"mean val accuracy {row['mean_val_acc']:.2%}, {row['wall_time_s']:.1f} s on {row['device']}"
+        f"mean val accuracy (argmax) {row['mean_val_acc']:.2%}, {row['wall_time_s']:.1f} s "
+        f"on {row['device']}"
     )
     emit(args, row, text)
     return 0
 
 
-@command("models", "list the model sets in the store")(lambda p: None)
+def unfinished_match(
+    store: Store, kind: str, cfg: TrainConfig, n_models: int, fraction, seed
+) -> int | None:
+    """The newest unfinished set this very command would build (same kind, recipe, size,
+    fraction and, when given, seed), so that rerunning an interrupted ``train`` resumes it."""
+    set_id = find_model_set(
+        store, kind, cfg.dataset, status="building", recipe_id=cfg.recipe_id(),
+        n_models=n_models, fraction=fraction,
+    )  # fmt: skip
+    if set_id is not None and seed is not None and get_model_set(store, set_id).seed != seed:
+        return None
+    return set_id
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", default="list", choices=("list", "delete"))
+    p.add_argument("id", nargs="?", type=int, help="model set id (delete)")
+    p.add_argument(
+        "--cascade", action="store_true",
+        help="delete: also delete the evaluations that use the set",
+    )  # fmt: skip
+
+
+@command("models", "list the model sets in the store, or delete one")(_models_args)
 def models(args: argparse.Namespace) -> int:
-    df = list_model_sets(Store(args.db))
+    store = Store(args.db)
+    if args.action == "delete":
+        if args.id is None:
+            raise ConfigError("models delete needs a model set id")
+        runs = delete_model_set(store, args.id, cascade=args.cascade)
+        also = f" and {len(runs)} evaluation(s) that used it ({runs})" if runs else ""
+        emit(args, {"deleted": args.id, "deleted_evaluations": runs},
+             f"deleted model set {args.id} with its files{also}")  # fmt: skip
+        return 0
+    df = list_model_sets(store)
     rows = df.to_dict("records")
-    cols = (
-        "id",
-        "kind",
-        "role",
-        "dataset",
-        "arch",
-        "n_models",
-        "models_done",
-        "mean_val_acc",
-        "status",
-    )
-    emit(args, {"model_sets": rows}, table(rows, cols) if rows else "no model sets yet")
+    for r in rows:
+        if r["status"] == "building":  # no process is necessarily at work on it
+            r["status"] = f"unfinished ({r['models_done']}/{r['n_models']})"
+    cols = ("id", "kind", "role", "dataset", "arch", "n_models", "recipe_id", "base_set_id",
+            "mean_val_acc", "status")  # fmt: skip
+    text = table(rows, cols) if rows else "no model sets yet"
+    if any(str(r["status"]).startswith("unfinished") for r in rows):
+        text += "\n(unfinished sets resume when the same train/oracles command is run again)"
+    emit(args, {"model_sets": rows}, text)
     return 0
