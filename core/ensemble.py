@@ -30,6 +30,7 @@ from .errors import ConfigError, LabError
 from .metrics import margins_from_logits
 from .models import Net, build, single_state
 from .recipe import TrainConfig, lr_at
+from .threads import training_threads
 
 
 class Cancelled(LabError):
@@ -277,12 +278,12 @@ def train_ensemble(
 
 
 @contextlib.contextmanager
-def _cpu_threads(dev: torch.device, work: int, small: int = 2048) -> Iterator[None]:
-    """One CPU thread for small steps (``work`` = models × batch): OpenMP threads that wait on
-    each other at every tiny op cost more than they give, and collapse on a busy machine."""
+def _cpu_threads(dev: torch.device, work: int) -> Iterator[None]:
+    """Train on the threads ``core.threads.training_threads`` picks for steps of ``work``
+    examples (models × batch): one for small steps, else the cores that are idle now."""
     before = torch.get_num_threads()
-    if dev.type == "cpu" and work < small:
-        torch.set_num_threads(1)
+    if dev.type == "cpu":
+        torch.set_num_threads(training_threads(work))
     try:
         yield
     finally:
