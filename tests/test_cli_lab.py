@@ -149,3 +149,26 @@ def test_train_resumes_after_kill_9_and_models_delete(db_path):
     assert list_model_sets(store).empty and not store.file_path("model_sets/1").exists()
     res = cli("models", "delete", "1", db=db_path)
     assert res.returncode == 2 and "no model set with id 1" in res.stderr
+
+
+def test_builds_that_could_never_finish_are_refused_before_any_row(db_path):
+    """Review item: ``train --kind subset --fraction 1e-9`` and ``oracles`` on a forget set of
+    1,346 of 1,347 points left 'building' rows that could never complete."""
+    assert cli("train", "--models", "2", "--epochs", "1", db=db_path).returncode == 0
+    res = cli("forget-set", "create", "--kind", "random", "--k", "1346", db=db_path)
+    assert res.returncode == 0, res.stderr
+    before = list_model_sets(Store(db_path))
+    files = sorted(p.name for p in (db_path.parent / "lab.files").rglob("*"))
+    for args in (
+        ("oracles", "--forget-set", "1"),
+        ("train", "--kind", "subset", "--fraction", "1e-9", "--models", "2"),
+        ("train", "--seed", "-5", "--models", "2"),
+        ("train", "--seed", "100000", "--models", "2"),  # set 1's seeds: overlap
+        ("train", "--device", "bogus", "--models", "2"),
+    ):
+        res = cli(*args, db=db_path)
+        assert res.returncode == 2, (args, res.stderr)
+        assert res.stderr.startswith("error: ") and "Traceback" not in res.stderr
+    after = list_model_sets(Store(db_path))
+    assert after[["id", "status"]].equals(before[["id", "status"]])
+    assert sorted(p.name for p in (db_path.parent / "lab.files").rglob("*")) == files

@@ -217,3 +217,35 @@ def test_delete_refuses_sets_in_use_unless_cascade(db_path):
     assert list_evaluations(store).empty and len(list_model_sets(store)) == n_sets - 1
     assert not store.file_path(f"evaluations/{run}.margins.npy").exists()
     assert store.query_df("SELECT count(*) AS n FROM klom_points")["n"][0] == 0
+
+
+def test_sets_stored_before_schema_4_still_read(db_path):
+    """Sets from before the fixed schedule: no correctness files (recomputed from weights),
+    configs without ``schedule`` (read as the old per-epoch one, never trained again), a
+    ``legacy-`` recipe id (never paired with new sets)."""
+    import json
+
+    from core.ensemble import train_ensemble
+    from core.recipe import TrainConfig
+
+    store = Store(db_path)
+    set_id = create_model_set(store, "original", TINY.replace(epochs=1), 3, chunk_size=2)
+    build_model_set(store, set_id)
+    expected = load_correct(store, set_id)
+    old_cfg = {k: v for k, v in TINY.to_dict().items() if k != "schedule"}
+    with store.transaction() as con:
+        con.execute("UPDATE model_chunks SET correct_file = NULL")
+        con.execute(
+            "UPDATE model_sets SET train_config = ?, recipe_id = 'legacy-abc'",
+            [json.dumps(old_cfg)],
+        )
+    for f in store.file_path(f"model_sets/{set_id}").glob("*.correct.npy"):
+        f.unlink()
+    np.testing.assert_array_equal(load_correct(store, set_id), expected)
+    ms = get_model_set(store, set_id)
+    assert ms.train.schedule == "epoch" and ms.recipe_id == "legacy-abc"
+    assert TrainConfig.from_dict(TINY.to_dict()).schedule == "stream"
+    from core.data import load_dataset
+
+    with pytest.raises(ConfigError, match="older version"):
+        train_ensemble(load_dataset("digits"), np.ones((1, 1347), bool), [0], ms.train)

@@ -13,16 +13,26 @@ from ..zoo import Progress
 
 @contextlib.contextmanager
 def bar(desc: str, quiet: bool = False) -> Iterator[Progress]:
-    """Yields ``progress(fraction, message)``; draws on stderr (silent when ``quiet``)."""
+    """Yields ``progress(fraction, message)``; draws on stderr (silent when ``quiet``).
+
+    The bar appears at the first report, so input refused before any work prints only the
+    error."""
     interactive = sys.stderr.isatty()
-    with tqdm(
-        total=1000, desc=desc, file=sys.stderr, disable=quiet, leave=True,
-        mininterval=0.2 if interactive else 10.0,  # a log file gets a line every 10 s
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
-    ) as t:  # fmt: skip
+    state: dict = {}
 
-        def update(fraction: float, message: str) -> None:
-            t.set_postfix_str(message[:60], refresh=False)
-            t.update(int(1000 * max(0.0, min(1.0, fraction))) - t.n)  # redraws at mininterval
+    def update(fraction: float, message: str) -> None:
+        t = state.get("bar")
+        if t is None:
+            t = state["bar"] = tqdm(
+                total=1000, desc=desc, file=sys.stderr, disable=quiet, leave=True,
+                mininterval=0.2 if interactive else 10.0,  # a log file gets a line every 10 s
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
+            )  # fmt: skip
+        t.set_postfix_str(message[:60], refresh=False)
+        t.update(int(1000 * max(0.0, min(1.0, fraction))) - t.n)  # redraws at mininterval
 
+    try:
         yield update
+    finally:
+        if "bar" in state:
+            state["bar"].close()
