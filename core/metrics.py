@@ -195,8 +195,10 @@ def _klom_chunk(be: _Backend, p: Any, q: Any, bins: int, clip: float, eps: float
     hi = xp.maximum(xp.amax(p, 1), xp.amax(q, 1))[:, None]  # (n, 1)
     same = lo == hi  # every sample equal: KLoM = 0 (the row runs on a dummy range)
     hi = xp.where(same, lo + 1.0 + xp.abs(lo), hi)
-    # np.linspace(lo, hi, bins + 1): arange * step + lo, then the last edge set to hi exactly
-    step = (hi - lo) / bins  # (n, 1)
+    # np.linspace(lo, hi, bins + 1): arange * step + lo, then the last edge set to hi exactly.
+    # The divisor is an array, not a Python number: torch on CUDA turns a division by a
+    # scalar into a multiplication by its reciprocal, which moves edges by an ulp.
+    step = (hi - lo) / xp.full_like(hi, float(bins))  # (n, 1)
     edges = be.ramp(bins + 1, p)[None, :] * step + lo  # (n, bins+1)
     edges[:, -1:] = hi
     lower = be.copy(edges[:, :-1])  # (n, bins) left edges
