@@ -2,6 +2,9 @@
 
 Errors the user can fix (``LabError``) print ``error: <message>`` on stderr and exit with 2;
 ``--json`` prints one JSON object on stdout.
+
+Start-up stays fast: building the parser imports no engine module that loads torch; each
+command imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -13,20 +16,43 @@ from collections.abc import Callable, Sequence
 
 from .errors import LabError
 
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable]] = {}
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable, str]] = {}
+HIDDEN: set[str] = set()  # internal commands, left out of --help
 
 
-def command(name: str, help: str):
+def command(name: str, help: str, hidden: bool = False):
     """Register ``fn(args) -> int`` as a sub-command; ``add_args(parser)`` adds its options."""
 
     def deco(add_args: Callable[[argparse.ArgumentParser], None]):
         def register(fn: Callable) -> Callable:
             COMMANDS[name] = (add_args, fn, help)
+            if hidden:
+                HIDDEN.add(name)
             return fn
 
         return register
 
     return deco
+
+
+def device_name(value: str) -> str:
+    """argparse type of ``--device``: a known device name (whether it is present is checked
+    when the command runs, which loads torch)."""
+    from .device import DEVICE_CHOICES
+
+    if value.strip().lower().split(":")[0] not in DEVICE_CHOICES:
+        raise argparse.ArgumentTypeError(
+            f"unknown device {value!r}: choose one of {', '.join(DEVICE_CHOICES)}"
+        )
+    return value
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """The ``--device`` option shared by the commands that train or score models."""
+    p.add_argument(
+        "--device", type=device_name, default=None,
+        help="auto, cpu, cuda[:N] or mps (default: $LAB_DEVICE, else auto)",
+    )  # fmt: skip
 
 
 def emit(args: argparse.Namespace, obj: dict, text: str) -> None:
@@ -59,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Unlearning Lab engine")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_args, _, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        listed = {} if name in HIDDEN else {"help": help_text}  # no help: not in the list
+        p = sub.add_parser(name, description=help_text, **listed)
         p.add_argument("--db", help="DuckDB file (default: $LAB_DB or data/lab.duckdb)")
         p.add_argument("--json", action="store_true", help="print one JSON object")
         add_args(p)

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from . import code_version
+from .catalog import list_model_sets  # noqa: F401  (re-exported: listings live in catalog)
 from .config import check_float, check_int
 from .data import Dataset, load_dataset
 from .device import resolve_device
@@ -253,20 +254,6 @@ def load_ensemble(store: Store, set_id: int, device: str | None = None) -> Ensem
         for f in rows["weights_file"]
     ]
     return parts[0] if len(parts) == 1 else Ensemble.concat(parts)
-
-
-def list_model_sets(store: Store) -> pd.DataFrame:
-    """Every set with its progress and mean accuracies, newest first."""
-    return store.query_df(
-        """SELECT s.id, s.kind, s.role, s.dataset, s.arch, s.n_models, s.forget_set_id,
-                  s.fraction, s.status,
-                  coalesce(sum(c.n_models), 0)::INTEGER AS models_done,
-                  sum(c.val_acc * c.n_models) / nullif(sum(c.n_models), 0) AS mean_val_acc,
-                  sum(c.train_acc * c.n_models) / nullif(sum(c.n_models), 0) AS mean_train_acc,
-                  s.device, coalesce(sum(c.wall_time_s), 0) AS wall_time_s, s.created_at
-           FROM model_sets s LEFT JOIN model_chunks c ON c.set_id = s.id
-           GROUP BY ALL ORDER BY s.id DESC"""
-    )
 
 
 def find_model_set(

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import command, emit, table
-from ..data import load_dataset
-from ..recipe import default_train_config
+from ..cli import add_device_arg, command, emit, table
 from ..store import Store
-from ..zoo import build_model_set, create_model_set, list_model_sets
 from .progress import bar
 
 
@@ -16,15 +13,16 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", help="digits (embedded) or cifar10")
     p.add_argument("--arch", default=None, help="mlp, cnn or resnet9 (default: the dataset's)")
     p.add_argument("--models", type=int, default=100, help="number of models (default 100)")
-    p.add_argument("--kind", default="original", choices=("original", "subset"))
+    p.add_argument(
+        "--kind", default="original", choices=("original", "subset"),
+        help="original: every model on the whole train split; subset: each on a random share",
+    )  # fmt: skip
     p.add_argument(
         "--fraction", type=float, default=None, help="share of train points per subset model"
     )
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--seed", type=int, default=None, help="model i is trained from seed + i")
-    p.add_argument(
-        "--device", default=None, help="auto, cpu, cuda or mps (default $LAB_DEVICE/auto)"
-    )
+    add_device_arg(p)
     p.add_argument("--data-root", default=None, help="where cifar10 lives ($LAB_DATA_ROOT)")
     p.add_argument("--download", action="store_true", help="download cifar10 if missing")
 
@@ -33,6 +31,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _train_args
 )
 def train(args: argparse.Namespace) -> int:
+    from ..catalog import list_model_sets
+    from ..data import load_dataset  # the engine (torch) only when the command runs
+    from ..recipe import default_train_config
+    from ..zoo import build_model_set, create_model_set
+
     cfg = default_train_config(args.dataset, args.arch)
     if args.epochs is not None:
         cfg = cfg.replace(epochs=args.epochs)
@@ -56,6 +59,8 @@ def train(args: argparse.Namespace) -> int:
 
 @command("models", "list the model sets in the store")(lambda p: None)
 def models(args: argparse.Namespace) -> int:
+    from ..catalog import list_model_sets
+
     df = list_model_sets(Store(args.db))
     rows = df.to_dict("records")
     cols = (
