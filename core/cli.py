@@ -1,7 +1,7 @@
 """The command line. Each command validates its input before anything is written.
 
 Errors the user can fix (``LabError``) print ``error: <message>`` on stderr and exit with 2;
-``--json`` prints one JSON object on stdout.
+``--json`` prints one strict JSON object on stdout.
 
 Start-up stays fast: building the parser imports no engine module that loads torch; each
 command imports what it needs when it runs.
@@ -10,9 +10,12 @@ command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .errors import LabError
 
@@ -55,9 +58,32 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def plain(value: Any) -> Any:
+    """``value`` made of JSON types only: NaN and ±inf → None, timestamps → ISO 8601 strings,
+    NumPy scalars → numbers, arrays, tuples and sets → lists, anything else → its ``str``."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # NumPy scalars and arrays
+        return plain(value.tolist())
+    pd = sys.modules.get("pandas")  # loaded whenever a value can be one of its missing markers
+    if pd is not None and (value is pd.NaT or value is pd.NA):
+        return None
+    if isinstance(value, dt.datetime | dt.date | dt.time):  # pandas' Timestamp included
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
 def emit(args: argparse.Namespace, obj: dict, text: str) -> None:
-    """Print ``obj`` as JSON with ``--json``, else the human-readable ``text``."""
-    print(json.dumps(obj, indent=2, default=str) if args.json else text)
+    """Print ``obj`` as strict JSON (see ``plain``) with ``--json``, else the ``text``."""
+    print(json.dumps(plain(obj), indent=2, allow_nan=False) if args.json else text)
 
 
 def table(rows: list[dict], columns: Sequence[str]) -> str:
