@@ -58,7 +58,9 @@ def _method(store: Store, name: str, value: Any) -> None:
         raise ConfigError(f"unknown {name} {value!r}: choose one of {', '.join(sorted(METHODS))}")
 
 
-def params_check(kind: str, required: dict[str, Check], optional: dict[str, Check]):
+def params_check(
+    kind: str, required: dict[str, Check], optional: dict[str, Check]
+) -> Callable[[Store, dict], None]:
     """A ``check(store, params)`` for ``kind``: every required key, no unknown key, each valid."""
 
     def check(store: Store, params: dict) -> None:

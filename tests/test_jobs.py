@@ -251,3 +251,15 @@ def test_a_stored_job_with_bad_parameters_fails_with_a_plain_message(db_path):
     wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL)
     job = jobs.get_job(store, job_id)
     assert (job["status"], job["message"]) == ("failed", "models must be at least 1, got -5")
+
+
+def test_process_start_without_proc_uses_ps(monkeypatch, stranger):
+    """Where there is no /proc (macOS), the start time comes from ``ps``; same answers."""
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if p == "/proc/self" else real_isdir(p))
+    start = jobs.process_start(stranger.pid)
+    assert start and start.startswith("ps:") and start == jobs.process_start(stranger.pid)
+    assert jobs.is_worker(stranger.pid, start) and not jobs.is_worker(stranger.pid, "ps:Jan 1")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert jobs.process_start(dead.pid) is None
