@@ -11,6 +11,10 @@ short transaction on a short-lived connection (see ``core.store``), so the dashb
 worker and a CLI take turns instead of blocking each other. All heavy work is chunked and each
 chunk is committed once, so a cancelled or killed job leaves only complete chunks behind, and
 ``resume`` (or ``reconcile_and_resume`` at dashboard start) picks the build up where it stopped.
+
+A worker is known by its pid *and* its process start time (both stored when it marks its job
+running): a pid reused by another process after the worker died is never signalled, and its
+job counts as interrupted.
 """
 
 from __future__ import annotations
@@ -278,7 +282,7 @@ def _mark_interrupted(store: Store, job_id: int, pid: object) -> bool:
     with store.transaction() as con:
         row = con.execute(
             """UPDATE jobs SET status = 'interrupted', updated_at = current_timestamp,
-               message = 'the worker stopped unexpectedly; finished chunks are kept'
+               message = 'its worker stopped (or is not the process it was); finished chunks are kept'
                WHERE id = ? AND status = 'running' AND pid IS NOT DISTINCT FROM ? RETURNING id""",
             [job_id, None if pid is None or pd.isna(pid) else int(pid)],
         ).fetchone()
