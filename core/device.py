@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported when a device is resolved, not to read the names
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -18,6 +20,8 @@ def resolve_device(name: str | None = None) -> torch.device:
     the first available of cuda, mps, cpu. Asking for a device that is not present is an error
     with a clear message rather than a silent fallback.
     """
+    import torch
+
     name = (name or os.environ.get("LAB_DEVICE") or "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():

@@ -1,18 +1,100 @@
-"""What a background job can do: each kind is a thin call into the engine."""
+"""What a background job can do: each kind is a thin call into the engine.
+
+Each kind declares its parameters; ``jobs.submit`` checks them (required keys, types, ranges,
+device names, ids that exist, no unknown keys) before a row is written. The engine modules are
+imported inside the job functions, so listing jobs does not load torch.
+"""
 
 from __future__ import annotations
 
-from .demo import quick_demo
-from .evaluation import build_oracles, evaluate
-from .forget_store import get_forget_set
+from collections.abc import Callable
+from typing import Any
+
+from .config import check_int
+from .errors import ConfigError, NotFoundError
 from .jobs import JobContext, job_kind
 from .store import Store
-from .zoo import build_model_set, get_model_set
+
+MAX_MODELS = 100_000  # as core.zoo.create_model_set
+MAX_EPOCHS = 10_000  # as core.recipe.TrainConfig
+
+# a parameter check: (store, name, value) -> None, raising ConfigError
+Check = Callable[[Store, str, Any], None]
 
 
-@job_kind("build_models")
+def _row_id(table: str, what: str) -> Check:
+    def check(store: Store, name: str, value: Any) -> None:
+        check_int(name, value, 1)
+        found = store.query_df(f"SELECT 1 FROM {table} WHERE id = ?", [value])
+        if found.empty:
+            raise NotFoundError(f"there is no {what} with id {value}")
+
+    return check
+
+
+def _models(store: Store, name: str, value: Any) -> None:
+    check_int(name, value, 1, MAX_MODELS)
+
+
+def _epochs(store: Store, name: str, value: Any) -> None:
+    if value is not None:
+        check_int(name, value, 1, MAX_EPOCHS)
+
+
+def _device(store: Store, name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a device name such as 'cpu' or 'cuda', got {value!r}")
+    from .device import resolve_device
+
+    resolve_device(value)  # unknown or absent devices are refused with a clear message
+
+
+def _method(store: Store, name: str, value: Any) -> None:
+    from .unlearning import METHODS
+
+    if not isinstance(value, str) or value not in METHODS:
+        raise ConfigError(f"unknown {name} {value!r}: choose one of {', '.join(sorted(METHODS))}")
+
+
+def params_check(
+    kind: str, required: dict[str, Check], optional: dict[str, Check]
+) -> Callable[[Store, dict], None]:
+    """A ``check(store, params)`` for ``kind``: every required key, no unknown key, each valid."""
+
+    def check(store: Store, params: dict) -> None:
+        known = {**required, **optional}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter {unknown[0]!r} for a {kind} job: it takes {', '.join(known)}"
+            )
+        missing = [k for k in required if k not in params]
+        if missing:
+            raise ConfigError(f"a {kind} job needs the parameter {missing[0]!r}")
+        for key, value in params.items():
+            known[key](store, key, value)
+
+    return check
+
+
+def _flag(store: Store, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+_SET = {"set_id": _row_id("model_sets", "model set")}
+_ORIGINALS = {"original_set_id": _row_id("model_sets", "model set")}
+_FORGET = {"forget_set_id": _row_id("forget_sets", "forget set")}
+
+
+@job_kind("build_models", params_check("build_models", _SET, {"device": _device}))
 def _build_models(store: Store, params: dict, ctx: JobContext) -> dict:
     """params: set_id (created by the caller), device."""
+    from .forget_store import get_forget_set
+    from .zoo import build_model_set, get_model_set
+
     ms = get_model_set(store, int(params["set_id"]))
     forget = get_forget_set(store, ms.forget_set_id)[0].indices if ms.forget_set_id else None
     build_model_set(
@@ -22,28 +104,52 @@ def _build_models(store: Store, params: dict, ctx: JobContext) -> dict:
     return {"set_id": ms.id}
 
 
-@job_kind("oracles")
+@job_kind(
+    "oracles",
+    params_check("oracles", _FORGET, {"models": _models, "device": _device, **_ORIGINALS}),
+)
 def _oracles(store: Store, params: dict, ctx: JobContext) -> dict:
-    """params: forget_set_id, models, device."""
+    """params: forget_set_id, original_set_id (default: the newest originals), models (must
+    equal the originals'), device."""
+    from .evaluation import build_oracles
+
     main, floor = build_oracles(
-        store, int(params["forget_set_id"]), int(params.get("models", 100)), params.get("device"),
+        store, int(params["forget_set_id"]), params.get("models"), params.get("device"),
         progress=ctx.progress, should_stop=ctx.should_stop,
+        original_set_id=params.get("original_set_id"),
     )  # fmt: skip
     return {"oracle_set_id": main, "floor_set_id": floor}
 
 
-@job_kind("evaluate")
+@job_kind(
+    "evaluate",
+    params_check(
+        "evaluate", {**_FORGET, "method": _method},
+        {"device": _device, "recompute": _flag, **_ORIGINALS},
+    ),
+)  # fmt: skip
 def _evaluate(store: Store, params: dict, ctx: JobContext) -> dict:
-    """params: forget_set_id, method, device."""
+    """params: forget_set_id, method, original_set_id (default: the oracles' originals),
+    recompute (default false: a stored evaluation is reused), device."""
+    from .evaluation import evaluate
+
     ctx.progress(0.1, f"evaluating {params['method']}")
-    run_id = evaluate(store, int(params["forget_set_id"]), params["method"], params.get("device"))
+    run_id = evaluate(
+        store, int(params["forget_set_id"]), params["method"], params.get("device"),
+        original_set_id=params.get("original_set_id"), recompute=params.get("recompute", False),
+    )  # fmt: skip
     return {"run_id": run_id}
 
 
-@job_kind("demo")
+@job_kind(
+    "demo", params_check("demo", {}, {"models": _models, "device": _device, "epochs": _epochs})
+)
 def _demo(store: Store, params: dict, ctx: JobContext) -> dict:
     """params: models, device, epochs (optional)."""
+    from .demo import quick_demo
+    from .evaluation import DEFAULT_MODELS
+
     return quick_demo(
-        store, int(params.get("models", 100)), params.get("device"),
+        store, int(params.get("models", DEFAULT_MODELS)), params.get("device"),
         progress=ctx.progress, should_stop=ctx.should_stop, epochs=params.get("epochs"),
     )  # fmt: skip

@@ -11,6 +11,10 @@ short transaction on a short-lived connection (see ``core.store``), so the dashb
 worker and a CLI take turns instead of blocking each other. All heavy work is chunked and each
 chunk is committed once, so a cancelled or killed job leaves only complete chunks behind, and
 ``resume`` (or ``reconcile_and_resume`` at dashboard start) picks the build up where it stopped.
+
+A worker is known by its pid *and* its process start time (both stored when it marks its job
+running): a pid reused by another process after the worker died is never signalled, and its
+job counts as interrupted.
 """
 
 from __future__ import annotations
@@ -28,21 +32,28 @@ from pathlib import Path
 
 import pandas as pd
 
-from .ensemble import Cancelled
 from .errors import ConfigError, LabError, NotFoundError
 from .store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("done", "failed", "cancelled")
 JobFn = Callable[[Store, dict, "JobContext"], dict]
+CheckFn = Callable[[Store, dict], None]
 JOB_KINDS: dict[str, JobFn] = {}
+JOB_CHECKS: dict[str, CheckFn] = {}
 
 
-def job_kind(name: str) -> Callable[[JobFn], JobFn]:
-    """Register a job function ``fn(store, params, ctx) -> result dict`` under ``name``."""
+def job_kind(name: str, check: CheckFn | None = None) -> Callable[[JobFn], JobFn]:
+    """Register a job function ``fn(store, params, ctx) -> result dict`` under ``name``.
+
+    ``check(store, params)`` raises ``ConfigError`` for parameters the job cannot run with; it
+    runs in ``submit`` (before any row is written) and again in the worker.
+    """
 
     def deco(fn: JobFn) -> JobFn:
         JOB_KINDS[name] = fn
+        if check is not None:
+            JOB_CHECKS[name] = check
         return fn
 
     return deco
@@ -83,10 +94,22 @@ class JobContext:
         return self._stop
 
 
-def submit(store: Store, kind: str, params: dict) -> int:
-    """Queue a job (not started); returns its id."""
+def check_params(store: Store, kind: str, params: dict) -> None:
+    """Raise ``ConfigError`` unless ``kind`` is a job kind and ``params`` suit it."""
     if kind not in JOB_KINDS:
         raise ConfigError(f"unknown job kind {kind!r}: one of {', '.join(sorted(JOB_KINDS))}")
+    if not isinstance(params, dict):
+        raise ConfigError(f"the parameters of a {kind} job must be a mapping, got {params!r}")
+    if kind in JOB_CHECKS:
+        JOB_CHECKS[kind](store, params)
+
+
+def submit(store: Store, kind: str, params: dict) -> int:
+    """Validate the parameters, then queue the job (not started); returns its id.
+
+    A job with bad parameters is refused with a ``ConfigError`` and never becomes a row.
+    """
+    check_params(store, kind, params)
     with store.transaction() as con:
         row = con.execute(
             "INSERT INTO jobs (kind, params, status, message) VALUES (?, ?, 'queued', 'waiting to start') "
@@ -152,17 +175,21 @@ def run_job(store: Store, job_id: int) -> str:
     job = get_job(store, job_id)
     if job["status"] in FINAL:
         return job["status"]
-    with store.transaction() as con:
+    from .ensemble import Cancelled  # the engine (torch) only where a job really runs
+
+    with store.transaction() as con:  # pid and start time together name this process
         con.execute(
-            """UPDATE jobs SET status = 'running', pid = ?, started_at = coalesce(started_at,
-               current_timestamp), updated_at = current_timestamp, message = 'starting' WHERE id = ?""",
-            [os.getpid(), job_id],
+            """UPDATE jobs SET status = 'running', pid = ?, worker_start = ?,
+               started_at = coalesce(started_at, current_timestamp),
+               updated_at = current_timestamp, message = 'starting' WHERE id = ?""",
+            [os.getpid(), process_start(os.getpid()), job_id],
         )
     ctx = JobContext(store, job_id)
     signal.signal(signal.SIGTERM, ctx.request_stop)
     try:
         if ctx.should_stop():
             raise Cancelled("cancelled before it started")
+        check_params(store, job["kind"], job["params"])  # rows queued by older versions too
         result = JOB_KINDS[job["kind"]](store, job["params"], ctx)
     except Cancelled:
         _finish(
@@ -181,7 +208,11 @@ def run_job(store: Store, job_id: int) -> str:
 
 
 def cancel(store: Store, job_id: int) -> None:
-    """Ask a job to stop: flag it; a queued job ends at once, a running one at its next check."""
+    """Ask a job to stop: flag it; a queued job ends at once, a running one at its next check.
+
+    Only the job's own worker is signalled (same pid *and* same process start time); a running
+    job whose worker is gone or cannot be identified ends as cancelled without any signal.
+    """
     job = get_job(store, job_id)
     if job["status"] in FINAL:
         return
@@ -189,9 +220,14 @@ def cancel(store: Store, job_id: int) -> None:
         con.execute("UPDATE jobs SET cancel_requested = true WHERE id = ?", [job_id])
     if job["status"] in ("queued", "interrupted"):
         _finish(store, job_id, "cancelled", "cancelled before it ran")
-    elif job["pid"] and _alive(int(job["pid"])):
+    elif is_worker(job.get("pid"), job.get("worker_start")):
         with contextlib.suppress(OSError):  # the worker turns SIGTERM into a stop request
             os.kill(int(job["pid"]), signal.SIGTERM)
+    else:
+        _finish(
+            store, job_id, "cancelled",
+            "cancelled; its worker had already stopped (finished chunks are kept)",
+        )  # fmt: skip
 
 
 def _alive(pid: int) -> bool:
@@ -206,23 +242,74 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as an opaque string; None when it cannot be read.
+
+    Linux: field 22 of ``/proc/<pid>/stat`` (clock ticks after boot); elsewhere the start time
+    ``ps -o lstart=`` prints. A pid reused by another process comes with another start time.
+    """
+    if os.path.isdir("/proc/self"):
+        try:
+            with open(f"/proc/{int(pid)}/stat") as fh:
+                # the command name (field 2) may hold spaces and ")": split after its last ")"
+                return "ticks:" + fh.read().rsplit(")", 1)[1].split()[19]
+        except (OSError, IndexError):
+            return None
+    try:
+        out = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(int(pid))],
+            capture_output=True, text=True, timeout=5, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = " ".join(out.stdout.split())
+    return f"ps:{text}" if out.returncode == 0 and text else None
+
+
+def is_worker(pid: object, start: object) -> bool:
+    """True only if ``pid`` is alive and is the very process that started at ``start``.
+
+    A missing pid or start time, a dead pid, or one now used by another process (another start
+    time, or one that cannot be read) is not the worker.
+    """
+    if pid is None or start is None or pd.isna(pid) or pd.isna(start):
+        return False
+    return _alive(int(pid)) and process_start(int(pid)) == str(start)
+
+
+def _mark_interrupted(store: Store, job_id: int, pid: object) -> bool:
+    """Running → interrupted, unless the row changed meanwhile; True when it did so."""
+    with store.transaction() as con:
+        row = con.execute(
+            """UPDATE jobs SET status = 'interrupted', updated_at = current_timestamp,
+               message = 'its worker stopped (or is not the process it was); finished chunks are kept'
+               WHERE id = ? AND status = 'running' AND pid IS NOT DISTINCT FROM ? RETURNING id""",
+            [job_id, None if pid is None or pd.isna(pid) else int(pid)],
+        ).fetchone()
+    return row is not None
+
+
 def reconcile(store: Store) -> list[int]:
-    """Mark running jobs whose worker is gone as ``interrupted``; returns their ids."""
-    df = store.query_df("SELECT id, pid FROM jobs WHERE status = 'running'")
-    dead = [int(r.id) for r in df.itertuples() if not (pd.notna(r.pid) and _alive(int(r.pid)))]
-    for job_id in dead:
-        with store.transaction() as con:
-            con.execute(
-                """UPDATE jobs SET status = 'interrupted', updated_at = current_timestamp,
-                   message = 'the worker stopped unexpectedly; finished chunks are kept' WHERE id = ?""",
-                [job_id],
-            )
-    return dead
+    """Mark running jobs whose worker is gone as ``interrupted``; returns their ids.
+
+    A worker is recognised by its pid and process start time together, so a stale pid now
+    used by an unrelated process does not keep a job ``running`` for ever.
+    """
+    df = store.query_df("SELECT id, pid, worker_start FROM jobs WHERE status = 'running'")
+    gone = [r for r in df.itertuples() if not is_worker(r.pid, r.worker_start)]
+    return [int(r.id) for r in gone if _mark_interrupted(store, int(r.id), r.pid)]
 
 
 def resume(store: Store, job_id: int) -> subprocess.Popen:
-    """Relaunch an interrupted, failed or cancelled job; finished chunks are skipped."""
+    """Relaunch an interrupted, failed or cancelled job; finished chunks are skipped.
+
+    A job still marked running whose worker is gone (or is not identifiable) counts as
+    interrupted and is resumed too.
+    """
     job = get_job(store, job_id)
+    stale = job["status"] == "running" and not is_worker(job.get("pid"), job.get("worker_start"))
+    if stale and _mark_interrupted(store, job_id, job.get("pid")):
+        job["status"] = "interrupted"
     if job["status"] in ("running", "queued", "done"):
         raise ConfigError(f"job {job_id} is {job['status']}; only a stopped job can be resumed")
     with store.transaction() as con:

@@ -185,4 +185,13 @@ def _m4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE model_chunks ADD COLUMN IF NOT EXISTS correct_file VARCHAR")
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m1, _m2, _m3, _m4]
+def _m5(con: duckdb.DuckDBPyConnection) -> None:
+    """Who runs a job: the worker's process start time, stored next to its pid.
+
+    A pid alone can be reused by an unrelated process once the worker is gone; the pair
+    (pid, start time) names one process for the life of the machine.
+    """
+    con.execute("ALTER TABLE jobs ADD COLUMN IF NOT EXISTS worker_start VARCHAR")
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m1, _m2, _m3, _m4, _m5]

@@ -83,3 +83,25 @@ def test_unwritable_database_path(tmp_path):
     (tmp_path / "f").write_text("x")
     res = cli("linear", db=tmp_path / "f" / "lab.duckdb")
     assert res.returncode == 2 and "cannot create" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["oracles", "--forget-set", "1", "--models", "0"], "models must be at least 1, got 0"),
+        (["oracles", "--forget-set", "1", "--models", "-3"], "models must be at least 1, got -3"),
+        (["oracles", "--forget-set", "1", "--models", "1000000"], "models must be at most 100000"),
+        (["demo", "--models", "0"], "models must be at least 1, got 0"),
+        (["demo", "--models", "-3"], "models must be at least 1, got -3"),
+        (["demo", "--models", "1000000"], "models must be at most 100000"),
+        (["demo", "--epochs", "0"], "epochs must be at least 1"),
+        (["demo", "--epochs", "100000"], "epochs must be at most 10000"),
+        (["demo", "--device", "tpu"], "unknown device 'tpu'"),
+        (["evaluate", "--forget-set", "1", "--device", "tpu"], "unknown device 'tpu'"),
+    ],
+)
+def test_training_sizes_are_checked_before_anything_is_written(db_path, args, needle):
+    res = cli(*args, db=db_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert needle in res.stderr and "Traceback" not in res.stderr
+    assert not db_path.exists()

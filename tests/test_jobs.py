@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import subprocess
 import time
 
 import numpy as np
@@ -11,7 +14,14 @@ import pytest
 
 from core import jobs
 from core.store import Store
-from core.zoo import build_model_set, create_model_set, done_chunks, get_model_set, load_margins
+from core.zoo import (
+    build_model_set,
+    create_model_set,
+    delete_model_set,
+    done_chunks,
+    get_model_set,
+    load_margins,
+)
 from tests.lab_fixtures import TINY
 
 SLOW = TINY.replace(epochs=6)  # ~1 s a chunk of 2 models: time to act mid-build
@@ -102,11 +112,16 @@ def test_bad_job_requests(db_path):
         jobs.submit(store, "mine_bitcoin", {})
     with pytest.raises(NotFoundError):
         jobs.cancel(store, 12345)
-    job_id = jobs.submit(store, "build_models", {"set_id": 999})
+    with pytest.raises(NotFoundError, match="no model set with id 999"):
+        jobs.submit(store, "build_models", {"set_id": 999})
+    # a set deleted after the job was queued: the job fails with the plain message
+    set_id = create_model_set(store, "original", TINY, 2)
+    job_id = jobs.submit(store, "build_models", {"set_id": set_id})
+    delete_model_set(store, set_id)
     jobs.launch(store, job_id)
     wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL)
     job = jobs.get_job(store, job_id)
-    assert job["status"] == "failed" and "no model set with id 999" in job["message"]
+    assert job["status"] == "failed" and job["message"] == f"there is no model set with id {set_id}"
     with pytest.raises(ConfigError, match="only a stopped job"):
         jobs.resume(store, jobs.submit(store, "demo", {}))
 
@@ -136,3 +151,115 @@ def test_dashboard_start_resumes_a_dead_workers_job(db_path):
     wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL)
     assert jobs.get_job(store, job_id)["status"] == "done"
     assert get_model_set(store, set_id).status == "complete"
+
+
+@pytest.fixture
+def stranger():
+    """A live process that is not a worker (as a pid reused after the worker died)."""
+    proc = subprocess.Popen(["sleep", "300"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def _pretend_running(store: Store, job_id: int, pid: int, start: str | None) -> None:
+    with store.transaction() as con:
+        con.execute(
+            "UPDATE jobs SET status = 'running', pid = ?, worker_start = ? WHERE id = ?",
+            [pid, start, job_id],
+        )
+
+
+def test_a_stale_pid_is_not_taken_for_the_worker(db_path, stranger):
+    store = Store(db_path)
+    set_id = create_model_set(store, "original", TINY, 2)
+    params = {"set_id": set_id, "device": "cpu"}
+    own_start = jobs.process_start(stranger.pid)
+    assert own_start and jobs.is_worker(stranger.pid, own_start)  # the check itself works
+    assert not jobs.is_worker(stranger.pid, None)
+    # no start time stored (a row from before schema 5), or another process's start time
+    no_start, wrong_start, still_running = (
+        jobs.submit(store, "build_models", params) for _ in "abc"
+    )
+    _pretend_running(store, no_start, stranger.pid, None)
+    _pretend_running(store, wrong_start, stranger.pid, "ticks:1")
+    _pretend_running(store, still_running, stranger.pid, own_start)  # truly "its" process
+
+    jobs.cancel(store, no_start)  # must not signal the stranger
+    time.sleep(0.3)
+    assert stranger.poll() is None, "cancel signalled a process that is not the job's worker"
+    assert jobs.get_job(store, no_start)["status"] == "cancelled"
+
+    assert jobs.reconcile(store) == [wrong_start]
+    assert jobs.get_job(store, wrong_start)["status"] == "interrupted"
+    assert jobs.get_job(store, still_running)["status"] == "running"
+    jobs.resume(store, wrong_start)
+    wait_for(lambda: jobs.get_job(store, wrong_start)["status"] in jobs.FINAL)
+    assert jobs.get_job(store, wrong_start)["status"] == "done"
+    assert get_model_set(store, set_id).status == "complete"
+    assert stranger.poll() is None
+
+    # resume straight from a stale "running" row (no reconcile first) works as well
+    _pretend_running(store, no_start, stranger.pid, "ticks:1")
+    jobs.resume(store, no_start)
+    wait_for(lambda: jobs.get_job(store, no_start)["status"] in jobs.FINAL)
+    assert jobs.get_job(store, no_start)["status"] == "done"
+    assert stranger.poll() is None
+
+
+@pytest.mark.parametrize(
+    "kind,params,needle",
+    [
+        ("demo", {"models": -5}, "models must be at least 1, got -5"),
+        ("demo", {"models": 0}, "models must be at least 1"),
+        ("demo", {"models": 1_000_000}, "models must be at most 100000"),
+        ("demo", {"models": "5"}, "models must be a whole number"),
+        ("demo", {"models": 2.5}, "models must be a whole number"),
+        ("demo", {"epochs": 0}, "epochs must be at least 1"),
+        ("demo", {"device": "tpu"}, "unknown device 'tpu'"),
+        ("demo", {"device": 3}, "device must be a device name"),
+        ("demo", {"modles": 5}, "unknown parameter 'modles' for a demo job"),
+        ("demo", [5], "must be a mapping"),
+        ("oracles", {"models": 5}, "needs the parameter 'forget_set_id'"),
+        ("oracles", {"forget_set_id": 77}, "no forget set with id 77"),
+        ("oracles", {"forget_set_id": "1"}, "forget_set_id must be a whole number"),
+        ("evaluate", {"method": "magic", "forget_set_id": 1}, "unknown method 'magic'"),
+        ("evaluate", {"forget_set_id": 1}, "needs the parameter 'method'"),
+        ("build_models", {}, "needs the parameter 'set_id'"),
+        ("build_models", {"set_id": None}, "set_id must be a whole number"),
+        ("build_models", {"set_id": 999}, "no model set with id 999"),
+    ],
+)
+def test_bad_job_parameters_never_become_a_row(db_path, kind, params, needle):
+    from core.errors import LabError
+
+    store = Store(db_path)
+    with pytest.raises(LabError, match=re.escape(needle)):
+        jobs.submit(store, kind, params)
+    assert store.query_df("SELECT count(*) AS n FROM jobs")["n"][0] == 0
+
+
+def test_a_stored_job_with_bad_parameters_fails_with_a_plain_message(db_path):
+    """Rows written before parameters were checked (or by hand) fail clearly in the worker."""
+    store = Store(db_path)
+    with store.transaction() as con:
+        job_id = con.execute(
+            "INSERT INTO jobs (kind, params, status) VALUES ('demo', ?, 'queued') RETURNING id",
+            [json.dumps({"models": -5})],
+        ).fetchone()[0]
+    jobs.launch(store, job_id)
+    wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL)
+    job = jobs.get_job(store, job_id)
+    assert (job["status"], job["message"]) == ("failed", "models must be at least 1, got -5")
+
+
+def test_process_start_without_proc_uses_ps(monkeypatch, stranger):
+    """Where there is no /proc (macOS), the start time comes from ``ps``; same answers."""
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if p == "/proc/self" else real_isdir(p))
+    start = jobs.process_start(stranger.pid)
+    assert start and start.startswith("ps:") and start == jobs.process_start(stranger.pid)
+    assert jobs.is_worker(stranger.pid, start) and not jobs.is_worker(stranger.pid, "ps:Jan 1")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert jobs.process_start(dead.pid) is None

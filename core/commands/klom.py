@@ -1,50 +1,68 @@
-"""``forget-set``, ``oracles``, ``evaluate``, ``demo``, ``jobs`` and the internal ``worker``."""
+"""``forget-set``, ``oracles``, ``evaluate``, ``demo``, ``jobs`` and the internal ``worker``.
+
+The engine modules that load torch are imported inside the commands that train or score.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .. import jobs
-from ..cli import command, emit, table
-from ..demo import quick_demo
+from ..cli import add_device_arg, command, emit, table
+from ..config import check_int
 from ..errors import ConfigError
-from ..evaluation import DEFAULT_MODELS, build_oracles, evaluate, evaluation
-from ..forget_store import (
-    delete_forget_set,
-    get_forget_set,
-    list_forget_sets,
-    make_forget_set,
-    save_forget_set,
-)
 from ..store import Store
-from ..unlearning import METHODS
 from .progress import bar
 
 
+def _check_training_args(args: argparse.Namespace) -> None:
+    """Ranges of --models / --epochs and the --device asked for, before anything is written."""
+    from ..job_kinds import MAX_EPOCHS, MAX_MODELS
+
+    if getattr(args, "models", None) is not None:
+        check_int("models", args.models, 1, MAX_MODELS)
+    if getattr(args, "epochs", None) is not None:
+        check_int("epochs", args.epochs, 1, MAX_EPOCHS)
+    from ..device import resolve_device  # loads torch: after the checks that need none
+
+    resolve_device(args.device)  # an unknown or absent device is refused here
+
+
 def _fs_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("create", "list", "show", "delete"))
+    p.add_argument("action", choices=("create", "list", "show", "delete"), help="what to do")
     p.add_argument("id", nargs="?", type=int, help="forget-set id (show, delete)")
-    p.add_argument("--dataset", default="digits")
+    p.add_argument("--dataset", default="digits", help="digits (default) or cifar10")
     p.add_argument(
-        "--kind", default="random", choices=("preset", "random", "class", "knn", "manual", "upload")
-    )
-    p.add_argument("--name", default=None)
+        "--kind", default="random", choices=("preset", "random", "class", "knn", "manual", "upload"),
+        help="how the points are chosen (create; default random)",
+    )  # fmt: skip
+    p.add_argument("--name", default=None, help="a name unique per dataset (default: from kind)")
     p.add_argument(
         "--preset", default=None, help="random-10, random-50, random-200, class3-half, knn-pixel-20"
     )
     p.add_argument("--k", type=int, default=None, help="number of points (random, class, knn)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (random, class)")
     p.add_argument("--cls", type=int, default=None, help="class (kind class)")
     p.add_argument("--fraction", type=float, default=None, help="share of the class (kind class)")
     p.add_argument("--anchor", type=int, default=None, help="centre point (kind knn)")
-    p.add_argument("--space", default="pixel", choices=("pixel", "feature"))
+    p.add_argument(
+        "--space", default="pixel", choices=("pixel", "feature"),
+        help="distance space of kind knn: pixels, or the original models' features",
+    )  # fmt: skip
     p.add_argument("--indices", default=None, help="comma-separated train indices (kind manual)")
     p.add_argument("--file", default=None, help="CSV or JSON of indices (kind upload)")
 
 
 @command("forget-set", "create, list, show or delete forget sets")(_fs_args)
 def forget_set(args: argparse.Namespace) -> int:
+    from ..forget_store import (
+        delete_forget_set,
+        get_forget_set,
+        list_forget_sets,
+        make_forget_set,
+        save_forget_set,
+    )
+
     store = Store(args.db)
     if args.action == "list":
         rows = list_forget_sets(store).to_dict("records")
@@ -89,7 +107,7 @@ def forget_set(args: argparse.Namespace) -> int:
 
 
 def _oracle_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--forget-set", type=int, required=True, dest="forget_set")
+    p.add_argument("--forget-set", type=int, required=True, dest="forget_set", help="its id")
     p.add_argument(
         "--originals", type=int, default=None,
         help="the original set whose recipe the oracles copy (default: the newest)",
@@ -98,13 +116,16 @@ def _oracle_args(p: argparse.ArgumentParser) -> None:
         "--models", type=int, default=None,
         help="models per group (two groups); must equal the originals' number (default)",
     )  # fmt: skip
-    p.add_argument("--device", default=None)
+    add_device_arg(p)
 
 
 @command("oracles", "train the oracle models (and the noise-floor group) for a forget set")(
     _oracle_args
 )
 def oracles(args: argparse.Namespace) -> int:
+    _check_training_args(args)
+    from ..evaluation import build_oracles
+
     store = Store(args.db)
     with bar(f"oracles for forget set {args.forget_set}", quiet=args.json) as progress:
         main, floor = build_oracles(
@@ -120,8 +141,8 @@ def oracles(args: argparse.Namespace) -> int:
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--forget-set", type=int, required=True, dest="forget_set")
-    p.add_argument("--method", default="do_nothing", help=f"one of {', '.join(sorted(METHODS))}")
+    p.add_argument("--forget-set", type=int, required=True, dest="forget_set", help="its id")
+    p.add_argument("--method", default="do_nothing", help="unlearning method (default do_nothing)")
     p.add_argument(
         "--originals", type=int, default=None,
         help="original model set to unlearn from (default: the one the oracles were built "
@@ -131,13 +152,16 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         "--recompute", action="store_true",
         help="run again even if this evaluation is stored (default: reuse it)",
     )  # fmt: skip
-    p.add_argument("--device", default=None)
+    add_device_arg(p)
 
 
 @command("evaluate", "score an unlearning method against the oracles with KLoM, point by point")(
     _eval_args
 )
 def evaluate_cmd(args: argparse.Namespace) -> int:
+    _check_training_args(args)
+    from ..evaluation import evaluate, evaluation
+
     store = Store(args.db)
     run_id = evaluate(
         store, args.forget_set, args.method, args.device, original_set_id=args.originals,
@@ -159,18 +183,23 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", type=int, default=DEFAULT_MODELS, help="models per group")
+    p.add_argument("--models", type=int, default=None, help="models per group (default 100)")
     p.add_argument("--epochs", type=int, default=None, help="override the digits recipe's epochs")
-    p.add_argument("--device", default=None)
+    add_device_arg(p)
 
 
 @command("demo", "the quick preset on digits: originals, 3 forget sets, oracles, do-nothing KLoM")(
     _demo_args
 )
 def demo(args: argparse.Namespace) -> int:
+    _check_training_args(args)
+    from ..demo import quick_demo
+    from ..evaluation import DEFAULT_MODELS
+
+    models = DEFAULT_MODELS if args.models is None else args.models
     store = Store(args.db)
     with bar("demo", quiet=args.json) as progress:
-        out = quick_demo(store, args.models, args.device, progress, epochs=args.epochs)
+        out = quick_demo(store, models, args.device, progress, epochs=args.epochs)
     lines = [
         f"{name}: forget set {v['forget_set_id']}, evaluation {v['run_id']}"
         for name, v in out["evaluations"].items()
@@ -180,12 +209,17 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def _jobs_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", default="list", choices=("list", "cancel", "resume"))
-    p.add_argument("id", nargs="?", type=int)
+    p.add_argument(
+        "action", nargs="?", default="list", choices=("list", "cancel", "resume"),
+        help="list (default), or cancel / resume the job with the id given",
+    )  # fmt: skip
+    p.add_argument("id", nargs="?", type=int, help="job id (cancel, resume)")
 
 
 @command("jobs", "list background jobs, or cancel / resume one")(_jobs_args)
 def jobs_cmd(args: argparse.Namespace) -> int:
+    from .. import jobs
+
     store = Store(args.db)
     if args.action != "list":
         if args.id is None:
@@ -202,10 +236,12 @@ def jobs_cmd(args: argparse.Namespace) -> int:
 
 
 def _worker_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--job", type=int, required=True)
+    p.add_argument("--job", type=int, required=True, help="the job's id")
 
 
-@command("worker", "(internal) run one background job in this process")(_worker_args)
+@command("worker", "(internal) run one background job in this process", hidden=True)(_worker_args)
 def worker(args: argparse.Namespace) -> int:
+    from .. import jobs
+
     status = jobs.run_job(Store(args.db), args.job)
     return 0 if status in ("done", "cancelled") else 1

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from ..cli import command, emit, table
-from ..linear import LinearConfig
-from ..linear_runs import run_and_store
 from ..store import Store
 
 
 def _add(p: argparse.ArgumentParser) -> None:
+    from ..linear import LinearConfig  # NumPy only
+
     d = LinearConfig()
     p.add_argument("--n", type=int, default=d.n, help="training points (default %(default)s)")
     p.add_argument("--d", type=int, default=d.d, help="dimension (default %(default)s)")
@@ -30,6 +30,9 @@ def _add(p: argparse.ArgumentParser) -> None:
 
 @command("linear", "run the linear-model convergence study (GD, OM, OM retain-only, GD+GA)")(_add)
 def run(args: argparse.Namespace) -> int:
+    from ..linear import LinearConfig
+    from ..linear_runs import run_and_store
+
     cfg = LinearConfig(
         n=args.n,
         d=args.d,

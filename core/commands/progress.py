@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from tqdm import tqdm
 
-from ..zoo import Progress
+Progress = Callable[[float, str], None]  # as core.zoo.Progress (not imported: it loads torch)
 
 
 @contextlib.contextmanager

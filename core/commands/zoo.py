@@ -1,23 +1,12 @@
-"""``train`` and ``models``: build model sets and list them."""
+"""``train`` and ``models``: build model sets, list them, delete one."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..cli import command, emit, table
-from ..data import load_dataset
-from ..device import resolve_device
+from ..cli import add_device_arg, command, emit, table
 from ..errors import ConfigError
-from ..recipe import TrainConfig, default_train_config
 from ..store import Store
-from ..zoo import (
-    build_model_set,
-    create_model_set,
-    delete_model_set,
-    find_model_set,
-    get_model_set,
-    list_model_sets,
-)
 from .progress import bar
 
 
@@ -25,7 +14,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", help="digits (embedded) or cifar10")
     p.add_argument("--arch", default=None, help="mlp, cnn or resnet9 (default: the dataset's)")
     p.add_argument("--models", type=int, default=100, help="number of models (default 100)")
-    p.add_argument("--kind", default="original", choices=("original", "subset"))
+    p.add_argument(
+        "--kind", default="original", choices=("original", "subset"),
+        help="original: every model on the whole train split; subset: each on a random share",
+    )  # fmt: skip
     p.add_argument(
         "--fraction", type=float, default=None, help="share of train points per subset model"
     )
@@ -34,9 +26,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=None,
         help="model i is trained from seed + i (default: a free range; ranges never overlap)",
     )  # fmt: skip
-    p.add_argument(
-        "--device", default=None, help="auto, cpu, cuda or mps (default $LAB_DEVICE/auto)"
-    )
+    add_device_arg(p)
     p.add_argument(
         "--chunk-size", type=int, default=None, dest="chunk_size",
         help="models per committed chunk: an interrupted build resumes from the last one "
@@ -50,6 +40,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _train_args
 )
 def train(args: argparse.Namespace) -> int:
+    from ..data import load_dataset  # the engine (torch) only when the command runs
+    from ..device import resolve_device
+    from ..model_sets import list_model_sets
+    from ..recipe import default_train_config
+    from ..zoo import build_model_set, create_model_set
+
     cfg = default_train_config(args.dataset, args.arch)
     if args.epochs is not None:
         cfg = cfg.replace(epochs=args.epochs)
@@ -79,11 +75,11 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def unfinished_match(
-    store: Store, kind: str, cfg: TrainConfig, n_models: int, fraction, seed
-) -> int | None:
+def unfinished_match(store: Store, kind: str, cfg, n_models: int, fraction, seed) -> int | None:
     """The newest unfinished set this very command would build (same kind, recipe, size,
     fraction and, when given, seed), so that rerunning an interrupted ``train`` resumes it."""
+    from ..model_sets import find_model_set, get_model_set
+
     set_id = find_model_set(
         store, kind, cfg.dataset, status="building", recipe_id=cfg.recipe_id(),
         n_models=n_models, fraction=fraction,
@@ -94,7 +90,8 @@ def unfinished_match(
 
 
 def _models_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", default="list", choices=("list", "delete"))
+    p.add_argument("action", nargs="?", default="list", choices=("list", "delete"),
+                   help="list (default) or delete one set")  # fmt: skip
     p.add_argument("id", nargs="?", type=int, help="model set id (delete)")
     p.add_argument(
         "--cascade", action="store_true",
@@ -104,6 +101,8 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 
 @command("models", "list the model sets in the store, or delete one")(_models_args)
 def models(args: argparse.Namespace) -> int:
+    from ..model_sets import delete_model_set, list_model_sets  # light: no torch
+
     store = Store(args.db)
     if args.action == "delete":
         if args.id is None:

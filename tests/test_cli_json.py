@@ -1,0 +1,70 @@
+"""Every command's ``--json`` output is strict JSON (no NaN / Infinity), on a tiny lab."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from core import jobs
+from core.cli import plain
+from core.store import Store
+from tests.test_cli import cli
+
+
+def _refuse(name: str):
+    raise ValueError(f"not JSON: {name}")
+
+
+def strict(*args: str, db) -> dict:
+    """Run ``python -m core ARGS --json`` and parse its stdout, refusing NaN and ±Infinity."""
+    res = cli(*args, "--json", db=db)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout, parse_constant=_refuse)
+    assert isinstance(out, dict)
+    return out
+
+
+def test_plain_makes_json_values():
+    value = {
+        "nan": float("nan"), "inf": np.float32("-inf"), "n": np.int64(3), "b": np.bool_(True),
+        "when": pd.Timestamp("2026-01-02 03:04:05"), "never": pd.NaT, "na": pd.NA,
+        "arr": np.array([1.5, np.nan]), "t": (1, 2), 7: "key",
+    }  # fmt: skip
+    assert plain(value) == {
+        "nan": None, "inf": None, "n": 3, "b": True, "when": "2026-01-02T03:04:05",
+        "never": None, "na": None, "arr": [1.5, None], "t": [1, 2], "7": "key",
+    }  # fmt: skip
+    assert math.isnan(value["nan"])  # the input is left as it was
+
+
+def test_every_command_prints_strict_json(db_path):
+    out = strict("linear", "--steps", "20", db=db_path)
+    assert set(out["methods"]) >= {"GD", "OM"}
+    out = strict("train", "--models", "2", "--epochs", "1", db=db_path)
+    assert out["n_models"] == 2 and out["status"] == "complete"
+    assert isinstance(out["created_at"], str)
+    assert strict("models", db=db_path)["model_sets"][0]["id"] == out["id"]
+    fs = strict("forget-set", "create", "--kind", "random", "--k", "10", db=db_path)
+    assert len(fs["indices"]) == 10
+    assert strict("forget-set", "list", db=db_path)["forget_sets"][0]["id"] == fs["id"]
+    assert strict("forget-set", "show", str(fs["id"]), db=db_path)["indices"] == fs["indices"]
+    fid = str(fs["id"])
+    assert set(strict("oracles", "--forget-set", fid, "--models", "2", db=db_path)) == {
+        "oracle_set_id",
+        "floor_set_id",
+    }
+    assert "forget/klom" in strict("evaluate", "--forget-set", fid, db=db_path)["summaries"]
+
+    # a queued job has no start, no elapsed time and no estimate: NaN / NaT in the listing
+    job_id = jobs.submit(Store(db_path), "demo", {"models": 2})
+    listed = strict("jobs", db=db_path)["jobs"]
+    assert listed[0]["id"] == job_id and listed[0]["eta_s"] is None
+    assert listed[0]["started_at"] is None and isinstance(listed[0]["created_at"], str)
+    assert strict("jobs", "cancel", str(job_id), db=db_path)["jobs"][0]["status"] == "cancelled"
+
+    demo = strict("demo", "--models", "2", "--epochs", "1", db=db_path)
+    assert len(demo["evaluations"]) == 3
+    assert strict("forget-set", "delete", fid, db=db_path) == {"deleted": fs["id"]}
