@@ -299,3 +299,34 @@ def test_margins_from_logits():
     expected0 = 2.0 - math.log(math.exp(0.0) + math.exp(1.0))
     expected1 = 3.0 - math.log(math.exp(0.0) + math.exp(3.0))
     torch.testing.assert_close(m, torch.tensor([[expected0, expected1]]))
+
+
+class _ReciprocalDiv(torch.Tensor):
+    """A tensor whose division by a Python number multiplies by the reciprocal, as torch's
+    CUDA kernels do (they do not round like a true division): a CPU stand-in for a GPU."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.Tensor.__truediv__, torch.Tensor.div, torch.div) and isinstance(
+            args[1], int | float
+        ):
+            return super().__torch_function__(torch.mul, types, (args[0], 1.0 / args[1]), kwargs)
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+def test_klom_binning_survives_reciprocal_scalar_division():
+    """Defect found on an H200: with bin width (hi − lo) / bins computed as a multiplication by
+    1/bins, edges moved by an ulp and samples on edges changed bins (test_cuda_matches_reference
+    failed). The edges now divide by an array."""
+    import core.metrics as m
+
+    x = torch.tensor([3.0], dtype=torch.float64).as_subclass(_ReciprocalDiv)
+    assert (x / 20).item() != 3.0 / 20  # the stand-in does round differently
+    rng = np.random.default_rng(10)
+    p = rng.integers(-20, 21, size=(50, 3000)) / 7
+    q = rng.normal(size=(40, 3000))
+    tp = torch.from_numpy(p).as_subclass(_ReciprocalDiv)
+    tq = torch.from_numpy(q).as_subclass(_ReciprocalDiv)
+    out = m._klom_rows(m._TORCH, tp, tq, 20, 100.0, 1e-5)
+    np.testing.assert_allclose(out, klom_reference(p, q), rtol=0, atol=TOL)
