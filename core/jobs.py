@@ -12,9 +12,14 @@ worker and a CLI take turns instead of blocking each other. All heavy work is ch
 chunk is committed once, so a cancelled or killed job leaves only complete chunks behind, and
 ``resume`` (or ``reconcile_and_resume`` at dashboard start) picks the build up where it stopped.
 
-A worker is known by its pid *and* its process start time (both stored when it marks its job
-running): a pid reused by another process after the worker died is never signalled, and its
-job counts as interrupted.
+A worker is known by its pid *and* its process start time (both stored when it is launched
+and again when it marks its job running): a pid reused by another process after the worker
+died is never signalled, and its job counts as interrupted.
+
+One worker at a time: jobs queue. ``start`` launches a job only when no worker is at work;
+otherwise it waits, and each worker launches the oldest waiting job when it ends (``pump``).
+Two trainings side by side on a laptop's few cores would each run at well under half speed
+(their OpenMP threads stall each other), so a queue finishes both sooner.
 """
 
 from __future__ import annotations
@@ -120,7 +125,8 @@ def submit(store: Store, kind: str, params: dict) -> int:
 
 
 def launch(store: Store, job_id: int) -> subprocess.Popen:
-    """Start the worker process for a queued job."""
+    """Start the worker process for a queued job, and record it as the job's worker at once
+    (so that a second ``start`` sees a worker at work while this one is still starting)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -128,18 +134,62 @@ def launch(store: Store, job_id: int) -> subprocess.Popen:
     log = store.file_path(f"jobs/{job_id}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as fh:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "core", "worker", "--job", str(job_id), "--db", str(store.path)],
             cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
+    with store.transaction() as con:
+        con.execute(
+            """UPDATE jobs SET pid = ?, worker_start = ?, message = 'starting'
+               WHERE id = ? AND status = 'queued'""",
+            [proc.pid, process_start(proc.pid), job_id],
+        )
+    return proc
+
+
+def active_job(store: Store) -> int | None:
+    """The id of a job whose worker is alive (running, or launched and starting), or None."""
+    df = store.query_df(
+        """SELECT id, pid, worker_start FROM jobs WHERE status IN ('queued', 'running')
+           AND pid IS NOT NULL ORDER BY id"""
+    )
+    for r in df.itertuples():
+        if is_worker(r.pid, r.worker_start):
+            return int(r.id)
+    return None
+
+
+def pump(store: Store) -> int | None:
+    """Launch the oldest waiting job if no worker is at work; returns its id, or None."""
+    busy = active_job(store)
+    if busy is not None:
+        return None
+    df = store.query_df(
+        "SELECT id, pid, worker_start FROM jobs WHERE status = 'queued' ORDER BY id"
+    )
+    for r in df.itertuples():  # launched but dead before it started counts as waiting
+        if not is_worker(r.pid, r.worker_start):
+            launch(store, int(r.id))
+            return int(r.id)
+    return None
 
 
 def start(store: Store, kind: str, params: dict) -> int:
-    """Queue a job and launch its worker; returns the job id."""
+    """Queue a job; it runs now if no other job's worker is at work, else when they end."""
     job_id = submit(store, kind, params)
-    launch(store, job_id)
+    if pump(store) != job_id:
+        _wait_message(store, job_id)
     return job_id
+
+
+def _wait_message(store: Store, job_id: int) -> None:
+    busy = active_job(store)
+    with store.transaction() as con:
+        con.execute(
+            "UPDATE jobs SET message = ? WHERE id = ? AND status = 'queued' AND pid IS NULL",
+            [f"waiting for job {busy} to finish" if busy else "waiting to start", job_id],
+        )
 
 
 def get_job(store: Store, job_id: int) -> dict:
@@ -205,6 +255,15 @@ def run_job(store: Store, job_id: int) -> str:
         return "failed"
     _finish(store, job_id, "done", "done", result)
     return "done"
+
+
+def work(store: Store, job_id: int) -> str:
+    """The worker's entry: run the job, then launch the next waiting one."""
+    try:
+        return run_job(store, job_id)
+    finally:
+        with contextlib.suppress(LabError):  # a busy store: the next start or reconcile pumps
+            pump(store)
 
 
 def cancel(store: Store, job_id: int) -> None:
@@ -300,8 +359,9 @@ def reconcile(store: Store) -> list[int]:
     return [int(r.id) for r in gone if _mark_interrupted(store, int(r.id), r.pid)]
 
 
-def resume(store: Store, job_id: int) -> subprocess.Popen:
-    """Relaunch an interrupted, failed or cancelled job; finished chunks are skipped.
+def resume(store: Store, job_id: int) -> None:
+    """Queue an interrupted, failed or cancelled job again (it runs when no other worker is
+    at work); finished chunks are skipped.
 
     A job still marked running whose worker is gone (or is not identifiable) counts as
     interrupted and is resumed too.
@@ -315,17 +375,19 @@ def resume(store: Store, job_id: int) -> subprocess.Popen:
     with store.transaction() as con:
         con.execute(
             """UPDATE jobs SET status = 'queued', cancel_requested = false, finished_at = NULL,
-               message = 'resuming' WHERE id = ?""",
+               pid = NULL, worker_start = NULL, message = 'resuming' WHERE id = ?""",
             [job_id],
         )
-    return launch(store, job_id)
+    if pump(store) != job_id:
+        _wait_message(store, job_id)
 
 
 def reconcile_and_resume(store: Store) -> list[int]:
-    """At start-up: mark dead workers' jobs interrupted and relaunch them."""
+    """At start-up: mark dead workers' jobs interrupted, queue them again, launch the first."""
     ids = reconcile(store)
     for job_id in ids:
         resume(store, job_id)
+    pump(store)
     return ids
 
 

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core import jobs
@@ -193,6 +194,8 @@ def test_a_stale_pid_is_not_taken_for_the_worker(db_path, stranger):
     assert jobs.reconcile(store) == [wrong_start]
     assert jobs.get_job(store, wrong_start)["status"] == "interrupted"
     assert jobs.get_job(store, still_running)["status"] == "running"
+    assert jobs.active_job(store) == still_running  # its worker (truly) runs: others wait
+    jobs._finish(store, still_running, "done", "done")
     jobs.resume(store, wrong_start)
     wait_for(lambda: jobs.get_job(store, wrong_start)["status"] in jobs.FINAL)
     assert jobs.get_job(store, wrong_start)["status"] == "done"
@@ -263,3 +266,22 @@ def test_process_start_without_proc_uses_ps(monkeypatch, stranger):
     dead = subprocess.Popen(["true"])
     dead.wait()
     assert jobs.process_start(dead.pid) is None
+
+
+def test_one_worker_at_a_time_the_rest_wait_their_turn(db_path):
+    """Jobs started while another runs wait, and start by themselves, oldest first."""
+    store = Store(db_path)
+    sets = [create_model_set(store, "original", SLOW, 4, chunk_size=2) for _ in range(3)]
+    ids = [jobs.start(store, "build_models", {"set_id": s, "device": "cpu"}) for s in sets]
+    first = jobs.get_job(store, ids[0])
+    assert first["pid"] is not None  # launched at once
+    for j in ids[1:]:
+        job = jobs.get_job(store, j)
+        assert job["status"] == "queued" and pd.isna(job["pid"])
+        assert job["message"] == f"waiting for job {ids[0]} to finish"
+    wait_for(lambda: all(jobs.get_job(store, j)["status"] in jobs.FINAL for j in ids), timeout=240)
+    rows = [jobs.get_job(store, j) for j in ids]
+    assert [r["status"] for r in rows] == ["done"] * 3
+    # never two at once: each started after the one before it had finished
+    for before, after in zip(rows, rows[1:], strict=False):
+        assert after["started_at"] >= before["finished_at"]

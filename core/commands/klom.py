@@ -226,6 +226,7 @@ def jobs_cmd(args: argparse.Namespace) -> int:
             raise ConfigError(f"jobs {args.action} needs a job id")
         (jobs.cancel if args.action == "cancel" else jobs.resume)(store, args.id)
     jobs.reconcile(store)
+    jobs.pump(store)  # a waiting job whose predecessor's worker died starts now
     rows = jobs.list_jobs(store).drop(columns=["params"]).to_dict("records")
     emit(
         args,
@@ -243,5 +244,5 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
 def worker(args: argparse.Namespace) -> int:
     from .. import jobs
 
-    status = jobs.run_job(Store(args.db), args.job)
+    status = jobs.work(Store(args.db), args.job)
     return 0 if status in ("done", "cancelled") else 1
