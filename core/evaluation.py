@@ -214,10 +214,12 @@ def find_evaluation(
     store: Store, forget_set_id: int, method: str, sets: tuple[int, int, int], options: dict
 ) -> int | None:
     """The newest stored evaluation of this method, options and set triple, or None."""
-    df = store.query_df(
+    df = store.query_df(  # evaluations stored before argmax accuracy (NULL) are not reused
         """SELECT e.run_id, r.config FROM evaluations e JOIN runs r ON r.id = e.run_id
            WHERE e.forget_set_id = ? AND e.method = ? AND e.original_set_id = ?
-           AND e.oracle_set_id = ? AND e.floor_set_id = ? ORDER BY e.run_id DESC""",
+           AND e.oracle_set_id = ? AND e.floor_set_id = ? AND NOT EXISTS (SELECT 1 FROM
+           klom_summaries s WHERE s.run_id = e.run_id AND s.accuracy IS NULL)
+           ORDER BY e.run_id DESC""",
         [forget_set_id, method, *sets],
     )
     for row in df.itertuples():
@@ -302,7 +304,8 @@ def evaluate(
         )
         for (split, metric), s in summ.items():
             con.execute(
-                "INSERT INTO klom_summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                """INSERT INTO klom_summaries (run_id, split, metric, p50, p95, p99, mean, count,
+                   accuracy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [run_id, split, metric, s["p50"], s["p95"], s["p99"], s["mean"], s["count"], s["accuracy"]],
             )  # fmt: skip
     return run_id

@@ -183,6 +183,14 @@ def _m4(con: duckdb.DuckDBPyConnection) -> None:
     )
     # (n_models, n_points) bool: the argmax prediction equals the label; NULL for old chunks
     con.execute("ALTER TABLE model_chunks ADD COLUMN IF NOT EXISTS correct_file VARCHAR")
+    # Evaluations stored before were given the share of positive margins as "accuracy": that
+    # figure moves to its own column, and accuracy (argmax) is unknown (NULL) for them, so a
+    # new evaluation is computed rather than reused. Chunk accuracies are left as they were.
+    con.execute("ALTER TABLE klom_summaries ADD COLUMN IF NOT EXISTS positive_margin_share DOUBLE")
+    con.execute(
+        "UPDATE klom_summaries SET positive_margin_share = accuracy, accuracy = NULL "
+        "WHERE positive_margin_share IS NULL AND accuracy IS NOT NULL"
+    )
 
 
 def _m5(con: duckdb.DuckDBPyConnection) -> None:

@@ -138,6 +138,20 @@ def test_a_stored_evaluation_is_reused_unless_recomputed(lab, tmp_path):
     assert again != first and len(list_evaluations(store)) == 2
     pd_a, pd_b = evaluation(store, first)["points"], evaluation(store, again)["points"]
     np.testing.assert_array_equal(pd_a["klom"], pd_b["klom"])
+    assert evaluate(store, lab["forget_set"], "do_nothing") == again  # the newest is reused
+    # an evaluation stored before argmax accuracy (schema 4 moved its figure aside) is not
+    # reused: its accuracy is unknown
+    with store.transaction() as con:
+        con.execute(
+            "UPDATE klom_summaries SET positive_margin_share = accuracy, accuracy = NULL "
+            "WHERE run_id = ?",
+            [again],
+        )
+    assert evaluate(store, lab["forget_set"], "do_nothing") == first  # skips `again`
+    with store.transaction() as con:
+        con.execute("UPDATE klom_summaries SET accuracy = NULL WHERE run_id = ?", [first])
+    fresh = evaluate(store, lab["forget_set"], "do_nothing")
+    assert fresh not in (first, again) and len(list_evaluations(store)) == 3
 
 
 def test_summary_accuracy_is_argmax_accuracy(lab, tmp_path):

@@ -110,3 +110,28 @@ def test_locked_database_gives_clear_message(db_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_schema_4_moves_the_old_accuracy_aside(tmp_path):
+    """Summaries stored before schema 4 held the share of positive margins as "accuracy":
+    the figure is kept in its own column and accuracy becomes unknown (NULL)."""
+    import duckdb
+
+    from core.schema import MIGRATIONS
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    for m in MIGRATIONS[:3]:
+        m(con)
+    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    con.execute(
+        "INSERT INTO klom_summaries VALUES (7, 'val', 'klom', 0.1, 0.5, 0.9, 0.2, 450, 0.9738)"
+    )
+    con.close()
+    store = Store(path)
+    with store.transaction() as c:  # any write migrates
+        c.execute("SELECT 1")
+    row = store.query_df("SELECT accuracy, positive_margin_share FROM klom_summaries")
+    assert row["accuracy"].isna().all() and row["positive_margin_share"][0] == 0.9738
+    assert store.schema_version() == len(MIGRATIONS)
