@@ -203,6 +203,25 @@ def pair_sets(
     return orig.id, main, floor
 
 
+def original_choices(store: Store, forget_set_id: int) -> tuple[list[tuple[int, str]], int | None]:
+    """The complete original sets of a forget set's dataset as ``(id, label)`` (newest first)
+    for a picker, and the default: the originals the forget set's newest oracles were built
+    against (else the newest originals), or None when there are none."""
+    fs, dataset = get_forget_set(store, forget_set_id)
+    df = store.query_df(
+        """SELECT id FROM model_sets WHERE kind = 'original' AND dataset = ? AND
+           status = 'complete' ORDER BY id DESC""",
+        [dataset],
+    )
+    sets = [get_model_set(store, int(i)) for i in df["id"]]
+    choices = [(ms.id, f"set {ms.id} · {ms.n_models} × {ms.train.describe()}") for ms in sets]
+    try:
+        default = pair_sets(store, forget_set_id)[0]
+    except ConfigError:  # no oracles (of a stored recipe) yet
+        default = choices[0][0] if choices else None
+    return choices, default
+
+
 def _get_or_none(store: Store, set_id: int) -> ModelSet | None:
     try:
         return get_model_set(store, set_id)

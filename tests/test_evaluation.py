@@ -169,3 +169,19 @@ def test_summary_accuracy_is_argmax_accuracy(lab, tmp_path):
         retain = np.setdiff1d(np.arange(1347), forget)
         for split, idx in (("forget", forget), ("retain", retain), ("val", np.arange(1347, 1797))):
             assert s.loc[(split, metric), "accuracy"] == pytest.approx(ok[:, idx].mean())
+
+
+def test_original_choices_default_to_the_oracles_originals(lab, tmp_path):
+    from core.evaluation import original_choices
+    from core.zoo import build_model_set, create_model_set
+    from tests.lab_fixtures import TINY
+
+    store = _copy_lab(lab, tmp_path)
+    newer = create_model_set(store, "original", TINY, 2)
+    build_model_set(store, newer)
+    choices, default = original_choices(store, lab["forget_set"])
+    assert [c[0] for c in choices] == [newer, lab["original"]]  # newest first
+    assert default == lab["original"]  # the oracles' originals, not the newest
+    assert "6 × digits/mlp" in dict(choices)[lab["original"]]
+    other = save_forget_set(store, random_forget_set(1347, 5, seed=3, name="fresh"), "digits")
+    assert original_choices(store, other)[1] == newer  # no oracles yet: the newest
