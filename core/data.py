@@ -65,6 +65,11 @@ class Dataset:
     def device(self) -> torch.device:
         return self.x_train.device
 
+    def all_points(self) -> tuple[Tensor, Tensor]:
+        """Train then val points as one batch, in the global point order:
+        ``x (n_train + n_val, ...)``, ``y (n_train + n_val,)``."""
+        return torch.cat([self.x_train, self.x_val]), torch.cat([self.y_train, self.y_val])
+
     def split(self, split: str) -> tuple[Tensor, Tensor]:
         """``(x, y)`` of ``"train"`` or ``"val"``."""
         if split == "train":

@@ -24,6 +24,7 @@ from .device import resolve_device
 from .errors import ConfigError, NotFoundError
 from .forget_store import get_forget_set
 from .metrics import SPLITS, klom, margin_gap, split_accuracy, split_indices, split_summary
+from .model_sets import originals_for
 from .recipe import TrainConfig, default_train_config
 from .store import Store
 from .unlearning import UnlearnContext, get_method
@@ -73,31 +74,6 @@ def ensure_model_set(
     build_model_set(
         store, set_id, forget=forget, device=device, progress=progress, should_stop=should_stop
     )
-    return set_id
-
-
-def originals_for(store: Store, dataset: str, original_set_id: int | None = None) -> int:
-    """``original_set_id`` checked (a complete set of originals of ``dataset``), or the newest
-    complete set of originals for ``dataset``; a clear error when there is none."""
-    if original_set_id is not None:
-        ms = get_model_set(store, original_set_id)
-        if ms.kind != "original" or ms.dataset != dataset:
-            raise ConfigError(
-                f"model set {original_set_id} holds {ms.kind} models of {ms.dataset}, not "
-                f"originals of {dataset}"
-            )
-        if ms.status != "complete":
-            raise ConfigError(
-                f"original set {original_set_id} is unfinished; finish it first (python -m core "
-                "train resumes it)"
-            )
-        return original_set_id
-    set_id = find_model_set(store, "original", dataset)
-    if set_id is None:
-        raise ConfigError(
-            f"there are no original models for {dataset} yet: build them first "
-            f"(python -m core train --dataset {dataset}, or the Models page)"
-        )
     return set_id
 
 
@@ -328,14 +304,6 @@ def evaluate(
                 [run_id, split, metric, s["p50"], s["p95"], s["p99"], s["mean"], s["count"], s["accuracy"]],
             )  # fmt: skip
     return run_id
-
-
-def delete_runs_in(con, runs: list[int]) -> None:
-    """Delete evaluation runs' rows (points, summaries, evaluation, run) in the caller's
-    transaction; their margins files are the caller's to remove afterwards."""
-    for table in ("klom_points", "klom_summaries", "evaluations"):
-        con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::BIGINT[]))", [runs])
-    con.execute("DELETE FROM runs WHERE id IN (SELECT unnest(?::BIGINT[]))", [runs])
 
 
 def _summaries(k_values, f_values, unlearned_correct, floor_correct, splits) -> dict:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .errors import ConfigError, NotFoundError
 from .forget_sets import ForgetSet
+from .model_sets import delete_runs_in, originals_for
 from .store import Store
 
 
@@ -78,8 +79,6 @@ def list_forget_sets(store: Store, dataset: str | None = None) -> pd.DataFrame:
 
 def delete_forget_set(store: Store, fs_id: int) -> None:
     """Delete a forget set with its oracle sets and evaluations, in one transaction."""
-    from .evaluation import delete_runs_in  # here: evaluation imports this module
-
     get_forget_set(store, fs_id)
     sets = store.query_df("SELECT id FROM model_sets WHERE forget_set_id = ?", [fs_id])[
         "id"
@@ -110,7 +109,6 @@ def feature_points(store: Store, dataset: str, max_models: int = 10) -> np.ndarr
     """
     import torch
 
-    from .evaluation import originals_for
     from .zoo import load_ensemble
 
     ens = load_ensemble(store, originals_for(store, dataset), "cpu")

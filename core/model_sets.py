@@ -118,7 +118,6 @@ def load_correct(store: Store, set_id: int) -> np.ndarray:
     """
     from .data import load_dataset
     from .ensemble import Ensemble
-    from .zoo import all_points
 
     rows = _chunk_rows(store, set_id)
     parts, data = [], None
@@ -136,7 +135,7 @@ def load_correct(store: Store, set_id: int) -> np.ndarray:
             meta["num_classes"],
             "cpu",
         )
-        parts.append(ens.margins_and_correct(*all_points(data), chunk=ms.train.eval_chunk)[1])
+        parts.append(ens.margins_and_correct(*data.all_points(), chunk=ms.train.eval_chunk)[1])
     return np.concatenate(parts)
 
 
@@ -204,6 +203,31 @@ def find_model_set(
     return None if df.empty else int(df["id"][0])
 
 
+def originals_for(store: Store, dataset: str, original_set_id: int | None = None) -> int:
+    """``original_set_id`` checked (a complete set of originals of ``dataset``), or the newest
+    complete set of originals for ``dataset``; a clear error when there is none."""
+    if original_set_id is not None:
+        ms = get_model_set(store, original_set_id)
+        if ms.kind != "original" or ms.dataset != dataset:
+            raise ConfigError(
+                f"model set {original_set_id} holds {ms.kind} models of {ms.dataset}, not "
+                f"originals of {dataset}"
+            )
+        if ms.status != "complete":
+            raise ConfigError(
+                f"original set {original_set_id} is unfinished; finish it first (python -m core "
+                "train resumes it)"
+            )
+        return original_set_id
+    set_id = find_model_set(store, "original", dataset)
+    if set_id is None:
+        raise ConfigError(
+            f"there are no original models for {dataset} yet: build them first "
+            f"(python -m core train --dataset {dataset}, or the Models page)"
+        )
+    return set_id
+
+
 def evaluations_using(store: Store, set_id: int) -> list[int]:
     """Run ids of the evaluations that read this set (as originals, oracles, floor or
     unlearned models)."""
@@ -231,8 +255,6 @@ def delete_model_set(store: Store, set_id: int, cascade: bool = False) -> list[i
         )
     with store.transaction() as con:
         if runs:
-            from .evaluation import delete_runs_in  # here: evaluation imports this module
-
             delete_runs_in(con, runs)
         con.execute("DELETE FROM model_chunks WHERE set_id = ?", [set_id])
         con.execute("DELETE FROM model_sets WHERE id = ?", [set_id])
@@ -240,3 +262,11 @@ def delete_model_set(store: Store, set_id: int, cascade: bool = False) -> list[i
     for r in runs:
         store.file_path(f"evaluations/{r}.margins.npy").unlink(missing_ok=True)
     return runs
+
+
+def delete_runs_in(con, runs: list[int]) -> None:
+    """Delete evaluation runs' rows (points, summaries, evaluation, run) in the caller's
+    transaction; their margins files are the caller's to remove afterwards."""
+    for table in ("klom_points", "klom_summaries", "evaluations"):
+        con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::BIGINT[]))", [runs])
+    con.execute("DELETE FROM runs WHERE id IN (SELECT unnest(?::BIGINT[]))", [runs])

@@ -65,8 +65,8 @@ Progress = Callable[[float, str], None]
 
 
 def all_points(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train then val points as one batch: ``x (n_train + n_val, ...)``, ``y``."""
-    return torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val])
+    """Train then val points as one batch (``Dataset.all_points``)."""
+    return data.all_points()
 
 
 def create_model_set(
