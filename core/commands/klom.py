@@ -45,7 +45,7 @@ def _fs_args(p: argparse.ArgumentParser) -> None:
 
 @command("forget-set", "create, list, show or delete forget sets")(_fs_args)
 def forget_set(args: argparse.Namespace) -> int:
-    store = Store(args.db)
+    store = Store(args.db, must_exist=args.action != "create")
     if args.action == "list":
         rows = list_forget_sets(store).to_dict("records")
         cols = ("id", "name", "dataset", "kind", "size", "created_at")
@@ -66,7 +66,7 @@ def forget_set(args: argparse.Namespace) -> int:
             emit(
                 args,
                 {"id": args.id, "dataset": dataset, **fs.to_dict()},
-                f"{fs.name} ({fs.kind}, {fs.size} points): {list(fs.indices)}",
+                f"{fs.name} ({fs.kind}, {fs.size} points): {[int(i) for i in fs.indices]}",
             )
         return 0
     params = dict(preset=args.preset, k=args.k, seed=args.seed, cls=args.cls, fraction=args.fraction,
@@ -100,7 +100,7 @@ def _oracle_args(p: argparse.ArgumentParser) -> None:
     _oracle_args
 )
 def oracles(args: argparse.Namespace) -> int:
-    store = Store(args.db)
+    store = Store(args.db, must_exist=True)
     with bar(f"oracles for forget set {args.forget_set}", quiet=args.json) as progress:
         main, floor = build_oracles(store, args.forget_set, args.models, args.device, progress)
     emit(
@@ -121,7 +121,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     _eval_args
 )
 def evaluate_cmd(args: argparse.Namespace) -> int:
-    store = Store(args.db)
+    store = Store(args.db, must_exist=True)
     run_id = evaluate(store, args.forget_set, args.method, args.device)
     s = evaluation(store, run_id)["summaries"]
     rows = s.to_dict("records")
@@ -166,7 +166,7 @@ def _jobs_args(p: argparse.ArgumentParser) -> None:
 
 @command("jobs", "list background jobs, or cancel / resume one")(_jobs_args)
 def jobs_cmd(args: argparse.Namespace) -> int:
-    store = Store(args.db)
+    store = Store(args.db, must_exist=True)
     if args.action != "list":
         if args.id is None:
             raise ConfigError(f"jobs {args.action} needs a job id")
@@ -187,5 +187,5 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
 
 @command("worker", "(internal) run one background job in this process")(_worker_args)
 def worker(args: argparse.Namespace) -> int:
-    status = jobs.run_job(Store(args.db), args.job)
+    status = jobs.run_job(Store(args.db, must_exist=True), args.job)
     return 0 if status in ("done", "cancelled") else 1

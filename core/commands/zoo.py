@@ -56,7 +56,7 @@ def train(args: argparse.Namespace) -> int:
 
 @command("models", "list the model sets in the store")(lambda p: None)
 def models(args: argparse.Namespace) -> int:
-    df = list_model_sets(Store(args.db))
+    df = list_model_sets(Store(args.db, must_exist=True))
     rows = df.to_dict("records")
     cols = (
         "id",
