@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .. import jobs
 from ..cli import command, emit, table
@@ -17,6 +16,7 @@ from ..forget_store import (
     make_forget_set,
     save_forget_set,
 )
+from ..forget_uploads import read_upload
 from ..store import Store
 from ..unlearning import METHODS
 from .progress import bar
@@ -74,9 +74,8 @@ def forget_set(args: argparse.Namespace) -> int:
     if args.kind == "manual":
         params["indices"] = [s.strip() for s in (args.indices or "").split(",") if s.strip()]
     if args.kind == "upload":
-        if not args.file or not Path(args.file).is_file():
-            raise ConfigError(f"--file must name a CSV or JSON file of indices, got {args.file!r}")
-        params.update(data=Path(args.file).read_bytes(), filename=Path(args.file).name)
+        data, filename = read_upload(args.file or "")
+        params.update(data=data, filename=filename)
     fs = make_forget_set(store, args.dataset, args.kind, args.name, **params)
     fs_id = save_forget_set(store, fs, args.dataset)
     warn = "".join(f"\nwarning: {w}" for w in fs.warnings)
