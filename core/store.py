@@ -92,10 +92,11 @@ class Store(ArrayFiles):
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _check_file(self, writing: bool) -> None:
-        """The header on every open; every block's checksum on first use, and again before a
-        write when the file changed since. A write into a file with a failing block is refused;
-        a read goes ahead if DuckDB can still read every table (the block may be unused).
+    def _check_file(self, con: duckdb.DuckDBPyConnection, writing: bool) -> None:
+        """Run with DuckDB's lock held (no other process is writing): the headers and size on
+        every open; every block's checksum on first use, and again before a write when the file
+        changed since. A write into a file with a failing block is refused; a read goes ahead if
+        DuckDB can still read every table (the block may be unused).
         """
         header = store_check.read_header(self.path)
         sig = self._signature()
@@ -103,13 +104,10 @@ class Store(ArrayFiles):
             bad = store_check.damaged_blocks(self.path, header)
             self._verified = (sig, bad[:1])
             if bad and not writing:
-                con = self._connect(read_only=True)
                 try:
                     store_check.scan_all(con)
                 except duckdb.Error as err:
                     raise store_check.storage_error(err, self.path, "read") from err
-                finally:
-                    con.close()
         bad = self._verified[1]
         if writing and bad:
             at = store_check.BLOCKS_START + bad[0] * header.block_size
@@ -164,9 +162,17 @@ class Store(ArrayFiles):
             raise StoreError(f"the database path {self.path} is a directory, not a file")
         if not read_only:
             self._prepare_write()
-        if self.path.exists():
-            self._check_file(writing=not read_only)
-        return self._connect(read_only)
+        exists = self.path.exists()
+        if exists:  # never hand DuckDB a file that is not one
+            store_check.read_header(self.path, strict=False)
+        con = self._connect(read_only)
+        if exists:
+            try:
+                self._check_file(con, writing=not read_only)
+            except BaseException:
+                con.close()
+                raise
+        return con
 
     def _empty_lab(self) -> duckdb.DuckDBPyConnection:
         """An in-memory database with the current schema: how a missing file reads."""

@@ -69,8 +69,15 @@ def damaged(path: Path, why: str) -> StoreError:
     )
 
 
-def read_header(path: Path) -> FileHeader:
-    """Check that ``path`` is a whole DuckDB file by its headers; ``StoreError`` otherwise."""
+def read_header(path: Path, strict: bool = True) -> FileHeader:
+    """Check that ``path`` is a whole DuckDB file by its headers; ``StoreError`` otherwise.
+
+    ``strict=False`` (before DuckDB's lock is held, while another process may be rewriting a
+    database header): the magic bytes, the main header and one valid database header only.
+    ``strict``: both database headers, and a size that does not cut a block the header knows
+    (a partial block past them is the unfinished growth of a write that failed, e.g. a full
+    disk: DuckDB ignores and later overwrites it).
+    """
     try:
         with open(path, "rb") as fh:
             head = fh.read(BLOCKS_START)
@@ -92,16 +99,19 @@ def read_header(path: Path) -> FileHeader:
     if len(head) < BLOCKS_START:
         raise damaged(path, f"only {size} bytes: it ends inside its headers")
     headers = [head[i * HEADER_SIZE : (i + 1) * HEADER_SIZE] for i in range(3)]
-    if not all(_header_ok(h) for h in headers):
+    valid = [_header_ok(h) for h in headers]
+    if not valid[0] or not any(valid[1:]) or (strict and not all(valid)):
         raise damaged(path, "a header fails its checksum")
     flags = struct.unpack_from("<4Q", head, MAGIC_OFFSET + 12)
     # the database headers: checksum, iteration, meta block, free list, block count, block size
-    fields = [struct.unpack_from("<5Q", h, 8) for h in headers[1:]]
-    iteration, _, _, block_count, block_size = max(fields)
+    usable = [h for h, ok in zip(headers[1:], valid[1:], strict=True) if ok]
+    fields = [struct.unpack_from("<5Q", h, 8) for h in usable]
+    _, _, _, block_count, block_size = max(fields)
     block_size = block_size or DEFAULT_BLOCK_SIZE
     if block_size % 8 or block_size < HEADER_SIZE:
         raise damaged(path, f"its header gives an impossible block size of {block_size} bytes")
-    if (size - BLOCKS_START) % block_size:
+    known_end = BLOCKS_START + block_count * block_size
+    if strict and (size - BLOCKS_START) % block_size and size < known_end:
         raise damaged(
             path,
             f"its size, {size} bytes, is not a whole number of {block_size // 1024} KiB blocks: "
@@ -189,7 +199,8 @@ def storage_error(err: BaseException, path: Path, action: str = "open") -> Store
         return StoreError(f"{path} is not a DuckDB database; it was left untouched")
     if any(s in low for s in _CORRUPT):
         at = re.search(r"block at location (\d+)", msg)
-        why = f"the block at byte {at.group(1)} fails its checksum" if at else _first(msg)
+        part = "a header" if at and int(at.group(1)) < BLOCKS_START else "the block"
+        why = f"{part} at byte {at.group(1)} fails its checksum" if at else _first(msg)
         return damaged(path, why)
     if "trying to read a database file with version number" in low:
         return StoreError(

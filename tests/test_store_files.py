@@ -98,7 +98,7 @@ def test_damaged_header_is_refused(tmp_path, capsys):
     with open(db, "r+b") as fh:
         fh.seek(4096 + 100)
         fh.write(b"\xff" * 8)
-    assert_refused_everywhere(db, capsys, "header fails its checksum")
+    assert_refused_everywhere(db, capsys, "a header at byte 4096 fails its checksum")
 
 
 def test_failing_block_refuses_writes_but_reads_go_on(tmp_path, monkeypatch):
@@ -252,3 +252,53 @@ def test_bad_lab_db_timeout(monkeypatch, tmp_path, capsys, value):
         Store(tmp_path / "lab.duckdb")
     code, err = run_cli(["models"], tmp_path / "lab.duckdb", capsys)
     assert code == 2 and "LAB_DB_TIMEOUT" in err and err.count("\n") == 1
+
+
+def test_a_partial_block_past_the_end_is_growth_not_damage(tmp_path):
+    """A write that failed for lack of space leaves a partial block past every known block;
+    DuckDB ignores it and overwrites it later, so the lab stays usable."""
+    db = tmp_path / "lab.duckdb"
+    store = Store(db).create()
+    save_forget_set(store, manual_forget_set([1], 1347, name="a"), "digits")
+    header = store_check.read_header(db)
+    assert header.size == store_check.BLOCKS_START + header.block_count * header.block_size
+    with open(db, "ab") as fh:
+        fh.write(os.urandom(100_000))
+    store = Store(db)
+    assert len(list_forget_sets(store)) == 1
+    save_forget_set(store, manual_forget_set([2], 1347, name="b"), "digits")
+    assert len(list_forget_sets(Store(db))) == 2
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MB tmpfs (needs root and mount; skipped where unavailable)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                         capture_output=True)  # fmt: skip
+    if res.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_really_full_disk(tiny_disk):
+    db = tiny_disk / "lab.duckdb"
+    store = Store(db).create()
+    save_forget_set(store, manual_forget_set([1], 1347, name="a"), "digits")
+    with (
+        pytest.raises(StoreError, match=f"no space left on the disk holding {db}.*nothing"),
+        store.transaction() as con,
+    ):
+        con.execute(
+            "INSERT INTO klom_points SELECT 1, i, 'retain', random(), random(), random() "
+            "FROM range(2000000) r(i)"
+        )
+    assert len(list_forget_sets(Store(db))) == 1  # still readable, nothing half-written
+    assert Store(db).query_df("SELECT count(*) AS n FROM klom_points")["n"][0] == 0
+    subprocess.run(["mount", "-o", "remount,size=16m", str(tiny_disk)], check=True)
+    save_forget_set(Store(db), manual_forget_set([2], 1347, name="b"), "digits")
+    assert len(list_forget_sets(Store(db))) == 2
