@@ -13,10 +13,10 @@ Reads open the file read-only and never create it: a missing file reads as an em
 with ``must_exist=True``, is refused), so a mistyped path leaves nothing behind. The schema is
 created or migrated (``MIGRATIONS``; version kept in ``meta``) by the first write; a read of an
 older schema upgrades it first, or says so when the file is read-only. Before DuckDB sees a
-file, ``store_check`` recognises it by its header; its blocks' checksums are verified on a
-Store's first use and again before a write whenever the file changed since (someone else wrote
-it), so nothing is ever written into a damaged file. Storage errors anywhere (corruption, disk
-full, permissions) become one ``StoreError`` naming the file.
+file, ``store_check`` recognises it by its header; with DuckDB's lock held, its blocks'
+checksums are verified on a Store's first use and again before a write whenever the file
+changed since (someone else wrote it), so nothing is ever written into a damaged file. Storage
+errors anywhere (corruption, disk full, permissions) become one ``StoreError`` naming the file.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ class Store(ArrayFiles):
                 try:
                     store_check.scan_all(con)
                 except duckdb.Error as err:
+                    self._verified = None  # every later read says so too
                     raise store_check.storage_error(err, self.path, "read") from err
         bad = self._verified[1]
         if writing and bad:

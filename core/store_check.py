@@ -1,15 +1,16 @@
-"""Checks on a database file before DuckDB opens it, and plain messages for storage failures.
+"""Checks on a database file around DuckDB's open, and plain messages for storage failures.
 
 A DuckDB file starts with three 4 KiB headers: the main header (``DUCK`` at byte 8) and two
 database headers, each led by an 8-byte checksum; the blocks follow from byte 12 288, each
-``block_alloc_size`` bytes (256 KiB by default) led by its own checksum. ``read_header``
-recognises the file by its magic bytes (so a SQLite or text file is never handed to DuckDB),
-verifies the three header checksums and refuses a size that is not a whole number of blocks
-(a truncated copy). ``damaged_blocks`` recomputes every block's checksum with NumPy (DuckDB's
-multiply-xor checksum): under a millisecond for a 5 MB lab, about 30 ms for 110 MB
-(``bench/store_check.py``). The store refuses to write into a file with a failing block; a
-failing block may be unused space, so reads go on if DuckDB can still read every table
-(``scan_all``).
+``block_alloc_size`` bytes (256 KiB by default) led by its own checksum. Before DuckDB sees a
+file, ``read_header(strict=False)`` recognises it by its magic bytes and main header (so a
+SQLite, text or empty file is never handed to DuckDB, which would try to load an extension or
+write into it). Once DuckDB holds its lock (nobody else is writing), ``read_header`` checks both
+database headers and refuses a size that cuts a known block (a truncated copy), and
+``damaged_blocks`` recomputes every block's checksum with NumPy (DuckDB's multiply-xor sum):
+under a millisecond for a 5 MB lab, about 30 ms for 110 MB (``bench/store_check.py``). The
+store refuses to write into a file with a failing block; a failing block may be unused space,
+so reads go on if DuckDB can still read every table (``scan_all``).
 
 ``storage_error`` turns DuckDB and OS errors about the file (corruption, disk full,
 permissions, another process's lock) into one ``StoreError`` naming the file.
@@ -36,7 +37,7 @@ DEFAULT_BLOCK_SIZE = 262_144
 _SEED, _MUL = np.uint64(5381), np.uint64(0xBF58476D1CE4E5B9)
 _BATCH_BYTES = 16 * 1024 * 1024  # blocks are checked in batches of about this many bytes
 
-_CORRUPT = ("corrupt database file", "checksum", "invalidated", "not a valid duckdb")
+_CORRUPT = ("corrupt database file", "checksum", "not a valid duckdb")
 _NO_SPACE = ("no space left", "disk full", "disk quota")
 _DENIED = ("permission denied", "read-only file system", "read only file system")
 
@@ -163,7 +164,7 @@ def is_storage_error(err: BaseException) -> bool:
     name = type(err).__name__
     return (
         name in ("IOException", "PermissionException", "FatalException")
-        or any(s in msg for s in _CORRUPT + _NO_SPACE + _DENIED)
+        or any(s in msg for s in (*_CORRUPT, *_NO_SPACE, *_DENIED, "invalidated"))
         or ("lock" in msg and "conflict" in msg)
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from core.linear_runs import run_and_store
 from core.schema import MIGRATIONS
 from core.store import Store
 from core.zoo import list_model_sets
+from tests.conftest import ROOT
 
 COMMANDS = [
     ["models"],
@@ -302,3 +304,56 @@ def test_a_really_full_disk(tiny_disk):
     subprocess.run(["mount", "-o", "remount,size=16m", str(tiny_disk)], check=True)
     save_forget_set(Store(db), manual_forget_set([2], 1347, name="b"), "digits")
     assert len(list_forget_sets(Store(db))) == 2
+
+
+def _as_plain_user(argv: list[str]) -> list[str] | None:
+    """``argv`` run as root without the right to ignore file permissions (the CLI as a user
+    would see a read-only file), or None where that cannot be arranged."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        return None
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", *argv]
+
+
+def _read_only_lab(tmp_path, make) -> tuple:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "lab.duckdb"
+    make(db)
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    return folder, db
+
+
+def _cli_as_user(argv, db):
+    cmd = _as_plain_user([sys.executable, "-m", "core", *argv, "--db", str(db)])
+    if cmd is None:
+        pytest.skip("needs root and setpriv to drop the permission override")
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_a_read_only_lab_can_be_listed(tmp_path):
+    folder, db = _read_only_lab(tmp_path, small_lab)
+    before = digest(db)
+    try:
+        for argv in COMMANDS[:4]:
+            res = _cli_as_user(argv, db)
+            assert res.returncode == 0, res.stderr
+        res = _cli_as_user(COMMANDS[4], db)
+        assert res.returncode == 2 and "not writable" in res.stderr
+        assert res.stderr.count("\n") == 1
+    finally:
+        folder.chmod(0o755)
+    assert digest(db) == before and [p.name for p in folder.iterdir()] == ["lab.duckdb"]
+
+
+def test_a_read_only_outdated_lab_says_so(tmp_path):
+    folder, db = _read_only_lab(tmp_path, _schema_3)
+    before = digest(db)
+    try:
+        res = _cli_as_user(["forget-set", "list"], db)
+    finally:
+        folder.chmod(0o755)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "has schema 3, older than this lab's" in res.stderr and "read-only" in res.stderr
+    assert digest(db) == before
