@@ -152,7 +152,7 @@ def scan_all(con) -> None:
         "current_database()"
     ).fetchall()
     for schema, table in tables:
-        q = f'"{schema}"."{table}"'.replace("\x00", "")
+        q = ".".join('"' + name.replace('"', '""') + '"' for name in (schema, table))
         con.execute(f"SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {q}").fetchall()
 
 
