@@ -1,6 +1,9 @@
 """The command line. Each command validates its input before anything is written.
 
-Errors the user can fix (``LabError``) print ``error: <message>`` on stderr and exit with 2;
+Errors the user can fix (``LabError``, and storage trouble: a full disk, a damaged or unwritable
+file, a value too large for the database) print ``error: <message>`` on stderr and exit with 2.
+Anything else is a bug: one line on stderr names the error and the log file that holds its
+traceback (``$LAB_LOG``, else ``lab-errors.log`` beside the database), exit status 1.
 ``--json`` prints one strict JSON object on stdout.
 
 Start-up stays fast: building the parser imports no engine module that loads torch; each
@@ -15,6 +18,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .errors import LabError
@@ -131,3 +135,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; work committed so far is kept", file=sys.stderr)
         return 130
+    except Exception as err:  # not a LabError: an environment problem, or a bug
+        return _report(err, args)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:300]
+
+
+def _report(err: Exception, args: argparse.Namespace) -> int:
+    """One line for an error that escaped a command; 2 if the user can act on it, else 1."""
+    import errno
+
+    import duckdb
+
+    from .store import resolve_db_path
+    from .store_check import is_storage_error, storage_error
+
+    db = resolve_db_path(getattr(args, "db", None))
+    if isinstance(err, MemoryError):
+        print(f"error: out of memory in {args.command}; try smaller settings", file=sys.stderr)
+        return 2
+    if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or _first_line(err)}", file=sys.stderr)
+        return 2
+    if is_storage_error(err):  # duckdb's IO, corruption and permission errors; a full disk
+        path = Path(err.filename) if isinstance(err, OSError) and err.filename else db
+        print(f"error: {storage_error(err, path, 'use')}", file=sys.stderr)
+        return 2
+    if isinstance(err, duckdb.ConversionException | duckdb.OutOfRangeException):
+        print(f"error: a value is too large for the database: {_first_line(err)}", file=sys.stderr)
+        return 2
+    log = _log_traceback(err, db)
+    where = f"; the traceback is in {log}" if log else ""
+    print(
+        f"error: internal error in {args.command} ({type(err).__name__}: {_first_line(err)})"
+        f"{where}; please report it",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _log_traceback(err: Exception, db) -> str | None:
+    """Append the traceback to ``$LAB_LOG`` or ``lab-errors.log`` beside the database."""
+    import datetime
+    import os
+    import tempfile
+    import traceback
+
+    env = os.environ.get("LAB_LOG")
+    folder = db.parent if db.parent.is_dir() else Path(tempfile.gettempdir())
+    text = "".join(traceback.format_exception(err))
+    for path in (
+        [Path(env)]
+        if env
+        else [folder / "lab-errors.log", Path(tempfile.gettempdir()) / "lab-errors.log"]
+    ):
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"--- {datetime.datetime.now().isoformat()} {' '.join(sys.argv)}\n{text}")
+            return str(path)
+        except OSError:
+            continue
+    sys.stderr.write(text)  # no log could be written: keep the traceback visible
+    return None

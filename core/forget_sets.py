@@ -10,13 +10,10 @@ of one class, and a tight nearest-neighbour cluster.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import re
+import unicodedata
 from collections.abc import Iterable
-from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -29,6 +26,9 @@ INDEX_COLUMNS = ("index", "indices", "idx")
 PRESET_NAMES = ("random-10", "random-50", "random-200", "class3-half", "knn-pixel-20")
 QUICK_PRESETS = ("random-10", "random-50", "class3-half")
 DIGITS_KNN_ANCHOR = 0  # train index of the pixel-space cluster's centre in the digits preset
+
+MAX_NAME_LENGTH = 80
+_MAX_DIGITS = 40  # longer numbers are not read at all (Python refuses past 4300 digits)
 
 _INT_RE = re.compile(r"[+-]?\d+")
 
@@ -102,6 +102,39 @@ class ForgetSet:
 # ----------------------------------------------------------------------------- validation
 
 
+def check_name(name: Any) -> str:
+    """A forget-set name, stripped: 1 to ``MAX_NAME_LENGTH`` characters, no control characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("a forget set needs a non-empty name")
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"a forget-set name may have at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+        )
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ConfigError(
+            f"a forget-set name cannot contain control or invisible characters "
+            f"(found U+{ord(bad):04X}); use letters, digits, spaces and punctuation"
+        )
+    return name
+
+
+def _short(value: Any) -> str:
+    """``repr`` of a value, cut to a length fit for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:30] + "…" + text[-5:]
+
+
+def _outside(value: int, n_train: int) -> ConfigError:
+    text = str(value)
+    if len(text) > _MAX_DIGITS:
+        text = f"{text[:12]}…({len(text)} digits)"
+    return ConfigError(
+        f"index {text} is outside the training set: valid indices are 0 to {n_train - 1}"
+    )
+
+
 def _as_int(value: Any, where: str) -> int:
     """One index as a Python int: ints, numpy ints and integral strings; not bools or floats."""
     if isinstance(value, bool | np.bool_):
@@ -111,11 +144,17 @@ def _as_int(value: Any, where: str) -> int:
     if isinstance(value, str):
         text = value.strip()
         if _INT_RE.fullmatch(text):
+            if len(text) > _MAX_DIGITS:
+                raise ConfigError(
+                    f"{where}: a {len(text)}-digit number is far too large to be a train index"
+                )
             return int(text)
-        raise ConfigError(f"{where}: {value!r} is not an integer")
+        raise ConfigError(f"{where}: {_short(value)} is not an integer")
     if isinstance(value, float | np.floating):
-        raise ConfigError(f"{where}: {value!r} is not an integer (indices must be whole numbers)")
-    raise ConfigError(f"{where}: {value!r} ({type(value).__name__}) is not an integer")
+        raise ConfigError(
+            f"{where}: {_short(value)} is not an integer (indices must be whole numbers)"
+        )
+    raise ConfigError(f"{where}: {_short(value)} ({type(value).__name__}) is not an integer")
 
 
 def validate_indices(raw: Iterable[Any], n_train: int) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -130,25 +169,27 @@ def validate_indices(raw: Iterable[Any], n_train: int) -> tuple[np.ndarray, tupl
         raise ConfigError("indices must be a list of integers, not a single string")
     arr = raw if isinstance(raw, np.ndarray) else None
     if arr is not None and arr.dtype.kind in "iu":
-        values = arr.astype(np.int64).reshape(-1)
+        flat = arr.reshape(-1)
+        bad = np.flatnonzero((flat < 0) | (flat >= n_train))  # before any cast: uint64 too
+        if bad.size:
+            raise _outside(int(flat[bad[0]]), n_train)
+        values = flat.astype(np.int64)
     else:
         try:
             items = (
                 list(np.asarray(raw, dtype=object).reshape(-1)) if arr is not None else list(raw)
             )
         except TypeError:
-            raise ConfigError(f"indices must be a list of integers, got {raw!r}") from None
-        values = np.array(
-            [_as_int(v, f"item {i + 1}") for i, v in enumerate(items)], dtype=np.int64
-        )
+            raise ConfigError(f"indices must be a list of integers, got {_short(raw)}") from None
+        if all(type(v) is int for v in items):  # the common case, at C speed
+            ints = items
+        else:
+            ints = [_as_int(v, f"item {i + 1}") for i, v in enumerate(items)]
+        if ints and (min(ints) < 0 or max(ints) >= n_train):  # as Python ints: 10**30 is fine
+            raise _outside(next(v for v in ints if not 0 <= v < n_train), n_train)
+        values = np.array(ints, dtype=np.int64)
     if values.size == 0:
         raise ConfigError("the forget set is empty: give at least one index")
-    bad = np.flatnonzero((values < 0) | (values >= n_train))
-    if bad.size:
-        v = int(values[bad[0]])
-        raise ConfigError(
-            f"index {v} is outside the training set: valid indices are 0 to {n_train - 1}"
-        )
     unique = np.unique(values)
     warnings: tuple[str, ...] = ()
     n_dup = values.size - unique.size
@@ -259,95 +300,6 @@ def manual_forget_set(indices: Iterable[Any], n_train: int, name: str | None = N
     return ForgetSet(name or f"manual-{idx.size}", "manual", {"n_train": n_train}, idx, warns)
 
 
-# ----------------------------------------------------------------------------- uploads
-
-
-def _parse_json(text: str) -> list[int]:
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"not valid JSON: {err.msg} at line {err.lineno}") from None
-    if isinstance(obj, dict):
-        key = next((c for c in INDEX_COLUMNS if c in obj), None)
-        if key is None:
-            raise ConfigError('JSON object must have an "indices" list, e.g. {"indices": [1, 2]}')
-        obj = obj[key]
-    if not isinstance(obj, list):
-        raise ConfigError('JSON must be a list of integers or {"indices": [...]}')
-    out = []
-    for i, v in enumerate(obj):
-        if isinstance(v, str):
-            raise ConfigError(f"item {i + 1}: {v!r} is a string, not an integer")
-        out.append(_as_int(v, f"item {i + 1}"))
-    return out
-
-
-def _parse_csv(text: str) -> list[int]:
-    rows = [(n, [c.strip() for c in r]) for n, r in enumerate(csv.reader(io.StringIO(text)), 1)]
-    rows = [(n, r) for n, r in rows if any(r)]  # skip blank lines
-    if not rows:
-        return []
-    col = 0
-    first_n, first = rows[0]
-    if not all(_INT_RE.fullmatch(c) for c in first):
-        names = [c.lower() for c in first]
-        hit = next((c for c in INDEX_COLUMNS if c in names), None)
-        if hit is None:
-            bad = next(c for c in first if not _INT_RE.fullmatch(c))
-            raise ConfigError(
-                f"row {first_n}: {bad!r} is not an integer (a header must name the column "
-                f"{', '.join(repr(c) for c in INDEX_COLUMNS)})"
-            )
-        col = names.index(hit)
-        rows = rows[1:]
-    elif len(first) > 1:
-        raise ConfigError(
-            f"row {first_n} has {len(first)} columns: without a header naming the 'index' "
-            "column, put one integer per line"
-        )
-    out = []
-    for n, r in rows:
-        if col >= len(r) or not r[col]:
-            raise ConfigError(f"row {n}: missing value in the index column")
-        if not _INT_RE.fullmatch(r[col]):
-            raise ConfigError(f"row {n}: {r[col]!r} is not an integer")
-        out.append(int(r[col]))
-    return out
-
-
-def parse_upload(data: bytes, filename: str) -> list[int]:
-    """Raw indices from an uploaded file (not yet range-checked; see ``upload_forget_set``).
-
-    CSV (``.csv``/``.txt``): one integer per line, or a column named index/indices/idx under a
-    header. JSON (``.json``): a list of integers or ``{"indices": [...]}``. Other names are
-    sniffed: text starting with ``[`` or ``{`` is JSON. Malformed input → ``ConfigError`` saying
-    what and where.
-    """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{filename}: not UTF-8 text (expected a CSV or JSON file)") from None
-    if not text.strip():
-        raise ConfigError(f"{filename}: the file is empty")
-    suffix = PurePath(filename).suffix.lower()
-    is_json = suffix == ".json" or (
-        suffix not in (".csv", ".txt") and text.lstrip()[:1] in ("[", "{")
-    )
-    values = _parse_json(text) if is_json else _parse_csv(text)
-    if not values:
-        raise ConfigError(f"{filename}: no indices found")
-    return values
-
-
-def upload_forget_set(
-    data: bytes, filename: str, n_train: int, name: str | None = None
-) -> ForgetSet:
-    """Parse an uploaded CSV/JSON file and validate it into a forget set."""
-    idx, warns = validate_indices(parse_upload(data, filename), n_train)
-    params = {"n_train": n_train, "filename": filename}
-    return ForgetSet(name or PurePath(filename).stem or "upload", "upload", params, idx, warns)
-
-
 # ----------------------------------------------------------------------------- presets
 
 
@@ -375,3 +327,7 @@ def digits_preset(name: str, labels: np.ndarray, pixels: np.ndarray) -> ForgetSe
     if name not in PRESET_NAMES:
         raise ConfigError(f"unknown preset {name!r}: one of {', '.join(PRESET_NAMES)}")
     return next(fs for fs in digits_presets(labels, pixels) if fs.name == name)
+
+
+# the upload parsers live in their own module; re-exported here (the public names stay put)
+from .forget_uploads import MAX_UPLOAD_BYTES, parse_upload, upload_forget_set  # noqa: E402, F401

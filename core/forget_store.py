@@ -8,27 +8,32 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, NotFoundError
-from .forget_sets import ForgetSet
+from .forget_sets import ForgetSet, check_name
 from .model_sets import delete_runs_in, originals_for
 from .store import Store
 
 
 def save_forget_set(store: Store, fs: ForgetSet, dataset: str) -> int:
-    """Insert a validated forget set; a name already used for this dataset is refused."""
+    """Insert a validated forget set; a name already used for this dataset is refused.
+
+    The name is stored stripped; names over ``MAX_NAME_LENGTH`` characters or with control
+    characters are refused (``check_name``) before anything is written.
+    """
+    name = check_name(fs.name)
     with store.transaction() as con:
         taken = con.execute(
-            "SELECT id FROM forget_sets WHERE dataset = ? AND name = ?", [dataset, fs.name]
+            "SELECT id FROM forget_sets WHERE dataset = ? AND name = ?", [dataset, name]
         ).fetchone()
         if taken:
             raise ConfigError(
-                f"a forget set named {fs.name!r} already exists for {dataset} (id {taken[0]}); "
+                f"a forget set named {name!r} already exists for {dataset} (id {taken[0]}); "
                 "choose another name"
             )
         row = con.execute(
             """INSERT INTO forget_sets (name, dataset, kind, params, indices, size, warnings)
                VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
             [
-                fs.name,
+                name,
                 dataset,
                 fs.kind,
                 json.dumps(fs.params),
@@ -132,6 +137,8 @@ def make_forget_set(
     from . import forget_sets as F
     from .data import load_dataset
 
+    if name is not None:  # checked before any work: the preview shows a problem at once
+        name = check_name(name) if name.strip() else None
     data = load_dataset(dataset, "cpu")
     n, labels = data.n_train, data.y_train.numpy()
     pixels = data.raw_train.reshape(n, -1)

@@ -43,6 +43,8 @@ METHODS: tuple[str, ...] = ("GD", "OM", "OM (retain only)", "GD+GA")
 DIVERGENCE_THRESHOLD = 1e6
 # Converged means rel_dist below this at the last step; otherwise a finite run has stalled.
 CONVERGED_TOL = 1e-3
+# The largest α of GD+GA accepted (see ``LinearConfig.validate``).
+MAX_ASCENT_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,9 @@ class LinearConfig(Config):
         check_float("noise", self.noise, 0.0)
         check_int("steps", self.steps, 1, 100_000)
         check_int("seed", self.seed, 0, 2**32 - 1)
-        check_float("ascent_weight", self.ascent_weight, 0.0)
+        # α beyond this only makes GD+GA diverge at its first step, and near 1e300 α·X_FᵀX_F
+        # overflows (the eigen-solver then fails): refuse it with the range instead
+        check_float("ascent_weight", self.ascent_weight, 0.0, MAX_ASCENT_WEIGHT)
 
 
 @dataclass(frozen=True)

@@ -8,24 +8,36 @@ DuckDB allows one writing process per file. Every operation here opens a short-l
 connection and closes it, so the dashboard and the CLI can take turns; when the file is held
 by another process we wait briefly (``LAB_DB_TIMEOUT`` seconds, default 5) and then stop with
 a clear ``StoreError`` — never a half-written run. Each write is one transaction.
-The schema is created and migrated on open (``MIGRATIONS``; version kept in ``meta``).
+
+Reads open the file read-only and never create it: a missing file reads as an empty lab (or,
+with ``must_exist=True``, is refused), so a mistyped path leaves nothing behind. The schema is
+created or migrated (``MIGRATIONS``; version kept in ``meta``) by the first write; a read of an
+older schema upgrades it first, or says so when the file is read-only. Before DuckDB sees a
+file, ``store_check`` recognises it by its header; with DuckDB's lock held, its blocks'
+checksums are verified on a Store's first use and again before a write whenever the file
+changed since (someone else wrote it), so nothing is ever written into a damaged file. Storage
+errors anywhere (corruption, disk full, permissions) become one ``StoreError`` naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
-from .errors import StoreBusyError, StoreError
+from . import store_check
+from .errors import ConfigError, StoreError
 from .schema import MIGRATIONS
+from .store_files import ArrayFiles
 
 DEFAULT_DB = Path("data") / "lab.duckdb"
+DEFAULT_TIMEOUT_S = 5.0
+MAX_TIMEOUT_S = 3600.0
 
 
 def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
@@ -33,79 +45,209 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("LAB_DB") or DEFAULT_DB).expanduser()
 
 
-def _explain(err: Exception, path: Path) -> StoreError:
-    """Turn a DuckDB/OS error on open into a message a user can act on."""
-    msg = str(err)
-    if "lock" in msg.lower():
-        pid = re.search(r"PID (\d+)", msg)
-        who = f" (process {pid.group(1)})" if pid else ""
-        return StoreBusyError(
-            f"the database {path} is in use by another process{who}; "
-            "wait for it to finish or stop it (e.g. close the dashboard's running job), then retry"
+def db_timeout() -> float:
+    """Seconds to wait for another process's lock: ``$LAB_DB_TIMEOUT``, default 5."""
+    raw = os.environ.get("LAB_DB_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= MAX_TIMEOUT_S:
+        raise ConfigError(
+            f"LAB_DB_TIMEOUT must be a number of seconds from 0 to {MAX_TIMEOUT_S:.0f}, "
+            f"got {raw[:40]!r}"
         )
-    if (
-        "not a valid duckdb database" in msg.lower()
-        or "invalid" in msg.lower()
-        and "header" in msg.lower()
+    return value
+
+
+class Store(ArrayFiles):
+    """Access to one lab database. Cheap to create; every call opens its own connection.
+
+    ``must_exist``: reads of a missing file raise ``StoreError`` instead of reading as empty
+    (the CLI's read commands); writes always create the file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        timeout: float | None = None,
+        *,
+        must_exist: bool = False,
     ):
-        return StoreError(
-            f"{path} is not a DuckDB database (or it is corrupt); "
-            "point --db / LAB_DB at another file — this one was left untouched"
-        )
-    return StoreError(f"cannot open the database {path}: {msg.splitlines()[0]}")
-
-
-class Store:
-    """Access to one lab database. Cheap to create; every call opens its own connection."""
-
-    def __init__(self, path: str | os.PathLike | None = None, timeout: float | None = None):
         self.path = resolve_db_path(path)
-        self.timeout = float(os.environ.get("LAB_DB_TIMEOUT", 5.0)) if timeout is None else timeout
+        self.timeout = db_timeout() if timeout is None else float(timeout)
+        self.must_exist = must_exist
         self.files_dir = self.path.with_name(self.path.stem + ".files")
-        self._migrated = False
-        self._migrate()
+        self._schema_ok = False  # the file's schema was found (or made) current once
+        # ((inode, size, mtime), [first failing block] or []) of the last full check
+        self._verified: tuple[tuple[int, int, int] | None, list[int]] | None = None
+
+    # -- file checks ---------------------------------------------------------------------
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _check_file(self, con: duckdb.DuckDBPyConnection, writing: bool) -> None:
+        """Run with DuckDB's lock held (no other process is writing): the headers and size on
+        every open; every block's checksum on first use, and again before a write when the file
+        changed since. A write into a file with a failing block is refused; a read goes ahead if
+        DuckDB can still read every table (the block may be unused).
+        """
+        header = store_check.read_header(self.path)
+        sig = self._signature()
+        if self._verified is None or (writing and self._verified[0] != sig):
+            bad = store_check.damaged_blocks(self.path, header)
+            self._verified = (sig, bad[:1])
+            if bad and not writing:
+                try:
+                    store_check.scan_all(con)
+                except duckdb.Error as err:
+                    self._verified = None  # every later read says so too
+                    raise store_check.storage_error(err, self.path, "read") from err
+        bad = self._verified[1]
+        if writing and bad:
+            at = store_check.BLOCKS_START + bad[0] * header.block_size
+            raise store_check.damaged(self.path, f"the block at byte {at} fails its checksum")
+
+    def _writable(self) -> bool:
+        return os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+
+    def check(self) -> None:
+        """Open the file once for reading (header, blocks, schema); ``StoreError`` if unusable."""
+        with self.connect(read_only=True):
+            pass
+
+    def create(self) -> Store:
+        """Create the file with the current schema, or upgrade an older one; returns ``self``."""
+        with self.connect():
+            pass
+        return self
 
     # -- connections -------------------------------------------------------------------
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        if self.path.exists() and self.path.is_dir():
-            raise StoreError(f"the database path {self.path} is a directory, not a file")
-        if not read_only:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError) as err:
-                raise StoreError(
-                    f"cannot create the database {self.path}: a file stands where its folder "
-                    "should be; choose another --db path"
-                ) from err
-            except OSError as err:
-                raise StoreError(
-                    f"cannot create the folder for the database {self.path}: {err.strerror or err}"
-                ) from err
-            if self.path.exists() and not os.access(self.path, os.W_OK):
-                raise StoreError(f"the database {self.path} is not writable")
-            if not os.access(self.path.parent, os.W_OK):
-                raise StoreError(f"the folder {self.path.parent} is not writable")
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except (duckdb.Error, OSError) as err:
-                locked = "lock" in str(err).lower()
-                if locked and time.monotonic() < deadline:
+                if "lock" in str(err).lower() and time.monotonic() < deadline:
                     time.sleep(0.1)
                     continue
-                raise _explain(err, self.path) from err
+                raise store_check.storage_error(err, self.path) from err
+
+    def _prepare_write(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as err:
+            raise StoreError(
+                f"cannot create the database {self.path}: a file stands where its folder "
+                "should be; choose another --db path"
+            ) from err
+        except OSError as err:
+            raise StoreError(
+                f"cannot create the folder for the database {self.path}: {err.strerror or err}"
+            ) from err
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise StoreError(f"the database {self.path} is not writable")
+        if not os.access(self.path.parent, os.W_OK):
+            raise StoreError(f"the folder {self.path.parent} is not writable")
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """A checked connection; reads need an existing file (see ``connect``)."""
+        if self.path.is_dir():
+            raise StoreError(f"the database path {self.path} is a directory, not a file")
+        if not read_only:
+            self._prepare_write()
+        exists = self.path.exists()
+        if exists:  # never hand DuckDB a file that is not one
+            store_check.read_header(self.path, strict=False)
+        con = self._connect(read_only)
+        if exists:
+            try:
+                self._check_file(con, writing=not read_only)
+            except BaseException:
+                con.close()
+                raise
+        return con
+
+    def _empty_lab(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory database with the current schema: how a missing file reads."""
+        con = duckdb.connect(":memory:")
+        self._upgrade(con, 0)
+        return con
+
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        if not self.path.exists() and not self.path.is_symlink():
+            if self.must_exist:
+                raise StoreError(
+                    f"the database {self.path} does not exist (check --db / LAB_DB); "
+                    "nothing was created"
+                )
+            return self._empty_lab()
+        con = self._open(read_only=True)
+        if self._schema_ok:
+            return con
+        try:
+            version = self._version(con)
+        except BaseException:
+            con.close()
+            raise
+        if version < len(MIGRATIONS):  # an older lab: upgrade it once (a write), then read
+            con.close()
+            if not self._writable():
+                raise StoreError(
+                    f"the database {self.path} has schema {version}, older than this lab's "
+                    f"{len(MIGRATIONS)}: it must be upgraded once before it can be read, but it "
+                    "is read-only — make it and its folder writable, or copy it somewhere writable"
+                )
+            with self.connect():
+                pass
+            con = self._open(read_only=True)
+        self._schema_ok = True
+        return con
+
+    def _close(self, con: duckdb.DuckDBPyConnection, quiet: bool) -> None:
+        """Close (DuckDB checkpoints here); errors are translated unless already failing."""
+        try:
+            con.close()
+        except duckdb.Error as err:
+            if quiet:
+                return
+            if any(s in str(err).lower() for s in ("no space left", "disk full")):
+                raise store_check.no_space(
+                    self.path, "the last change is kept in its write-ahead log (.wal) and is "
+                    "applied when the database is next opened"
+                ) from err  # fmt: skip
+            raise store_check.storage_error(err, self.path, "close") from err
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for the duration of the block; closed afterwards (releases the lock)."""
-        if read_only and not self.path.exists():
-            read_only = False  # nothing to read yet: create the (empty) schema first
-        con = self._open(read_only)
+        """A connection for the duration of the block; closed afterwards (releases the lock).
+
+        ``read_only``: a read-only connection (a missing file reads as an empty lab, or is
+        refused with ``must_exist``); otherwise the file is created or migrated first.
+        """
+        con = self._reader() if read_only else self._open(read_only=False)
+        failed = True
         try:
+            if not read_only and not self._schema_ok:
+                self._migrate(con)
             yield con
+            failed = False
+        except duckdb.Error as err:
+            if store_check.is_storage_error(err):
+                action = "read" if read_only else "write to"
+                raise store_check.storage_error(err, self.path, action) from err
+            raise
         finally:
-            con.close()
+            self._close(con, quiet=failed)
+        if not read_only:
+            self._verified = (self._signature(), [])  # our own write: the file stays trusted
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -115,27 +257,58 @@ class Store:
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
 
     # -- schema --------------------------------------------------------------------------
-    def _migrate(self) -> None:
-        """Create the schema, or bring an older one up to date, in one transaction."""
-        with self.transaction() as con:
-            con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > len(MIGRATIONS):
+    def _version(self, con: duckdb.DuckDBPyConnection) -> int:
+        """The file's schema version (0: no lab tables yet); refuses newer and foreign files."""
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchall()
+        }
+        if "meta" not in tables:
+            if tables:
                 raise StoreError(
-                    f"{self.path} was written by a newer Unlearning Lab (schema {version}); "
-                    "upgrade the lab to open it"
+                    f"{self.path} is a DuckDB database but not an Unlearning Lab one (it has no "
+                    "meta table); it was left untouched — point --db / LAB_DB at a lab database"
                 )
-            for migration in MIGRATIONS[version:]:
-                migration(con)
-            con.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(len(MIGRATIONS))]
+            return 0
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row and str(row[0]).isdigit() else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} was written by a newer Unlearning Lab (schema {version}); "
+                "upgrade the lab to open it"
             )
+        return version
+
+    @staticmethod
+    def _upgrade(con: duckdb.DuckDBPyConnection, version: int) -> None:
+        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        for migration in MIGRATIONS[version:]:
+            migration(con)
+        con.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(len(MIGRATIONS))]
+        )
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Create the schema, or bring an older one up to date, in one transaction."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            version = self._version(con)
+            if version < len(MIGRATIONS):
+                self._upgrade(con, version)
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        self._schema_ok = True
 
     def schema_version(self) -> int:
         with self.connect(read_only=True) as con:
@@ -190,57 +363,3 @@ class Store:
         """Run a read-only query and return a pandas DataFrame."""
         with self.connect(read_only=True) as con:
             return con.execute(sql, params or []).df()
-
-    # -- array files ---------------------------------------------------------------------
-    def file_path(self, rel: str) -> Path:
-        return self.files_dir / rel
-
-    def write_file(self, rel: str, write: Callable[[Path], None]) -> str:
-        """Write a file atomically (temp name, then rename) under the files folder."""
-        dest = self.file_path(rel)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        try:
-            write(tmp)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return rel
-
-    def save_array(self, rel: str, arr) -> str:
-        """Save a NumPy array as ``.npy`` (atomically); returns ``rel`` for the owning row."""
-        import numpy as np
-
-        def write(p: Path) -> None:
-            with open(p, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-
-        return self.write_file(rel, write)
-
-    def load_array(self, rel: str):
-        import numpy as np
-
-        path = self.file_path(rel)
-        if not path.exists():
-            raise StoreError(f"the array file {path} named by the database is missing")
-        return np.load(path, allow_pickle=False)
-
-    def save_tensors(self, rel: str, tensors: dict) -> str:
-        """Save a dict of tensors with ``torch.save`` (loaded back with ``weights_only=True``)."""
-        import torch
-
-        return self.write_file(rel, lambda p: torch.save(tensors, p))
-
-    def load_tensors(self, rel: str, device=None) -> dict:
-        import torch
-
-        path = self.file_path(rel)
-        if not path.exists():
-            raise StoreError(f"the weights file {path} named by the database is missing")
-        return torch.load(path, map_location=device or "cpu", weights_only=True)
-
-    def remove_files(self, rel_dir: str) -> None:
-        """Delete a folder of array files (after its rows are gone)."""
-        import shutil
-
-        shutil.rmtree(self.file_path(rel_dir), ignore_errors=True)

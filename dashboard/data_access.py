@@ -31,6 +31,7 @@ def _store(path: str) -> Store:
     from core.jobs import reconcile_and_resume
 
     store = Store(path)
+    store.check()  # header, blocks and schema now, so a damaged file is reported at once
     reconcile_and_resume(store)
     return store
 

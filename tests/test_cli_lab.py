@@ -89,6 +89,7 @@ def test_train_models_forget_set_oracles_evaluate(db_path, tmp_path):
     ],
 )
 def test_bad_input_is_refused_clearly(db_path, args, needle):
+    Store(db_path).create()  # an empty lab (a missing one is refused before any id is looked up)
     res = cli(*args, db=db_path)
     assert res.returncode == 2, res.stdout + res.stderr
     assert needle in res.stderr and "Traceback" not in res.stderr

@@ -37,12 +37,14 @@ def test_schema_version_is_recorded(db_path):
 
 
 def test_newer_schema_is_refused(db_path):
-    Store(db_path)
+    Store(db_path).create()
     con = duckdb.connect(str(db_path))
     con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     con.close()
     with pytest.raises(StoreError, match="newer"):
-        Store(db_path)
+        Store(db_path).check()
+    with pytest.raises(StoreError, match="newer"):
+        Store(db_path).create()
 
 
 def test_unknown_run(db_path):
@@ -55,7 +57,9 @@ def test_not_a_duckdb_file_is_left_untouched(tmp_path):
     path.write_bytes(b"these are my notes, not a database\n" * 100)
     before = path.read_bytes()
     with pytest.raises(StoreError, match="not a DuckDB database"):
-        Store(path)
+        Store(path).check()
+    with pytest.raises(StoreError, match="not a DuckDB database"):
+        Store(path).create()
     assert path.read_bytes() == before
 
 
@@ -63,7 +67,7 @@ def test_unwritable_path(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot create"):
-        Store(blocker / "lab.duckdb")
+        Store(blocker / "lab.duckdb").create()
 
 
 def test_failed_write_leaves_nothing(db_path, monkeypatch):
@@ -82,7 +86,7 @@ def test_failed_write_leaves_nothing(db_path, monkeypatch):
 
 
 def test_locked_database_gives_clear_message(db_path):
-    Store(db_path)
+    Store(db_path).create()
     import subprocess
     import sys
     import textwrap

@@ -6,7 +6,6 @@ The engine modules that load torch are imported inside the commands that train o
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..cli import add_device_arg, command, emit, table
 from ..config import check_int
@@ -62,8 +61,9 @@ def forget_set(args: argparse.Namespace) -> int:
         make_forget_set,
         save_forget_set,
     )
+    from ..forget_uploads import read_upload
 
-    store = Store(args.db)
+    store = Store(args.db, must_exist=args.action != "create")
     if args.action == "list":
         rows = list_forget_sets(store).to_dict("records")
         cols = ("id", "name", "dataset", "kind", "size", "created_at")
@@ -84,7 +84,7 @@ def forget_set(args: argparse.Namespace) -> int:
             emit(
                 args,
                 {"id": args.id, "dataset": dataset, **fs.to_dict()},
-                f"{fs.name} ({fs.kind}, {fs.size} points): {list(fs.indices)}",
+                f"{fs.name} ({fs.kind}, {fs.size} points): {[int(i) for i in fs.indices]}",
             )
         return 0
     params = dict(preset=args.preset, k=args.k, seed=args.seed, cls=args.cls, fraction=args.fraction,
@@ -92,9 +92,8 @@ def forget_set(args: argparse.Namespace) -> int:
     if args.kind == "manual":
         params["indices"] = [s.strip() for s in (args.indices or "").split(",") if s.strip()]
     if args.kind == "upload":
-        if not args.file or not Path(args.file).is_file():
-            raise ConfigError(f"--file must name a CSV or JSON file of indices, got {args.file!r}")
-        params.update(data=Path(args.file).read_bytes(), filename=Path(args.file).name)
+        data, filename = read_upload(args.file or "")
+        params.update(data=data, filename=filename)
     fs = make_forget_set(store, args.dataset, args.kind, args.name, **params)
     fs_id = save_forget_set(store, fs, args.dataset)
     warn = "".join(f"\nwarning: {w}" for w in fs.warnings)
@@ -126,7 +125,7 @@ def oracles(args: argparse.Namespace) -> int:
     _check_training_args(args)
     from ..evaluation import build_oracles
 
-    store = Store(args.db)
+    store = Store(args.db, must_exist=True)
     with bar(f"oracles for forget set {args.forget_set}", quiet=args.json) as progress:
         main, floor = build_oracles(
             store, args.forget_set, args.models, args.device, progress,
@@ -162,7 +161,7 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     _check_training_args(args)
     from ..evaluation import evaluate, evaluation
 
-    store = Store(args.db)
+    store = Store(args.db, must_exist=True)
     run_id = evaluate(
         store, args.forget_set, args.method, args.device, original_set_id=args.originals,
         recompute=args.recompute,
@@ -220,7 +219,7 @@ def _jobs_args(p: argparse.ArgumentParser) -> None:
 def jobs_cmd(args: argparse.Namespace) -> int:
     from .. import jobs
 
-    store = Store(args.db)
+    store = Store(args.db, must_exist=True)
     if args.action != "list":
         if args.id is None:
             raise ConfigError(f"jobs {args.action} needs a job id")
@@ -244,5 +243,5 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
 def worker(args: argparse.Namespace) -> int:
     from .. import jobs
 
-    status = jobs.work(Store(args.db), args.job)
+    status = jobs.work(Store(args.db, must_exist=True), args.job)
     return 0 if status in ("done", "cancelled") else 1

@@ -103,7 +103,7 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 def models(args: argparse.Namespace) -> int:
     from ..model_sets import delete_model_set, list_model_sets  # light: no torch
 
-    store = Store(args.db)
+    store = Store(args.db, must_exist=True)
     if args.action == "delete":
         if args.id is None:
             raise ConfigError("models delete needs a model set id")

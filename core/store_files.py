@@ -1,0 +1,116 @@
+"""Array files of the store (weights, margins, masks): written atomically, read with checks.
+
+They live in ``<db stem>.files/`` beside the database, named by the rows that own them. A failed
+write (disk full, no permission) leaves no file behind; a damaged file (truncated, overwritten)
+is reported as such, naming it, instead of NumPy's or torch's internal error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+from . import store_check
+from .errors import StoreError
+
+
+class ArrayFiles:
+    """Mixed into ``Store``: needs ``files_dir``."""
+
+    files_dir: Path
+
+    def file_path(self, rel: str) -> Path:
+        return self.files_dir / rel
+
+    def write_file(self, rel: str, write: Callable[[Path], None]) -> str:
+        """Write a file atomically (temp name, then rename) under the files folder.
+
+        A failed write (disk full, no permission) leaves no file behind and raises
+        ``StoreError`` naming it.
+        """
+        dest = self.file_path(rel)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write(tmp)
+            os.replace(tmp, dest)
+        except OSError as err:
+            raise self._write_error(dest, err) from err
+        except RuntimeError as err:  # torch.save reports a failed write as "unexpected pos …"
+            text = str(err).lower()
+            if "unexpected pos" in text or "write" in text and "fail" in text:
+                raise self._write_error(dest, err) from err
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        return rel
+
+    @staticmethod
+    def _write_error(dest: Path, err: Exception) -> StoreError:
+        what = "nothing was recorded in the database"
+        if isinstance(err, OSError) and err.errno not in (None, errno.ENOSPC, errno.EDQUOT):
+            return StoreError(f"cannot write {dest}: {err.strerror or err}; {what}")
+        return store_check.no_space(dest, f"the file was not written and {what}")
+
+    @staticmethod
+    def _read_error(path: Path, kind: str, err: Exception) -> StoreError:
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        return StoreError(
+            f"the {kind} file {path} is damaged or unreadable ({reason}); delete the model set "
+            "or evaluation that owns it and build it again"
+        )
+
+    def save_array(self, rel: str, arr) -> str:
+        """Save a NumPy array as ``.npy`` (atomically); returns ``rel`` for the owning row."""
+        import numpy as np
+
+        def write(p: Path) -> None:
+            with open(p, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+
+        return self.write_file(rel, write)
+
+    def load_array(self, rel: str):
+        """An array saved by ``save_array``; ``StoreError`` if missing, truncated or garbage."""
+        import numpy as np
+
+        path = self.file_path(rel)
+        if not path.exists():
+            raise StoreError(f"the array file {path} named by the database is missing")
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, EOFError, OSError, pickle.UnpicklingError) as err:
+            raise self._read_error(path, "array", err) from err
+
+    def save_tensors(self, rel: str, tensors: dict) -> str:
+        """Save a dict of tensors with ``torch.save`` (loaded back with ``weights_only=True``)."""
+        import torch
+
+        return self.write_file(rel, lambda p: torch.save(tensors, p))
+
+    def load_tensors(self, rel: str, device=None) -> dict:
+        """Tensors saved by ``save_tensors``; ``StoreError`` if missing, truncated or garbage."""
+        import torch
+
+        path = self.file_path(rel)
+        if not path.exists():
+            raise StoreError(f"the weights file {path} named by the database is missing")
+        try:
+            return torch.load(path, map_location=device or "cpu", weights_only=True)
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+            raise self._read_error(path, "weights", err) from err
+        except RuntimeError as err:  # a damaged zip container; other RuntimeErrors are not ours
+            if "PytorchStreamReader" in str(err) or "zip" in str(err).lower():
+                raise self._read_error(path, "weights", err) from err
+            raise
+
+    def remove_files(self, rel_dir: str) -> None:
+        """Delete a folder of array files (after its rows are gone)."""
+        import shutil
+
+        shutil.rmtree(self.file_path(rel_dir), ignore_errors=True)

@@ -1,0 +1,132 @@
+"""A full disk, damaged array files and unexpected errors: one clear line, nothing changed."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+
+import duckdb
+import numpy as np
+import pytest
+import torch
+
+from core import cli
+from core.errors import StoreError
+from core.forget_sets import manual_forget_set
+from core.forget_store import list_forget_sets, save_forget_set
+from core.store import Store
+from core.store_check import storage_error
+
+
+@pytest.fixture
+def store(db_path) -> Store:
+    s = Store(db_path).create()
+    save_forget_set(s, manual_forget_set([1, 2], 1347, name="a"), "digits")
+    return s
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_disk_full_while_saving_an_array(store, monkeypatch):
+    before = _digest(store.path)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    with pytest.raises(StoreError, match="no space left on the disk holding .*x.npy.*nothing"):
+        store.save_array("sets/1/x.npy", np.zeros(3))
+    assert list((store.files_dir / "sets" / "1").iterdir()) == []  # no temp file left
+    assert _digest(store.path) == before
+
+
+def test_disk_full_while_saving_weights(store, monkeypatch):
+    def full(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"PK")  # a partial file, as torch leaves one
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 2")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(StoreError, match="no space left.*w.pt"):
+        store.save_tensors("sets/1/w.pt", {"w": torch.zeros(2)})
+    assert list((store.files_dir / "sets" / "1").iterdir()) == []
+
+
+def test_disk_full_inside_a_transaction_stores_nothing(store):
+    full = pytest.raises(StoreError, match=f"no space left on the disk holding {store.path}")
+    with full, store.transaction() as con:
+        con.execute("DELETE FROM forget_sets")
+        raise duckdb.IOException('IO Error: Could not write file "x": No space left on device')
+    assert len(list_forget_sets(store)) == 1
+
+
+@pytest.mark.parametrize(
+    "message,needle",
+    [
+        ("IO Error: Could not write file: No space left on device", "no space left"),
+        ("Corrupt database file: computed checksum 1 does not match stored checksum 2 in "
+         "block at location 798720", "damaged (the block at byte 798720 fails its checksum)"),
+        ("IO Error: Cannot open file: Permission denied", "not writable"),
+        ("IO Error: Could not set lock on file: Conflicting lock is held in python (PID 42)",
+         "in use by another process (process 42)"),
+    ],
+)  # fmt: skip
+def test_storage_errors_become_one_line(tmp_path, message, needle):
+    msg = str(storage_error(duckdb.IOException(message), tmp_path / "lab.duckdb"))
+    assert needle in msg and str(tmp_path / "lab.duckdb") in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_damaged_margins_file(store, damage):
+    store.save_array("m.npy", np.arange(1000, dtype=np.float32))
+    path = store.file_path("m.npy")
+    data = path.read_bytes()
+    path.write_bytes(b"\x00garbage" * 100 if damage == "garbage" else data[: len(data) // 2])
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=f"the array file {path} is damaged"):
+        store.load_array("m.npy")
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "zip"])
+def test_damaged_weights_file(store, damage):
+    store.save_tensors("w.pt", {"w": torch.arange(1000.0)})
+    path = store.file_path("w.pt")
+    data = path.read_bytes()
+    bad = {"garbage": b"\x80\x02garbage" * 100, "truncated": data[: len(data) // 2],
+           "zip": b"PK\x03\x04" + b"\x00" * 200}[damage]  # fmt: skip
+    path.write_bytes(bad)
+    with pytest.raises(StoreError, match=f"the weights file {path} is damaged"):
+        store.load_tensors("w.pt")
+    assert path.read_bytes() == bad
+
+
+def _failing_command(monkeypatch, exc: Exception) -> None:
+    """Make ``models`` fail inside the engine with ``exc``."""
+
+    def boom(self, *a, **k):
+        raise exc
+
+    monkeypatch.setattr(Store, "query_df", boom)
+
+
+def test_a_bug_is_one_line_with_the_log_named(db_path, tmp_path, monkeypatch, capsys):
+    log = tmp_path / "errors.log"
+    monkeypatch.setenv("LAB_LOG", str(log))
+    _failing_command(monkeypatch, KeyError("oops"))
+    Store(db_path).create()
+    assert cli.main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error in models (KeyError" in err
+    assert str(log) in err and "Traceback" not in err
+    assert "Traceback" in log.read_text() and "boom" in log.read_text()
+
+
+def test_a_full_disk_outside_the_store_is_one_line(db_path, monkeypatch, capsys):
+    _failing_command(monkeypatch, OSError(errno.ENOSPC, "No space left on device", "/x/out"))
+    Store(db_path).create()
+    assert cli.main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no space left on the disk holding /x/out" in err
