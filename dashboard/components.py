@@ -32,9 +32,9 @@ def fmt_value(x, digits: int = 3) -> str:
     if x is None or pd.isna(x):
         return "—"
     x = float(x)
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+    if x != 0 and (abs(x) < 1e-2 or abs(x) >= 1e5):
         return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:.{digits}f}"
+    return f"{x:.{digits}f}"
 
 
 def fmt_step(step, total: int | None = None) -> str:
@@ -44,13 +44,11 @@ def fmt_step(step, total: int | None = None) -> str:
     return f"{int(step)}" + (f" of {total}" if total else "")
 
 
-def _marker_sizes(n: int, k: int, of: int) -> list[int]:
-    """Size 9 at about ten steps (shifted by method ``k`` of ``of``), 0 elsewhere."""
-    sizes = [0] * n
-    every = max(1, n // 10)
-    for i in range(int(every * (k + 0.5) / of), n, every):
-        sizes[i] = 9
-    return sizes
+def _marker_sizes(steps: pd.Series, last: int, k: int, of: int) -> list[int]:
+    """Size 9 at about ten steps of the run (shifted by method ``k`` of ``of``), 0 elsewhere."""
+    every = max(1, last // 10)
+    shift = int(every * (k + 0.5) / of)
+    return [9 if (int(t) - shift) % every == 0 else 0 for t in steps]
 
 
 def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
@@ -59,6 +57,8 @@ def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
 
     fig = go.Figure()
     status = outcomes.set_index("method")["status"].to_dict() if not outcomes.empty else {}
+    t_max = int(curves["step"].max()) if not curves.empty else 0
+    at = outcomes.set_index("method")["diverged_at"].to_dict() if not outcomes.empty else {}
     for k, method in enumerate(METHODS):
         c = curves[curves["method"] == method]
         if c.empty:
@@ -69,7 +69,7 @@ def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
                 x=c["step"], y=c["rel_dist"].clip(lower=1e-16), mode="lines+markers",
                 name=f"{method} — {status.get(method, '')}",
                 line={"color": METHOD_COLORS.get(method), "width": 2, "dash": dash},
-                marker={"symbol": symbol, "size": _marker_sizes(len(c), k, len(METHODS)),
+                marker={"symbol": symbol, "size": _marker_sizes(c["step"], t_max, k, len(METHODS)),
                         "color": METHOD_COLORS.get(method)},
                 hovertemplate="step %{x}<br>rel. distance %{y:.3g}<extra>" + method + "</extra>",
             )
@@ -79,7 +79,8 @@ def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
             fig.add_trace(go.Scatter(x=[last["step"]], y=[last["rel_dist"]], mode="markers+text",
                                      marker={"symbol": "x", "size": 12,
                                              "color": METHOD_COLORS.get(method)},
-                                     text=["diverged"], textposition="top left",
+                                     text=[f"diverged at step {fmt_step(at.get(method))}"],
+                                     textposition="middle right",
                                      showlegend=False, hoverinfo="skip"))  # fmt: skip
     # the 1e-6 mark of the table; on a log axis, annotations take log10 of y
     fig.add_hline(y=1e-6, line_dash="dot", line_color="#94a3b8")

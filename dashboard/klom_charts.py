@@ -1,8 +1,8 @@
 """Charts of the KLoM explorer: distributions with the noise floor, points, margin histograms.
 
 Pure presentation: DataFrames / arrays in, plotly figures out. On log axes plotly expects axis
-ranges in log10 units and places annotations in the same units, so every position handed to a
-log axis here goes through ``_ax``.
+ranges and annotation positions in log10 units (shapes, though, in data units), so every range
+and annotation position handed to a log axis here goes through ``_ax``.
 """
 
 from __future__ import annotations
@@ -30,11 +30,17 @@ def _ax(x: float, log_x: bool) -> float:
     return math.log10(max(x, LOG_FLOOR)) if log_x else x
 
 
+def _log_low(k: np.ndarray, f: np.ndarray) -> float:
+    """The left end of a log axis: a little below the smallest value, never below LOG_FLOOR."""
+    smallest = min(float(np.min(k, initial=np.inf)), float(np.min(f, initial=np.inf)))
+    return max(LOG_FLOOR, smallest * 0.8) if np.isfinite(smallest) else LOG_FLOOR
+
+
 def shared_edges(k: np.ndarray, f: np.ndarray, log_x: bool, bins: int = 40) -> np.ndarray:
     """One set of histogram edges for the method and the floor, covering both and saturation."""
     top = max(SATURATION, float(np.max(k, initial=0)), float(np.max(f, initial=0))) * 1.05
     if log_x:
-        return np.geomspace(LOG_FLOOR, top, bins + 1)
+        return np.geomspace(_log_low(k, f), top, bins + 1)
     return np.linspace(0.0, top, bins + 1)
 
 
@@ -79,11 +85,12 @@ def klom_distribution(
                  (fp95, f"floor P95 {fp95:.2f}", FLOOR_COLOR, "dash")]  # fmt: skip
     marks.append((SATURATION, f"saturation ln 10⁵ ≈ {SATURATION:.1f}", "#111827", "dot"))
     top = max(SATURATION, float(np.max(k, initial=0)), float(np.max(f, initial=0))) * 1.08
-    x_range = [math.log10(LOG_FLOOR), math.log10(top)] if log_x else [0, top]
+    x_range = [math.log10(_log_low(k, f)), math.log10(top)] if log_x else [0, top]
     for row, (x, text, c, dash) in enumerate(sorted(marks, key=lambda m: m[0])):
         pos = _ax(x, log_x)
         right_half = pos > (x_range[0] + x_range[1]) / 2  # label towards the middle: never cut
-        fig.add_shape(type="line", x0=pos, x1=pos, y0=0, y1=1, yref="paper",
+        at = max(x, LOG_FLOOR) if log_x else x  # shapes take data values even on log axes
+        fig.add_shape(type="line", x0=at, x1=at, y0=0, y1=1, yref="paper",
                       line={"color": c, "dash": dash, "width": 1.5})  # fmt: skip
         fig.add_annotation(x=pos, y=1.0 + 0.075 * row, yref="paper", text=text, showarrow=False,
                            xanchor="right" if right_half else "left", yanchor="bottom",
