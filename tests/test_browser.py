@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -173,6 +174,8 @@ DIST_STATE = f"""() => {{
   const gd = {PLOTS}.filter(g => g.offsetParent !== null)[0];
   if (!gd || !gd._fullLayout) return null;
   return {{type: gd._fullLayout.xaxis.type, range: gd._fullLayout.xaxis.range,
+           lines: (gd.layout.shapes || []).map(s => s.x0),
+           labels: (gd.layout.annotations || []).map(a => a.x),
            kinds: gd._fullData.map(t => t.type), xs: gd._fullData.map(t => Array.from(t.x || []))}};
 }}"""
 # the per-point chart: the forget point farthest (on screen) from every other point
@@ -225,6 +228,8 @@ def test_demo_every_page_offline_and_exact_drill_down(demo_server, page, tmp_pat
     page.get_by_text("log scale", exact=True).click()
     state = _wait(page, DIST_STATE, lambda s: s["type"] == "log")
     assert -3.5 < state["range"][0] < state["range"][1] < 2, state["range"]
+    for line, label in zip(state["lines"], state["labels"], strict=True):  # labels on their lines
+        assert abs(label - math.log10(line)) < 1e-6, (state["lines"], state["labels"])
     # histogram: the method and the floor are counted on the same bins
     page.get_by_text("histogram", exact=True).click()
     state = _wait(page, DIST_STATE, lambda s: s["kinds"][:2] == ["bar", "bar"])
