@@ -271,17 +271,20 @@ def test_whole_app_klom_explorer_drill_down(lab_server, page, tmp_path):
     # a click on a dot in the per-point chart (Streamlit's selection event) moves the drill-down
     box = page.get_by_label("point index", exact=False)
     before = int(box.input_value())
-    scatter = page.locator(".js-plotly-plot >> visible=true").nth(1)
-    dot = scatter.locator(".scatterlayer .trace").last.locator("path.point").first  # a forget dot
-    dot.scroll_into_view_if_needed()
-    where = dot.bounding_box()  # plotly listens on its drag layer: click at the dot's position
-    page.mouse.click(where["x"] + where["width"] / 2, where["y"] + where["height"] / 2)
+    target = page.evaluate(PICK_FORGET)
+    if target["point"] == before:  # already shown: type another index first
+        box.fill("0")
+        box.press("Enter")
+        page.get_by_text("point 0 · split", exact=False).first.wait_for(timeout=60_000)
+        before, target = 0, page.evaluate(PICK_FORGET)
+    page.mouse.click(target["x"], target["y"])
     deadline = time.monotonic() + 60
     while int(box.input_value()) == before and time.monotonic() < deadline:
         page.wait_for_timeout(200)
-    clicked = int(box.input_value())
-    assert clicked != before
-    page.get_by_text(f"point {clicked} · split", exact=False).first.wait_for(timeout=60_000)
+    assert int(box.input_value()) == target["point"]
+    page.get_by_text(f"point {target['point']} · split forget", exact=False).first.wait_for(
+        timeout=60_000
+    )
     # … and so does typing an index
     point = int(lab["forget"][0])
     box.fill(str(point))
