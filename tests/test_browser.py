@@ -117,6 +117,7 @@ def page(tmp_path):
 
 
 def test_whole_app_linear_study(server, page, db_path, tmp_path):
+    watch = Watch(page, server)
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_text("Machine unlearning", exact=False).first.wait_for(timeout=60_000)
     page.get_by_role("link", name="Linear model").first.click()
@@ -127,6 +128,8 @@ def test_whole_app_linear_study(server, page, db_path, tmp_path):
     page.screenshot(path=str(tmp_path / "linear.png"), full_page=True)
     runs = list_linear_runs(Store(db_path))
     assert len(runs) == 1 and runs["steps"][0] == 1000
+    page.locator(".js-plotly-plot text", has_text="diverged at step").first.wait_for(timeout=30_000)
+    watch.check()
 
 
 @pytest.fixture
