@@ -68,6 +68,10 @@ def linear_outcomes_df(path: str, run_id: int) -> pd.DataFrame:
 @st.cache_resource(show_spinner="Loading the dataset…")
 def dataset(name: str):
     from core.data import load_dataset
+    from dashboard import warmup
+
+    if name == "digits":
+        warmup.wait()  # the background load started by app.py, if any: do not load twice
 
     return load_dataset(name, "cpu")
 
