@@ -9,8 +9,10 @@ from core import jobs
 from core.errors import LabError
 from dashboard import data_access
 
-ICONS = {
-    "queued": "⏳", "running": "⚙️", "done": "✅", "failed": "❌", "cancelled": "⏹️", "interrupted": "⚠️",
+ICONS = {  # Streamlit's bundled icon font: emoji may lack a font on the machine (and show as boxes)
+    "queued": ":material/schedule:", "running": ":material/autorenew:",
+    "done": ":material/check_circle:", "failed": ":material/error:",
+    "cancelled": ":material/cancel:", "interrupted": ":material/warning:",
 }  # fmt: skip
 LABELS = {
     "build_models": "Build models", "oracles": "Build oracles", "evaluate": "Evaluate",
