@@ -37,6 +37,11 @@ def fmt_value(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
+def id_or_dash(ids: pd.Series) -> pd.Series:
+    """Ids as text for tables, '—' where there is none (rather than 'None')."""
+    return ids.map(lambda v: "—" if v is None or pd.isna(v) else str(int(v)))
+
+
 def fmt_step(step, total: int | None = None) -> str:
     """A step number, or 'never' when the event did not happen."""
     if step is None or pd.isna(step):

@@ -171,7 +171,7 @@ def test_forget_sets_page_shows_oracles_and_evaluations(lab):
     table = at.dataframe[0].value.set_index("id")
     row = table.loc[lab["forget_set"]]
     assert row["oracles"] == "built" and row["evaluations"] == 1
-    assert row["do_nothing_run"] == lab["run_id"]
+    assert row["do_nothing_run"] == str(lab["run_id"])
     assert not [b for b in at.button if b.key == "fs_oracles"]  # not offered again
     assert "Oracles built" in at.success[0].value
     assert any(p.proto.query_string == f"run={lab['run_id']}" for p in at.page_link)

@@ -101,12 +101,13 @@ if saved.empty:
     st.stop()
 status = data_access.forget_set_status(path).set_index("id")
 view = saved.drop(columns=["params"]).join(status, on="id")
+view["do_nothing_run"] = components.id_or_dash(view["do_nothing_run"])
 st.dataframe(view, hide_index=True, width="stretch", column_config={
     "oracles": st.column_config.TextColumn(
         "oracles", help="built: both oracle groups (main and noise floor) are complete"),
     "oracle_set_ids": st.column_config.TextColumn("oracle sets"),
     "evaluations": st.column_config.NumberColumn("evaluations"),
-    "do_nothing_run": st.column_config.NumberColumn("do-nothing run"),
+    "do_nothing_run": st.column_config.TextColumn("do-nothing run"),
 })  # fmt: skip
 ids = saved["id"].astype(int).tolist()
 chosen = st.selectbox(

@@ -57,6 +57,7 @@ view = sets.assign(
     mean_val_acc=(100 * sets["mean_val_acc"]).round(2),
     mean_train_acc=(100 * sets["mean_train_acc"]).round(2),
     wall_time_s=sets["wall_time_s"].round(1),
+    forget_set_id=components.id_or_dash(sets["forget_set_id"]),
 )[
     ["id", "kind", "role", "dataset", "arch", "progress", "mean_val_acc", "mean_train_acc",
      "forget_set_id", "device", "wall_time_s", "status", "created_at"]
@@ -73,6 +74,6 @@ st.dataframe(
             "train acc. % (argmax)", format="%.2f", help="mean over the set's models"
         ),
         "wall_time_s": st.column_config.NumberColumn("time (s)"),
-        "forget_set_id": st.column_config.NumberColumn("forget set"),
+        "forget_set_id": st.column_config.TextColumn("forget set"),
     },
 )
