@@ -13,7 +13,17 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="Unlearning Lab", page_icon=":material/science:", layout="wide")
+from dashboard import warmup  # noqa: E402
+
+# the favicon is a local file: with a :material/…: page icon the browser would fetch it from a
+# web-font server. Icons in the app itself come from the font Streamlit ships (no request).
+st.set_page_config(
+    page_title="Unlearning Lab",
+    page_icon=str(Path(__file__).parent / "assets" / "icon.png"),
+    layout="wide",
+)
+
+warmup.start()  # the digits load in the background while the first page renders
 
 PAGES = Path(__file__).parent / "views"  # not pages/, which Streamlit would list by itself
 nav = st.navigation(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -15,44 +17,81 @@ METHOD_COLORS = {
 }
 
 
+# each line its own dash and marker, so lines that coincide (GD and OM (retain only) both stay
+# near 1) remain visible; markers sit at different steps per method for the same reason
+LINE_STYLES = {
+    "GD": ("solid", "circle"),
+    "OM": ("dash", "square"),
+    "OM (retain only)": ("dot", "diamond"),
+    "GD+GA": ("dashdot", "x"),
+}
+
+
+def fmt_value(x, digits: int = 3) -> str:
+    """Numbers for tables: scientific when tiny or huge, '—' when missing."""
+    if x is None or pd.isna(x):
+        return "—"
+    x = float(x)
+    if x != 0 and (abs(x) < 1e-2 or abs(x) >= 1e5):
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}f}"
+
+
+def id_or_dash(ids: pd.Series) -> pd.Series:
+    """Ids as text for tables, '—' where there is none (rather than 'None')."""
+    return ids.map(lambda v: "—" if v is None or pd.isna(v) else str(int(v)))
+
+
+def fmt_step(step, total: int | None = None) -> str:
+    """A step number, or 'never' when the event did not happen."""
+    if step is None or pd.isna(step):
+        return "never"
+    return f"{int(step)}" + (f" of {total}" if total else "")
+
+
+def _marker_sizes(steps: pd.Series, last: int, k: int, of: int) -> list[int]:
+    """Size 9 at about ten steps of the run (shifted by method ``k`` of ``of``), 0 elsewhere."""
+    every = max(1, last // 10)
+    shift = int(every * (k + 0.5) / of)
+    return [9 if (int(t) - shift) % every == 0 else 0 for t in steps]
+
+
 def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
     """rel_dist against step, one line per method, log-scale y; diverged methods marked ✕."""
+    import math
+
     fig = go.Figure()
     status = outcomes.set_index("method")["status"].to_dict() if not outcomes.empty else {}
-    for method in METHODS:
+    t_max = int(curves["step"].max()) if not curves.empty else 0
+    at = outcomes.set_index("method")["diverged_at"].to_dict() if not outcomes.empty else {}
+    for k, method in enumerate(METHODS):
         c = curves[curves["method"] == method]
         if c.empty:
             continue
-        label = f"{method} — {status.get(method, '')}"
+        dash, symbol = LINE_STYLES.get(method, ("solid", "circle"))
         fig.add_trace(
             go.Scatter(
-                x=c["step"],
-                y=c["rel_dist"].clip(lower=1e-16),
-                mode="lines",
-                name=label,
-                line={
-                    "color": METHOD_COLORS.get(method),
-                    "width": 2,
-                    "dash": "dash" if method == "OM (retain only)" else "solid",
-                },
+                x=c["step"], y=c["rel_dist"].clip(lower=1e-16), mode="lines+markers",
+                name=f"{method} — {status.get(method, '')}",
+                line={"color": METHOD_COLORS.get(method), "width": 2, "dash": dash},
+                marker={"symbol": symbol, "size": _marker_sizes(c["step"], t_max, k, len(METHODS)),
+                        "color": METHOD_COLORS.get(method)},
                 hovertemplate="step %{x}<br>rel. distance %{y:.3g}<extra>" + method + "</extra>",
             )
-        )
+        )  # fmt: skip
         if status.get(method) == "diverged":
             last = c.iloc[-1]
-            fig.add_trace(
-                go.Scatter(
-                    x=[last["step"]],
-                    y=[last["rel_dist"]],
-                    mode="markers+text",
-                    marker={"symbol": "x", "size": 12, "color": METHOD_COLORS.get(method)},
-                    text=["diverged"],
-                    textposition="top left",
-                    showlegend=False,
-                    hoverinfo="skip",
-                )
-            )
-    fig.add_hline(y=1e-6, line_dash="dot", line_color="#94a3b8")  # the 1e-6 mark of the table
+            fig.add_trace(go.Scatter(x=[last["step"]], y=[last["rel_dist"]], mode="markers+text",
+                                     marker={"symbol": "x", "size": 12,
+                                             "color": METHOD_COLORS.get(method)},
+                                     text=[f"diverged at step {fmt_step(at.get(method))}"],
+                                     textposition="middle right",
+                                     showlegend=False, hoverinfo="skip"))  # fmt: skip
+    # the 1e-6 mark of the table; on a log axis, annotations take log10 of y
+    fig.add_hline(y=1e-6, line_dash="dot", line_color="#94a3b8")
+    fig.add_annotation(x=1, xref="paper", y=math.log10(1e-6), text="1e-6 (table: first step below)",
+                       showarrow=False, xanchor="right", yanchor="bottom",
+                       font={"color": "#64748b", "size": 11})  # fmt: skip
     fig.update_layout(
         xaxis_title="step",
         yaxis_title="‖θₜ − θ_ret‖ / ‖θ_full − θ_ret‖",
@@ -63,6 +102,24 @@ def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
         height=460,
     )
     return fig
+
+
+def linear_outcome_table(outcomes: pd.DataFrame, steps: int) -> pd.DataFrame:
+    """The outcome of each method, as text a reader can take in: tiny numbers in scientific
+    notation, 'never' for thresholds not reached, a diverged method's step and best distance."""
+    rows = []
+    for o in outcomes.itertuples():
+        diverged = o.status == "diverged"
+        rows.append({
+            "method": o.method,
+            "outcome": f"diverged at step {fmt_step(o.diverged_at)}" if diverged else o.status,
+            "final rel. distance": "— (diverged)" if diverged else fmt_value(o.final_rel_dist),
+            "best rel. distance": fmt_value(o.min_rel_dist),
+            "first step < 1e-3": fmt_step(o.step_below_1e3, steps),
+            "first step < 1e-6": fmt_step(o.step_below_1e6, steps),
+            "step size 1/L": fmt_value(o.step_size),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def class_histogram(labels, class_names: list[str], title: str = "") -> go.Figure:
@@ -97,3 +154,22 @@ def gallery(st, data, indices, max_images: int = 60, columns: int = 10) -> None:
             col.image(upscale(data.image("train", int(i))), caption=f"#{i} · {label}", width=64)
     if len(indices) > max_images:
         st.caption(f"… and {len(indices) - max_images} more")
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "concepts.md"
+
+
+def concepts(*headings: str) -> str:
+    """The sections of docs/concepts.md under these ``## `` headings, read from the file (so the
+    in-app help and the document never disagree); a note if the file or a section is missing."""
+    try:
+        text = DOCS.read_text(encoding="utf-8")
+    except OSError:
+        return "*docs/concepts.md is missing from this copy of the lab.*"
+    sections: dict[str, str] = {}
+    for block in text.split("\n## ")[1:]:
+        title, _, body = block.partition("\n")
+        sections[title.strip().lower()] = f"#### {title.strip()}\n{body.strip()}"
+    return "\n\n".join(
+        sections.get(h.lower(), f"*(no section “{h}” in docs/concepts.md)*") for h in headings
+    )

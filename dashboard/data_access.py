@@ -69,6 +69,10 @@ def linear_outcomes_df(path: str, run_id: int) -> pd.DataFrame:
 @st.cache_resource(show_spinner="Loading the dataset…")
 def dataset(name: str):
     from core.data import load_dataset
+    from dashboard import warmup
+
+    if name == "digits":
+        warmup.wait()  # the background load started by app.py, if any: do not load twice
 
     return load_dataset(name, "cpu")
 
@@ -96,16 +100,78 @@ def evaluations_df(path: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False)
 def evaluation(path: str, run_id: int) -> dict:
+    """The evaluation row, summaries and per-point values (read once per run id)."""
     from core.evaluation import evaluation as get
 
     return get(_store(path), run_id)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def evaluation_margins(path: str, run_id: int):
+    """Unlearned and oracle margins, ``(n_models, n_points)`` each: read once, shared, read-only
+    (cache_resource hands out the same arrays instead of unpickling a copy on every rerun)."""
     from core.evaluation import evaluation_margins as get
 
-    return get(_store(path), run_id)
+    unlearned, oracle = get(_store(path), run_id)
+    for a in (unlearned, oracle):
+        a.setflags(write=False)
+    return unlearned, oracle
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def distribution_figure(path: str, run_id: int, split: str, mode: str, log_x: bool):
+    """The KLoM distribution chart of one split, built once per (run, split, mode, scale)."""
+    from dashboard.klom_charts import klom_distribution
+
+    return klom_distribution(evaluation(path, run_id)["points"], split, mode, log_x)
+
+
+def clicked_point(state) -> int | None:
+    """The point index a click on the per-point chart selected, from its customdata
+    ``[index, split]``; None when nothing is selected."""
+    sel = (state or {}).get("selection") or {}
+    pts = sel.get("points") or []
+    if not pts:
+        return None
+    data = pts[-1].get("customdata")
+    if isinstance(data, list | tuple):
+        data = data[0] if data else None
+    return int(data) if data is not None else None
+
+
+def evaluation_label(row) -> str:
+    """``random-50 · do_nothing · run 3 · 2026-11-26 12:50``: what was evaluated, then which
+    run, so that the label never depends on the bare id (run ids are shared with linear runs)."""
+    when = pd.Timestamp(row.created_at).strftime("%Y-%m-%d %H:%M")
+    return f"{row.forget_set} · {row.method} · run {row.run_id} · {when}"
+
+
+@st.cache_data(show_spinner=False, ttl=2)
+def forget_set_status(path: str) -> pd.DataFrame:
+    """Per forget set: its oracle groups' state and its evaluations, for the Forget sets page.
+
+    Columns: id, oracles ('built' | 'building' | 'none'), oracle_set_ids, evaluations (count),
+    do_nothing_run (newest do-nothing evaluation's run id or NA).
+    """
+    fs = forget_sets_df(path)
+    sets = model_sets_df(path)
+    evals = evaluations_df(path)
+    rows = []
+    for fs_id in fs["id"].astype(int):
+        o = sets[(sets["kind"] == "oracle") & (sets["forget_set_id"] == fs_id)]
+        done = o[o["status"] == "complete"]
+        state = (
+            "built" if set(done["role"]) >= {"main", "floor"}
+            else "building" if len(o) else "none"
+        )  # fmt: skip
+        e = evals[evals["forget_set_id"] == fs_id]
+        dn = e.loc[e["method"] == "do_nothing", "run_id"]
+        rows.append({"id": fs_id, "oracles": state,
+                     "oracle_set_ids": ", ".join(str(i) for i in sorted(done["id"].astype(int))),
+                     "evaluations": len(e), "do_nothing_run": int(dn.max()) if len(dn) else None})  # fmt: skip
+    return pd.DataFrame(
+        rows, columns=["id", "oracles", "oracle_set_ids", "evaluations", "do_nothing_run"]
+    )
 
 
 def jobs_df(path: str) -> pd.DataFrame:
@@ -113,3 +179,11 @@ def jobs_df(path: str) -> pd.DataFrame:
     from core.jobs import list_jobs
 
     return list_jobs(_store(path))
+
+
+@st.cache_data(show_spinner=False)
+def job_result(path: str, job_id: int) -> dict | None:
+    """A finished job's result (set ids, run ids …); cached, as a done job no longer changes."""
+    from core.jobs import get_job
+
+    return get_job(_store(path), job_id).get("result")

@@ -9,8 +9,10 @@ from core import jobs
 from core.errors import LabError
 from dashboard import data_access
 
-ICONS = {
-    "queued": "⏳", "running": "⚙️", "done": "✅", "failed": "❌", "cancelled": "⏹️", "interrupted": "⚠️",
+ICONS = {  # Streamlit's bundled icon font: emoji may lack a font on the machine (and show as boxes)
+    "queued": ":material/schedule:", "running": ":material/autorenew:",
+    "done": ":material/check_circle:", "failed": ":material/error:",
+    "cancelled": ":material/cancel:", "interrupted": ":material/warning:",
 }  # fmt: skip
 LABELS = {
     "build_models": "Build models", "oracles": "Build oracles", "evaluate": "Evaluate",
@@ -36,8 +38,30 @@ def start_job(kind: str, params: dict) -> int | None:
 def _eta(seconds: float) -> str:
     if pd.isna(seconds):
         return "estimating…"
-    m, s = divmod(int(seconds), 60)
-    return f"about {m} min {s:02d} s left" if m else f"about {s} s left"
+    return f"about {_duration(seconds)} left"
+
+
+def _duration(seconds: float) -> str:
+    if pd.isna(seconds):
+        return "—"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def job_links(kind: str, result: dict | None) -> list[tuple[str, str, dict]]:
+    """Where to look at what a finished job made: ``(page, label, query params)``."""
+    r = result or {}
+    if kind == "evaluate" and "run_id" in r:
+        return [("views/klom.py", f"Open run {r['run_id']} in the KLoM explorer",
+                 {"run": str(r["run_id"])})]  # fmt: skip
+    if kind == "demo" and r.get("evaluations"):
+        evs = r["evaluations"]
+        first = evs.get("random-50") or next(iter(evs.values()))
+        return [("views/klom.py", "Open the demo in the KLoM explorer",
+                 {"run": str(first["run_id"])}), ("views/models.py", "See its models", {})]  # fmt: skip
+    if kind in ("build_models", "oracles") and r:
+        return [("views/models.py", "See the models", {})]
+    return []
 
 
 @st.fragment(run_every=2.0)
@@ -55,11 +79,21 @@ def jobs_panel(limit: int = 5) -> None:
     st.markdown("**Background jobs**")
     for job in df.itertuples():
         c1, c2 = st.columns([5, 1])
-        title = f"{ICONS.get(job.status, '')} job {job.id} · {LABELS.get(job.kind, job.kind)} · {job.status}"
+        name = LABELS.get(job.kind, job.kind)
+        title = f"{ICONS.get(job.status, '')} job {job.id} · {name} · {job.status}"
+        detail = job.message if job.message and job.message != job.status else ""
         if job.status == "running":
-            c1.progress(float(job.progress), text=f"{title} — {job.message} ({_eta(job.eta_s)})")
+            text = f"{title} — {detail} ({_duration(job.elapsed_s)} so far, {_eta(job.eta_s)})"
+            c1.progress(float(job.progress), text=text)
         else:
-            c1.caption(f"{title} — {job.message}")
+            took = f"took {_duration(job.elapsed_s)}" if job.status != "queued" else "waiting"
+            c1.caption(" — ".join(x for x in (title, detail, took) if x))
+        if job.status == "done":
+            result = data_access.job_result(str(store.path), int(job.id))
+            for page, label, query in job_links(job.kind, result):
+                c1.page_link(
+                    page, label=label, query_params=query or None, icon=":material/arrow_forward:"
+                )
         if job.status in ("queued", "running"):
             if c2.button("Cancel", key=f"cancel_{job.id}"):
                 jobs.cancel(store, int(job.id))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -115,6 +117,7 @@ def page(tmp_path):
 
 
 def test_whole_app_linear_study(server, page, db_path, tmp_path):
+    watch = Watch(page, server)
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_text("Machine unlearning", exact=False).first.wait_for(timeout=60_000)
     page.get_by_role("link", name="Linear model").first.click()
@@ -125,6 +128,137 @@ def test_whole_app_linear_study(server, page, db_path, tmp_path):
     page.screenshot(path=str(tmp_path / "linear.png"), full_page=True)
     runs = list_linear_runs(Store(db_path))
     assert len(runs) == 1 and runs["steps"][0] == 1000
+    page.locator(".js-plotly-plot text", has_text="diverged at step").first.wait_for(timeout=30_000)
+    watch.check()
+
+
+@pytest.fixture
+def demo_server(db_path, tmp_path):
+    """A server over a small demo (8 models a side, 3 epochs): three forget sets, oracles and a
+    do-nothing evaluation of each, built by the CLI as a user would (about 15 s)."""
+    subprocess.run(
+        [sys.executable, "-m", "core", "demo", "--models", "8", "--epochs", "3", "--db",
+         str(db_path)], cwd=ROOT, check=True, capture_output=True, timeout=240,
+    )  # fmt: skip
+    yield from _serve(db_path, tmp_path)
+
+
+class Watch:
+    """Everything the page does that an offline, error-free app must not do."""
+
+    def __init__(self, page, url: str):
+        self.problems: list[str] = []
+        local = urllib.parse.urlsplit(url).hostname
+        page.on("console", self._console)
+        page.on("pageerror", lambda err: self.problems.append(f"page error: {err}"))
+        page.on("requestfailed", lambda r: self.problems.append(
+            f"request failed: {r.url} ({r.failure})"))  # fmt: skip
+        page.on("request", lambda r: self._request(r, local))
+
+    def _console(self, msg) -> None:
+        if msg.type == "error":
+            self.problems.append(f"console error: {msg.text} ({msg.location})")
+
+    def _request(self, request, local: str) -> None:
+        parts = urllib.parse.urlsplit(request.url)
+        if parts.scheme in ("data", "blob"):
+            return
+        if parts.hostname not in (local, "localhost", "127.0.0.1"):
+            self.problems.append(f"request outside localhost: {request.url}")
+
+    def check(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+PLOTS = "Array.from(document.querySelectorAll('.js-plotly-plot'))"
+# the visible KLoM distribution (first visible plot): axis type, range, and both series' x
+# (_fullData: the decoded traces; Streamlit may ship arrays base64-encoded)
+DIST_STATE = f"""() => {{
+  const gd = {PLOTS}.filter(g => g.offsetParent !== null)[0];
+  if (!gd || !gd._fullLayout) return null;
+  return {{type: gd._fullLayout.xaxis.type, range: gd._fullLayout.xaxis.range,
+           lines: (gd.layout.shapes || []).map(s => s.x0),
+           labels: (gd.layout.annotations || []).map(a => a.x),
+           kinds: gd._fullData.map(t => t.type), xs: gd._fullData.map(t => Array.from(t.x || []))}};
+}}"""
+# the per-point chart: the forget point farthest (on screen) from every other point
+PICK_FORGET = f"""() => {{
+  const gd = {PLOTS}.find(g => g.data && g.data.some(t => t.name === 'forget'));
+  gd.scrollIntoView({{block: 'center'}});
+  const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const at = (t, i) => [box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i])];
+  const all = [];
+  gd._fullData.forEach(t => {{ if (['val', 'retain', 'forget'].includes(t.name))
+    for (let i = 0; i < t.x.length; i++) all.push({{t, i, p: at(t, i)}}); }});
+  let best = null;
+  for (const a of all) {{
+    if (a.t.name !== 'forget') continue;
+    let d = Infinity;
+    for (const b of all) if (b !== a) d = Math.min(d, Math.hypot(a.p[0] - b.p[0], a.p[1] - b.p[1]));
+    if (!best || d > best.d) best = {{d, x: a.p[0], y: a.p[1], point: Number(a.t.customdata[a.i][0]),
+                                     split: a.t.customdata[a.i][1]}};
+  }}
+  return best;
+}}"""
+
+
+def _wait(page, js: str, test, timeout: float = 60):
+    """Poll ``js`` in the page until ``test(value)`` holds; returns the value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = page.evaluate(js)
+        if value is not None and test(value):
+            return value
+        page.wait_for_timeout(250)
+    pytest.fail(f"the page never reached the expected state; last: {str(value)[:300]}")
+
+
+def test_demo_every_page_offline_and_exact_drill_down(demo_server, page, tmp_path):
+    """Acceptance: every page, log scale and histogram, a click on a forget point opens that
+    very point — with no console error, no failed request, no request off localhost."""
+    watch = Watch(page, demo_server)
+    page.goto(demo_server, wait_until="domcontentloaded")
+    page.get_by_text("Machine unlearning", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_role("link", name="Open the KLoM explorer").first.wait_for(timeout=60_000)
+    for name, marker in (("Models", "Build original models"), ("Forget sets", "Saved forget sets"),
+                         ("Linear model", "why matching converges"),
+                         ("KLoM explorer", "Drill down to a point")):  # fmt: skip
+        page.get_by_role("link", name=name).first.click()
+        page.get_by_text(marker, exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("Summary per split").first.wait_for(timeout=60_000)
+    _wait(page, DIST_STATE, lambda s: s["type"] == "linear")
+    # log scale: plotly takes log10 of a log axis's range, so it must end near log10(12)
+    page.get_by_text("log scale", exact=True).click()
+    state = _wait(page, DIST_STATE, lambda s: s["type"] == "log")
+    assert -3.5 < state["range"][0] < state["range"][1] < 2, state["range"]
+    for line, label in zip(state["lines"], state["labels"], strict=True):  # labels on their lines
+        assert abs(label - math.log10(line)) < 1e-6, (state["lines"], state["labels"])
+    # histogram: the method and the floor are counted on the same bins
+    page.get_by_text("histogram", exact=True).click()
+    state = _wait(page, DIST_STATE, lambda s: s["kinds"][:2] == ["bar", "bar"])
+    assert state["xs"][0] == state["xs"][1] and len(state["xs"][0]) == 40
+    page.get_by_text("log scale", exact=True).click()
+    _wait(page, DIST_STATE, lambda s: s["type"] == "linear")
+    # a click on a forget point opens exactly that point
+    box = page.get_by_label("point index", exact=False)
+    before = int(box.input_value())
+    target = page.evaluate(PICK_FORGET)
+    assert target["split"] == "forget"
+    if target["point"] == before:  # already shown: type another index first
+        box.fill("0")
+        box.press("Enter")
+        page.get_by_text("point 0 · split", exact=False).first.wait_for(timeout=60_000)
+        target = page.evaluate(PICK_FORGET)
+    page.mouse.click(target["x"], target["y"])
+    page.get_by_text(f"point {target['point']} · split forget", exact=False).first.wait_for(
+        timeout=60_000
+    )
+    deadline = time.monotonic() + 30
+    while int(box.input_value()) != target["point"] and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert int(box.input_value()) == target["point"]
+    page.screenshot(path=str(tmp_path / "klom_demo.png"), full_page=True)
+    watch.check()
 
 
 def test_whole_app_klom_explorer_drill_down(lab_server, page, tmp_path):
@@ -140,17 +274,20 @@ def test_whole_app_klom_explorer_drill_down(lab_server, page, tmp_path):
     # a click on a dot in the per-point chart (Streamlit's selection event) moves the drill-down
     box = page.get_by_label("point index", exact=False)
     before = int(box.input_value())
-    scatter = page.locator(".js-plotly-plot >> visible=true").nth(1)
-    dot = scatter.locator(".scatterlayer .trace").last.locator("path.point").first  # a forget dot
-    dot.scroll_into_view_if_needed()
-    where = dot.bounding_box()  # plotly listens on its drag layer: click at the dot's position
-    page.mouse.click(where["x"] + where["width"] / 2, where["y"] + where["height"] / 2)
+    target = page.evaluate(PICK_FORGET)
+    if target["point"] == before:  # already shown: type another index first
+        box.fill("0")
+        box.press("Enter")
+        page.get_by_text("point 0 · split", exact=False).first.wait_for(timeout=60_000)
+        before, target = 0, page.evaluate(PICK_FORGET)
+    page.mouse.click(target["x"], target["y"])
     deadline = time.monotonic() + 60
     while int(box.input_value()) == before and time.monotonic() < deadline:
         page.wait_for_timeout(200)
-    clicked = int(box.input_value())
-    assert clicked != before
-    page.get_by_text(f"point {clicked} · split", exact=False).first.wait_for(timeout=60_000)
+    assert int(box.input_value()) == target["point"]
+    page.get_by_text(f"point {target['point']} · split forget", exact=False).first.wait_for(
+        timeout=60_000
+    )
     # … and so does typing an index
     point = int(lab["forget"][0])
     box.fill(str(point))

@@ -103,6 +103,86 @@ def test_klom_explorer_with_drill_down(lab):
     assert "does not exist" in at.error[0].value
 
 
+def test_klom_explorer_explains_its_numbers(lab):
+    at = page("klom")
+    label = at.selectbox(key="klom_eval").format_func(lab["run_id"])
+    assert label.startswith("r20 · do_nothing · run ") and str(lab["run_id"]) in label
+    table = at.dataframe[0].value
+    assert table["split"].tolist() == ["forget", "retain", "val"]
+    assert table["points"].tolist() == [20, 1347 - 20, 450]
+    ev = evaluation(lab["store"], lab["run_id"])["summaries"].set_index(["split", "metric"])
+    forget = table.set_index("split").loc["forget"]
+    assert forget["KLoM P95"] == pytest.approx(ev.loc[("forget", "klom"), "p95"])
+    assert forget["P95 ÷ floor P95"] == pytest.approx(
+        ev.loc[("forget", "klom"), "p95"] / ev.loc[("forget", "floor"), "p95"]
+    )
+    assert forget["argmax acc. method %"] == pytest.approx(
+        100 * ev.loc[("forget", "klom"), "accuracy"]
+    )
+    captions = "\n".join(c.value for c in at.caption)
+    assert "**forget** has only 20 points" in captions and "two largest values" in captions
+    assert "Compute cost 0.00" in captions and "costs 0" in captions
+    how = "\n".join(m.value for m in at.expander[0].markdown)
+    for heading in ("KLoM", "Noise floor", "Saturation", "P95, P99 and small splits", "Gap"):
+        assert f"#### {heading}" in how
+
+
+def test_klom_explorer_opens_the_run_of_a_link(lab):
+    second = evaluate(lab["store"], lab["forget_set"], "do_nothing")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["run"] = str(lab["run_id"])  # the older one: not the default (newest)
+    at.switch_page("views/klom.py").run()
+    assert not at.exception
+    assert at.selectbox(key="klom_eval").value == lab["run_id"] != second
+    at.selectbox(key="klom_eval").set_value(second).run()
+    assert at.query_params["run"] == str(second)
+
+
+def test_klom_explorer_click_opens_the_clicked_point(lab):
+    """A selection event carries the point's own index: the drill-down shows exactly it."""
+    at = page("klom")
+    at.number_input(key="klom_point").set_value(0).run()  # somewhere else first
+    point = int(lab["forget"][5])
+    assert point != 0
+    at.session_state["klom_scatter"] = {
+        "selection": {"points": [{"customdata": [point, "forget"], "x": 0.0, "y": 0.0}]}
+    }
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="klom_point").value == point
+    text = "\n".join(m.value for m in at.markdown)
+    assert f"**point {point}** · split **forget**" in text
+
+
+def test_jobs_panel_links_what_a_job_made(lab):
+    job_id = jobs.submit(lab["store"], "evaluate", {"forget_set_id": lab["forget_set"],
+                                                    "method": "do_nothing"})  # fmt: skip
+    assert jobs.run_job(lab["store"], job_id) == "done"
+    run_id = jobs.get_job(lab["store"], job_id)["result"]["run_id"]
+    at = page("klom")
+    captions = [c.value for c in at.caption if f"job {job_id}" in c.value]
+    assert captions and "done — done" not in captions[0] and "took" in captions[0]
+    links = [p.proto for p in at.page_link if p.proto.page == "klom"]
+    assert any(link.query_string == f"run={run_id}" for link in links)
+
+
+def test_forget_sets_page_shows_oracles_and_evaluations(lab):
+    at = page("forget_sets")
+    table = at.dataframe[0].value.set_index("id")
+    row = table.loc[lab["forget_set"]]
+    assert row["oracles"] == "built" and row["evaluations"] == 1
+    assert row["do_nothing_run"] == str(lab["run_id"])
+    assert not [b for b in at.button if b.key == "fs_oracles"]  # not offered again
+    assert "Oracles built" in at.success[0].value
+    assert any(p.proto.query_string == f"run={lab['run_id']}" for p in at.page_link)
+
+
+def test_home_points_to_the_klom_explorer_once_there_are_evaluations(lab):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert [p.proto.page for p in at.page_link] == ["klom"]
+
+
 def test_home_demo_button_starts_a_job(lab):
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.button(key="home_demo").click().run()

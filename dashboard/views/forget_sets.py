@@ -1,5 +1,6 @@
 """Forget sets: build one with any constructor, look at its points, save, load, delete."""
 
+import pandas as pd
 import streamlit as st
 
 from core.errors import LabError
@@ -11,6 +12,8 @@ from dashboard.jobs_panel import jobs_panel, start_job
 st.title("Forget sets")
 st.caption("The points a model must forget. Build a set, check what is in it, save it, then "
            "train its oracles and score methods against them in the KLoM explorer.")  # fmt: skip
+with st.expander("How to read this page"):
+    st.markdown(components.concepts("Forget sets", "Splits", "Oracle", "Background jobs"))
 store = data_access.store()
 if store is None:
     st.stop()
@@ -88,15 +91,24 @@ if preview is not None:
         except LabError as err:
             st.error(f"Not saved: {err}")
 
+jobs_panel()
 st.divider()
 st.subheader("Saved forget sets")
-jobs_panel()
 saved = data_access.forget_sets_df(path)
 saved = saved[saved["dataset"] == dataset]
 if saved.empty:
     st.info("No saved forget sets for this dataset yet.")
     st.stop()
-st.dataframe(saved.drop(columns=["params"]), hide_index=True, width="stretch")
+status = data_access.forget_set_status(path).set_index("id")
+view = saved.drop(columns=["params"]).join(status, on="id")
+view["do_nothing_run"] = components.id_or_dash(view["do_nothing_run"])
+st.dataframe(view, hide_index=True, width="stretch", column_config={
+    "oracles": st.column_config.TextColumn(
+        "oracles", help="built: both oracle groups (main and noise floor) are complete"),
+    "oracle_set_ids": st.column_config.TextColumn("oracle sets"),
+    "evaluations": st.column_config.NumberColumn("evaluations"),
+    "do_nothing_run": st.column_config.TextColumn("do-nothing run"),
+})  # fmt: skip
 ids = saved["id"].astype(int).tolist()
 chosen = st.selectbox(
     "open a forget set",
@@ -107,10 +119,19 @@ chosen = st.selectbox(
 fs, _ = get_forget_set(store, chosen)
 st.markdown(f"**{fs.name}** · {fs.kind} · {fs.size} points · parameters `{fs.params}`")
 components.gallery(st, data, fs.indices, max_images=30)
+here = status.loc[chosen]
 b1, b2, b3 = st.columns(3)
-if b1.button("Build its oracles", key="fs_oracles"):
+if here["oracles"] == "built":
+    b1.success(f"Oracles built (sets {here['oracle_set_ids']}).")
+elif b1.button("Build its oracles", key="fs_oracles",
+               help="Resumes the build if one was interrupted" if here["oracles"] == "building"
+               else "Two groups of 100 models retrained without this set"):  # fmt: skip
     start_job("oracles", {"forget_set_id": chosen, "models": 100})
-if b2.button("Evaluate do-nothing", key="fs_eval"):
+if pd.notna(here["do_nothing_run"]):
+    b2.page_link("views/klom.py", label=f"See do-nothing (run {int(here['do_nothing_run'])})",
+                 query_params={"run": str(int(here["do_nothing_run"]))}, icon=":material/query_stats:")  # fmt: skip
+elif b2.button("Evaluate do-nothing", key="fs_eval", disabled=here["oracles"] != "built",
+               help="Needs the oracles first"):  # fmt: skip
     start_job("evaluate", {"forget_set_id": chosen, "method": "do_nothing"})
 confirm = b3.checkbox("also delete its oracles and evaluations", key="fs_confirm")
 if b3.button("Delete", disabled=not confirm, key="fs_delete"):

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from dashboard import components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
 
 st.title("Unlearning Lab")
@@ -28,7 +29,17 @@ st.markdown(
     "original models, three forget sets with 2 × 100 oracle models each, and a *do-nothing* "
     "evaluation of each (a few minutes on a laptop CPU; the page stays usable meanwhile)."
 )
-if st.button("Run the quick demo", type="primary", key="home_demo"):
+path = data_access.db_path()
+evals = data_access.evaluations_df(path) if data_access.store() is not None else None
+if evals is not None and not evals.empty:
+    st.success("The lab has evaluations to look at: start with the KLoM explorer.")
+    st.page_link("views/klom.py", label="Open the KLoM explorer", icon=":material/query_stats:",
+                 query_params={"run": str(int(evals["run_id"].iloc[0]))})  # fmt: skip
+    again = "Run the quick demo again (reuses what is stored)"
+else:
+    again = "Run the quick demo"
+if st.button(again, type="primary" if evals is None or evals.empty else "secondary",
+             key="home_demo"):  # fmt: skip
     start_job("demo", {"models": 100})
 jobs_panel()
 
@@ -47,6 +58,10 @@ st.markdown(
   can re-run with your own parameters.
 """
 )
+with st.expander("How to read the lab: the concepts in one place"):
+    st.markdown(components.concepts("Margin", "Oracle", "KLoM", "Noise floor", "Saturation",
+                                    "Splits", "Coming later"))  # fmt: skip
+    st.caption("From docs/concepts.md in the lab's folder, which also explains every page.")
 st.info(
     "Everything you run is stored in a local DuckDB database, so results stay after you close "
     "the browser and can be compared later."

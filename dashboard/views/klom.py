@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.errors import LabError
 from core.metrics import SPLITS
-from dashboard import components, data_access, klom_charts
+from dashboard import components, data_access, klom_charts, klom_tables
 from dashboard.jobs_panel import jobs_panel
 
 st.title("KLoM explorer")
@@ -18,64 +18,58 @@ evals = data_access.evaluations_df(path)
 if evals.empty:
     st.info("No evaluations yet. Run the quick demo from **Home**, or save a forget set, build its "
             "oracles and evaluate a method on the **Forget sets** page.")  # fmt: skip
+    st.page_link("views/home.py", label="Home: run the quick demo", icon=":material/home:")
     jobs_panel()
     st.stop()
 
-labels = {
-    int(r.run_id): f"#{r.run_id} · {r.method} on “{r.forget_set}” ({r.dataset})"
-    for r in evals.itertuples()
-}
+labels = {int(r.run_id): data_access.evaluation_label(r) for r in evals.itertuples()}
+wanted = st.query_params.get("run")  # a link from a job or another page: ?run=ID
+if wanted != st.session_state.get("klom_q_applied"):
+    st.session_state["klom_q_applied"] = wanted
+    if wanted and wanted.isdigit() and int(wanted) in labels:
+        st.session_state["klom_eval"] = int(wanted)
 run_id = st.selectbox("evaluation", list(labels), format_func=labels.get, key="klom_eval")
+st.query_params["run"] = st.session_state["klom_q_applied"] = str(run_id)
 ev = data_access.evaluation(path, run_id)
-points, summ = ev["points"], ev["summaries"]
-row = ev["evaluation"]
+points, summ, row = ev["points"], ev["summaries"], ev["evaluation"]
 dataset = evals.set_index("run_id").loc[run_id, "dataset"]
 
 with st.expander("How to read this page", expanded=False):
-    st.markdown(
-        f"""
-For every point, **KLoM** compares the distribution of its margin over the method's models with
-that over the oracle models (retrained without the forget set): 0 means indistinguishable.
-With a finite number of models even a perfect unlearner scores above 0 — the **noise floor**
-(grey) is KLoM between two independent groups of oracles, so a method is as good as it can be
-shown to be when its curve sits on the floor. When the two samples do not overlap at all, KLoM
-**saturates** near ln(10⁵) ≈ {klom_charts.SATURATION:.1f} (the empty oracle bins are floored at 10⁻⁵).
-"""
-    )
+    st.markdown(components.concepts(
+        "Reading the KLoM explorer", "Margin", "KLoM", "Noise floor", "Saturation", "Splits",
+        "P95, P99 and small splits", "Gap", "Accuracy", "Compute cost",
+    ))  # fmt: skip
+    st.caption("From docs/concepts.md in the lab's folder.")
 
-table = summ.pivot(index="split", columns="metric", values=["p95", "p99", "mean", "accuracy"])
-table.columns = [f"{m} {s}" for s, m in table.columns]
-st.dataframe(
-    table.reindex(list(SPLITS)).rename(columns={"klom p95": "KLoM P95", "floor p95": "floor P95",
-                                                "klom p99": "KLoM P99", "floor p99": "floor P99"}).round(3),
-    width="stretch",
-)  # fmt: skip
-st.caption(f"compute cost {row['compute_cost']:.2f} of retraining · oracle set {row['oracle_set_id']} · "
-           f"noise-floor set {row['floor_set_id']}")  # fmt: skip
+st.markdown("**Summary per split** (hover a column name for its meaning)")
+table = klom_tables.summary_table(summ)
+st.dataframe(table, hide_index=True, width="stretch", column_config=klom_tables.column_config())
+for note in klom_tables.small_split_notes(table):
+    st.caption(note)
+st.caption(klom_tables.compute_cost_sentence(float(row["compute_cost"]), row["method"]))
+st.caption(f"Models: originals set {row['original_set_id']}, oracles set {row['oracle_set_id']}, "
+           f"noise-floor oracles set {row['floor_set_id']} (see the Models page).")  # fmt: skip
 
 c1, c2 = st.columns([1, 1])
 mode = c1.radio("distribution", ["ecdf", "histogram"], horizontal=True, key="klom_mode",
                 format_func={"ecdf": "ECDF", "histogram": "histogram"}.get)  # fmt: skip
 log_x = c2.toggle("log scale", value=False, key="klom_log")
 for tab, split in zip(st.tabs([s.capitalize() for s in SPLITS]), SPLITS, strict=True):
-    tab.plotly_chart(
-        klom_charts.klom_distribution(points, split, mode, log_x),
-        width="stretch",
-        key=f"dist_{split}",
-    )
+    tab.plotly_chart(data_access.distribution_figure(path, run_id, split, mode, log_x),
+                     width="stretch", key=f"dist_{split}")  # fmt: skip
 
 st.subheader("Drill down to a point")
-st.caption("Click a point in the chart (or box-select), or type an index below.")
-event = st.plotly_chart(klom_charts.klom_points(points), width="stretch", on_select="rerun",
-                        selection_mode=("points", "box"), key="klom_scatter")  # fmt: skip
-sel = getattr(event, "selection", None) or {}
-picked = int(sel["points"][0]["customdata"]) if sel.get("points") else None
+st.caption("Click a point in the chart, or type an index below. The ringed point is the one shown.")
+picked = data_access.clicked_point(st.session_state.get("klom_scatter"))
 if picked is not None and picked != st.session_state.get("klom_last_pick"):
     st.session_state["klom_point"] = picked  # a new click on the chart moves the drill-down
 st.session_state["klom_last_pick"] = picked
 n_points = len(points)
 if "klom_point" not in st.session_state:  # start at the point the method got most wrong
     st.session_state["klom_point"] = int(points.loc[points["klom"].idxmax(), "point"])
+chosen = int(st.session_state["klom_point"])
+st.plotly_chart(klom_charts.klom_points(points, chosen), width="stretch", on_select="rerun",
+                selection_mode="points", key="klom_scatter")  # fmt: skip
 point = st.number_input(
     f"point index (0–{n_points - 1}; train first, then val)", step=1, key="klom_point"
 )
@@ -98,8 +92,8 @@ a.markdown(
     "\n\n".join([
         f"**point {point}** · split **{info['split']}**",
         f"label **{data.class_names[label]}**",
-        f"KLoM **{info['klom']:.3f}** (floor {info['floor']:.3f})",
-        f"margin gap **{info['gap']:+.2f}**",
+        f"KLoM **{info['klom']:.3f}** (noise floor {info['floor']:.3f})",
+        f"gap **{info['gap']:+.3f}**",
     ])
 )  # fmt: skip
 b.plotly_chart(
@@ -109,8 +103,11 @@ b.plotly_chart(
     width="stretch",
     key="drill_hist",
 )
-verdict = ("indistinguishable from the oracles at this many models" if info["klom"] <= np.percentile(points["floor"], 95)
-           else "still remembered (margins higher than the oracles')" if info["gap"] > 0
-           else "over-forgotten (margins lower than the oracles')")  # fmt: skip
-st.caption(f"This point is {verdict}.")
+floor95 = float(np.percentile(points["floor"], 95))
+verdict = (f"within the noise floor (KLoM ≤ the floor's P95 over all points, {floor95:.2f}): "
+           "indistinguishable from the oracles at this many models" if info["klom"] <= floor95
+           else "still remembered: the method's margins are higher than the oracles' (gap > 0)"
+           if info["gap"] > 0
+           else "over-forgotten: the method's margins are lower than the oracles' (gap < 0)")  # fmt: skip
+st.caption(f"This point is {verdict}. The bars are the 20 bins KLoM compares.")
 jobs_panel()

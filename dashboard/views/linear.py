@@ -1,6 +1,5 @@
 """Linear model: the convergence comparison of OM, GD, OM (retain only) and GD+GA."""
 
-import pandas as pd
 import streamlit as st
 
 from core.errors import LabError
@@ -14,6 +13,8 @@ st.caption(
     "and tries to reach the model retrained without the forget set (the oracle, θ_ret)."
 )
 
+with st.expander("How to read this page"):
+    st.markdown(components.concepts("The Linear model page"))
 store = data_access.store()
 if store is None:
     st.stop()
@@ -83,20 +84,14 @@ outcomes = outcomes.sort_values("method", key=lambda s: s.map(order)).reset_inde
 st.plotly_chart(components.linear_chart(curves, outcomes), width="stretch")
 
 st.dataframe(
-    pd.DataFrame(
-        {
-            "method": outcomes["method"],
-            "outcome": outcomes["status"],
-            "final rel. distance": outcomes["final_rel_dist"],
-            "best rel. distance": outcomes["min_rel_dist"],
-            "first step < 1e-3": outcomes["step_below_1e3"],
-            "first step < 1e-6": outcomes["step_below_1e6"],
-            "diverged at step": outcomes["diverged_at"],
-            "step size 1/L": outcomes["step_size"],
-        }
-    ),
+    components.linear_outcome_table(outcomes, int(runs.set_index("id").loc[run_id, "steps"])),
     hide_index=True,
     width="stretch",
+)
+st.caption(
+    "Relative distance: ‖θₜ − θ_ret‖ / ‖θ_full − θ_ret‖ — 1 at the start (the model trained on "
+    "all points), 0 at the oracle. A diverged method's final distance is meaningless; its best "
+    "is the closest it came. “never”: the threshold was not reached within the steps run."
 )
 
 st.subheader("Why OM converges while GD stalls")

@@ -6,7 +6,7 @@ from core.data import check_dataset
 from core.errors import LabError
 from core.recipe import default_train_config
 from core.zoo import create_model_set
-from dashboard import data_access
+from dashboard import components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
 
 st.title("Model zoo")
@@ -15,6 +15,8 @@ st.caption(
     "different seeds. Originals see the whole train split; oracles are retrained without a "
     "forget set; subset models see random halves (for datamodels)."
 )
+with st.expander("How to read this page"):
+    st.markdown(components.concepts("Model sets", "Oracle", "Accuracy", "Background jobs"))
 store = data_access.store()
 if store is None:
     st.stop()
@@ -55,6 +57,7 @@ view = sets.assign(
     mean_val_acc=(100 * sets["mean_val_acc"]).round(2),
     mean_train_acc=(100 * sets["mean_train_acc"]).round(2),
     wall_time_s=sets["wall_time_s"].round(1),
+    forget_set_id=components.id_or_dash(sets["forget_set_id"]),
 )[
     ["id", "kind", "role", "dataset", "arch", "progress", "mean_val_acc", "mean_train_acc",
      "forget_set_id", "device", "wall_time_s", "status", "created_at"]
@@ -64,9 +67,13 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        "mean_val_acc": st.column_config.NumberColumn("val acc. %", format="%.2f"),
-        "mean_train_acc": st.column_config.NumberColumn("train acc. %", format="%.2f"),
+        "mean_val_acc": st.column_config.NumberColumn(
+            "val acc. % (argmax)", format="%.2f", help="mean over the set's models"
+        ),
+        "mean_train_acc": st.column_config.NumberColumn(
+            "train acc. % (argmax)", format="%.2f", help="mean over the set's models"
+        ),
         "wall_time_s": st.column_config.NumberColumn("time (s)"),
-        "forget_set_id": st.column_config.NumberColumn("forget set"),
+        "forget_set_id": st.column_config.TextColumn("forget set"),
     },
 )
