@@ -147,6 +147,30 @@ def evaluation_label(row) -> str:
 
 
 @st.cache_data(show_spinner=False, ttl=2)
+def original_choices(path: str, forget_set_id: int) -> tuple[list[tuple[int, str]], int | None]:
+    """Complete original sets of the forget set's dataset ``(id, label)`` and the default
+    (the originals its newest oracles were built against)."""
+    from core.evaluation import original_choices as get
+
+    return get(_store(path), forget_set_id)
+
+
+@st.cache_data(show_spinner=False, ttl=2)
+def pairing(path: str, forget_set_id: int, original_set_id: int) -> dict:
+    """For these originals: ``sets`` (originals, oracles, floor) when oracles of their recipe
+    and size exist (else None, with ``why``), and the newest stored do-nothing run of them."""
+    from core.evaluation import find_evaluation, pair_sets
+
+    store = _store(path)
+    try:
+        sets = pair_sets(store, forget_set_id, original_set_id)
+    except LabError as err:
+        return {"sets": None, "why": str(err), "do_nothing_run": None}
+    run = find_evaluation(store, forget_set_id, "do_nothing", sets, {})
+    return {"sets": sets, "why": "", "do_nothing_run": run}
+
+
+@st.cache_data(show_spinner=False, ttl=2)
 def forget_set_status(path: str) -> pd.DataFrame:
     """Per forget set: its oracle groups' state and its evaluations, for the Forget sets page.
 

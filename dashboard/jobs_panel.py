@@ -31,7 +31,11 @@ def start_job(kind: str, params: dict) -> int | None:
         st.error(f"The job could not start: {err}")
         return None
     st.session_state.setdefault("watched_jobs", set()).add(job_id)
-    st.toast(f"{LABELS.get(kind, kind)} started in the background (job {job_id}).")
+    job = jobs.get_job(store, job_id)
+    if job["status"] == "queued" and pd.isna(job["pid"]):  # one worker at a time: it waits
+        st.toast(f"{LABELS.get(kind, kind)} queued (job {job_id}): {job['message']}.")
+    else:
+        st.toast(f"{LABELS.get(kind, kind)} started in the background (job {job_id}).")
     return job_id
 
 

@@ -128,7 +128,7 @@ def test_klom_explorer_explains_its_numbers(lab):
 
 
 def test_klom_explorer_opens_the_run_of_a_link(lab):
-    second = evaluate(lab["store"], lab["forget_set"], "do_nothing")
+    second = evaluate(lab["store"], lab["forget_set"], "do_nothing", recompute=True)
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["run"] = str(lab["run_id"])  # the older one: not the default (newest)
     at.switch_page("views/klom.py").run()
@@ -173,8 +173,46 @@ def test_forget_sets_page_shows_oracles_and_evaluations(lab):
     assert row["oracles"] == "built" and row["evaluations"] == 1
     assert row["do_nothing_run"] == str(lab["run_id"])
     assert not [b for b in at.button if b.key == "fs_oracles"]  # not offered again
-    assert "Oracles built" in at.success[0].value
+    assert "Oracles of these originals built" in at.success[0].value
     assert any(p.proto.query_string == f"run={lab['run_id']}" for p in at.page_link)
+
+
+def test_forget_sets_page_picks_the_originals_and_pairs_their_recipe(lab):
+    """Review item: an evaluation names its originals — a picker, default the originals the
+    oracles were built against; originals of another recipe need their own oracles."""
+    from core.zoo import build_model_set, create_model_set
+    from tests.lab_fixtures import TINY
+
+    other = create_model_set(lab["store"], "original", TINY.replace(epochs=1), 2)
+    build_model_set(lab["store"], other)
+    at = page("forget_sets")
+    key = f"fs_originals_{lab['forget_set']}"
+    assert at.selectbox(key=key).value == lab["original"]  # not the newest
+    at.selectbox(key=key).set_value(other).run()
+    assert not at.exception
+    build = [b for b in at.button if b.key == "fs_oracles"]
+    assert build and not build[0].disabled
+    assert [b for b in at.button if b.key == "fs_eval"][0].disabled  # no oracles of this recipe
+    build[0].click().run()
+    job = jobs.list_jobs(lab["store"]).iloc[0]
+    params = jobs.get_job(lab["store"], int(job["id"]))["params"]
+    assert params == {"forget_set_id": lab["forget_set"], "original_set_id": other}
+    jobs.cancel(lab["store"], int(job["id"]))
+
+
+def test_models_page_deletes_a_set_only_with_its_evaluations_when_asked(lab):
+    from core.zoo import list_model_sets
+
+    at = page("models")
+    at.selectbox(key="ms_delete_id").set_value(lab["oracle"])
+    at.button(key="ms_delete").click().run()
+    assert at.error and "used by 1 evaluation" in at.error[0].value
+    assert lab["oracle"] in list_model_sets(lab["store"])["id"].tolist()
+    at.checkbox(key="ms_delete_cascade").check()
+    at.button(key="ms_delete").click().run()
+    assert not at.exception and "Deleted model set" in at.success[0].value
+    assert lab["oracle"] not in list_model_sets(lab["store"])["id"].tolist()
+    assert not lab["store"].file_path(f"model_sets/{lab['oracle']}").exists()
 
 
 def test_home_points_to_the_klom_explorer_once_there_are_evaluations(lab):

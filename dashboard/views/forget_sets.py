@@ -1,6 +1,5 @@
 """Forget sets: build one with any constructor, look at its points, save, load, delete."""
 
-import pandas as pd
 import streamlit as st
 
 from core.errors import LabError
@@ -119,20 +118,36 @@ chosen = st.selectbox(
 fs, _ = get_forget_set(store, chosen)
 st.markdown(f"**{fs.name}** · {fs.kind} · {fs.size} points · parameters `{fs.params}`")
 components.gallery(st, data, fs.indices, max_images=30)
-here = status.loc[chosen]
+choices, default = data_access.original_choices(path, chosen)
+if not choices:
+    st.info("No complete original models for this dataset yet: build them on the Models page "
+            "(or run the quick demo from Home) before oracles and evaluations.")  # fmt: skip
+    orig = None
+else:
+    ids_o = [c[0] for c in choices]
+    orig = st.selectbox(
+        "originals", ids_o, index=ids_o.index(default) if default in ids_o else 0,
+        format_func=dict(choices).get, key=f"fs_originals_{chosen}",
+        help="The original models to unlearn from. Oracles copy their recipe and number of "
+        "models; an evaluation compares models of one recipe only. Default: the originals this "
+        "forget set's oracles were built against.",
+    )  # fmt: skip
+pair = data_access.pairing(path, chosen, orig) if orig is not None else {"sets": None}
 b1, b2, b3 = st.columns(3)
-if here["oracles"] == "built":
-    b1.success(f"Oracles built (sets {here['oracle_set_ids']}).")
-elif b1.button("Build its oracles", key="fs_oracles",
-               help="Resumes the build if one was interrupted" if here["oracles"] == "building"
-               else "Two groups of 100 models retrained without this set"):  # fmt: skip
-    start_job("oracles", {"forget_set_id": chosen, "models": 100})
-if pd.notna(here["do_nothing_run"]):
-    b2.page_link("views/klom.py", label=f"See do-nothing (run {int(here['do_nothing_run'])})",
-                 query_params={"run": str(int(here["do_nothing_run"]))}, icon=":material/query_stats:")  # fmt: skip
-elif b2.button("Evaluate do-nothing", key="fs_eval", disabled=here["oracles"] != "built",
-               help="Needs the oracles first"):  # fmt: skip
-    start_job("evaluate", {"forget_set_id": chosen, "method": "do_nothing"})
+if pair["sets"] is not None:
+    b1.success(f"Oracles of these originals built (sets {pair['sets'][1]} and {pair['sets'][2]}).")
+elif b1.button("Build its oracles", key="fs_oracles", disabled=orig is None,
+               help="Two groups retrained without this set, with the originals' recipe and "
+               "size; resumes a build that was interrupted"):  # fmt: skip
+    start_job("oracles", {"forget_set_id": chosen, "original_set_id": orig})
+if pair.get("do_nothing_run") is not None:
+    run = int(pair["do_nothing_run"])
+    b2.page_link("views/klom.py", label=f"See do-nothing (run {run})",
+                 query_params={"run": str(run)}, icon=":material/query_stats:")  # fmt: skip
+elif b2.button("Evaluate do-nothing", key="fs_eval", disabled=pair["sets"] is None,
+               help="Needs the oracles of these originals first"):  # fmt: skip
+    start_job("evaluate", {"forget_set_id": chosen, "method": "do_nothing",
+                           "original_set_id": orig})  # fmt: skip
 confirm = b3.checkbox("also delete its oracles and evaluations", key="fs_confirm")
 if b3.button("Delete", disabled=not confirm, key="fs_delete"):
     try:

@@ -5,7 +5,7 @@ import streamlit as st
 from core.data import check_dataset
 from core.errors import LabError
 from core.recipe import default_train_config
-from core.zoo import create_model_set
+from core.zoo import create_model_set, delete_model_set
 from dashboard import components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
 
@@ -58,9 +58,12 @@ view = sets.assign(
     mean_train_acc=(100 * sets["mean_train_acc"]).round(2),
     wall_time_s=sets["wall_time_s"].round(1),
     forget_set_id=components.id_or_dash(sets["forget_set_id"]),
+    base_set_id=components.id_or_dash(sets["base_set_id"]),
+    status=sets["status"].replace({"building": "unfinished"}),
 )[
     ["id", "kind", "role", "dataset", "arch", "progress", "mean_val_acc", "mean_train_acc",
-     "forget_set_id", "device", "wall_time_s", "status", "created_at"]
+     "forget_set_id", "recipe_id", "base_set_id", "seed", "device", "wall_time_s", "status",
+     "created_at"]
 ]  # fmt: skip
 st.dataframe(
     view,
@@ -75,5 +78,27 @@ st.dataframe(
         ),
         "wall_time_s": st.column_config.NumberColumn("time (s)"),
         "forget_set_id": st.column_config.TextColumn("forget set"),
+        "recipe_id": st.column_config.TextColumn(
+            "recipe", help="dataset, architecture and training config: only sets of one recipe "
+            "(and size) are compared"),
+        "base_set_id": st.column_config.TextColumn(
+            "originals", help="the original set an oracle group copies"),
+        "seed": st.column_config.NumberColumn(
+            "first seed", help="model i is trained from this seed + i; sets never share one"),
+        "status": st.column_config.TextColumn(
+            "status", help="unfinished: an interrupted build; building it again resumes it"),
     },
-)
+)  # fmt: skip
+
+with st.expander("Delete a model set"):
+    d1, d2, d3 = st.columns([2, 2, 1])
+    victim = d1.selectbox("set", sets["id"].astype(int).tolist(), key="ms_delete_id",
+                          format_func=lambda i: f"#{i} · {sets.set_index('id').loc[i, 'kind']}")  # fmt: skip
+    cascade = d2.checkbox("also delete the evaluations that use it", key="ms_delete_cascade")
+    if d3.button("Delete", key="ms_delete"):
+        try:
+            gone = delete_model_set(store, int(victim), cascade=cascade)
+            data_access.refresh()
+            st.success(f"Deleted model set {victim}" + (f" and evaluations {gone}" if gone else ""))
+        except LabError as err:
+            st.error(str(err))
