@@ -12,6 +12,7 @@ A subset of the training set is a boolean mask over ``x_train``, never a new loa
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -100,16 +101,34 @@ class Dataset:
         }
 
 
-def _load_digits(device: torch.device, root: Path | None, download: bool) -> Dataset:
+DIGITS_SPLIT = Path(__file__).parent / "assets" / "digits_split.npy"
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits, ``images (1797, 8, 8)`` float64 in 0..16 and ``target (1797,)``,
+    read from the CSV that scikit-learn ships without importing scikit-learn (over a second
+    of start-up); ``sklearn.datasets.load_digits`` where that file is not found."""
+    spec = importlib.util.find_spec("sklearn")  # locates the package, imports nothing
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        csv = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if csv.is_file():
+            table = np.loadtxt(csv, delimiter=",")  # (1797, 65): 64 pixels, then the label
+            return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
-    x = bunch.images.astype(np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
-    y = bunch.target.astype(np.int64)
-    idx_tr, idx_va = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=0)
+    return bunch.images, bunch.target.astype(np.int64)
+
+
+def _load_digits(device: torch.device, root: Path | None, download: bool) -> Dataset:
+    images, y = digits_arrays()
+    x = images.astype(np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
+    # the fixed stratified 75/25 split: sklearn's train_test_split(test_size=0.25,
+    # stratify=y, random_state=0), stored once (tests/test_data.py recomputes it)
+    order = np.load(DIGITS_SPLIT).astype(np.int64)
+    idx_tr, idx_va = order[:1347], order[1347:]
     mean, std = float(x[idx_tr].mean()), float(x[idx_tr].std())
-    raw = np.clip(np.rint(bunch.images * 16), 0, 255).astype(np.uint8)  # 0..16 → 0..255
+    raw = np.clip(np.rint(images * 16), 0, 255).astype(np.uint8)  # 0..16 → 0..255
 
     def tensors(idx: np.ndarray) -> tuple[Tensor, Tensor]:
         xs = torch.from_numpy((x[idx] - mean) / std).unsqueeze(1)  # (n, 1, 8, 8)

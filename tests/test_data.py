@@ -107,3 +107,31 @@ def test_cifar10_corrupt_files_are_refused_clearly(tmp_path):
     _write_cifar(tmp_path)  # fabricated files do not match the real md5 sums
     with pytest.raises(LabError, match="incomplete or corrupt"):
         load_dataset("cifar10", root=tmp_path)
+
+
+def test_digits_match_scikit_learn_and_its_split():
+    """Digits are read from scikit-learn's CSV without importing it, with a stored split:
+    both must equal what scikit-learn itself gives."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from core.data import DIGITS_SPLIT, digits_arrays, load_dataset
+    from tests.conftest import ROOT
+
+    bunch = load_digits()
+    images, target = digits_arrays()
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(target, bunch.target)
+    tr, va = train_test_split(
+        np.arange(1797), test_size=0.25, stratify=bunch.target, random_state=0
+    )
+    np.testing.assert_array_equal(np.load(DIGITS_SPLIT), np.concatenate([tr, va]))
+    data = load_dataset("digits")
+    np.testing.assert_array_equal(data.y_train.numpy(), bunch.target[tr])
+    np.testing.assert_array_equal(data.y_val.numpy(), bunch.target[va])
+    code = "import sys; from core.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
