@@ -45,6 +45,13 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("LAB_DB") or DEFAULT_DB).expanduser()
 
 
+def _transient(err: BaseException) -> bool:
+    """An open that another process's work makes fail for a moment: its lock, or its write-ahead
+    log removed by a checkpoint between our seeing it and opening it."""
+    msg = str(err).lower()
+    return "lock" in msg or (".wal" in msg and "no such file" in msg)
+
+
 def db_timeout() -> float:
     """Seconds to wait for another process's lock: ``$LAB_DB_TIMEOUT``, default 5."""
     raw = os.environ.get("LAB_DB_TIMEOUT", "").strip()
@@ -135,7 +142,7 @@ class Store(ArrayFiles):
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except (duckdb.Error, OSError) as err:
-                if "lock" in str(err).lower() and time.monotonic() < deadline:
+                if _transient(err) and time.monotonic() < deadline:
                     time.sleep(0.1)
                     continue
                 raise store_check.storage_error(err, self.path) from err

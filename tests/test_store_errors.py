@@ -130,3 +130,27 @@ def test_a_full_disk_outside_the_store_is_one_line(db_path, monkeypatch, capsys)
     assert cli.main(["models"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no space left on the disk holding /x/out" in err
+
+
+def test_a_wal_removed_while_opening_is_retried(tmp_path, monkeypatch):
+    """Seen in a job: another process's checkpoint removed the write-ahead log between DuckDB
+    seeing it and opening it ("Cannot open file ….wal: No such file or directory"); the job
+    failed. Such an open is retried like a held lock."""
+    import duckdb
+
+    from core.store import Store
+
+    store = Store(tmp_path / "lab.duckdb").create()
+    real = duckdb.connect
+    calls = {"n": 0}
+
+    def flaky(path, read_only=False):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise duckdb.IOException(
+                f'IO Error: Cannot open file "{path}.wal": No such file or directory'
+            )
+        return real(path, read_only=read_only)
+
+    monkeypatch.setattr(duckdb, "connect", flaky)
+    assert store.query_df("SELECT 42 AS x")["x"][0] == 42 and calls["n"] == 3
