@@ -367,6 +367,20 @@ class Store(ArrayFiles):
         return out
 
     def query_df(self, sql: str, params: list | None = None):
-        """Run a read-only query and return a pandas DataFrame."""
-        with self.connect(read_only=True) as con:
-            return con.execute(sql, params or []).df()
+        """Run a read-only query and return a pandas DataFrame.
+
+        A read that finds the file shorter than DuckDB expects while other processes write
+        to it (seen under load: "Could not read enough bytes") is retried on a fresh
+        connection until the timeout; a file that stays short is reported as before.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                with self.connect(read_only=True) as con:
+                    return con.execute(sql, params or []).df()
+            except StoreError as err:
+                if "could not read enough bytes" not in str(err).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)

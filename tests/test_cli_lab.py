@@ -115,7 +115,8 @@ def test_train_resumes_after_kill_9_and_models_delete(db_path):
 
     from tests.test_cli import ROOT
 
-    args = ["train", "--models", "6", "--epochs", "12", "--chunk-size", "2", "--db", str(db_path)]
+    # 20 chunks: the build is still running when the first is seen, on a quiet machine too
+    args = ["train", "--models", "40", "--epochs", "30", "--chunk-size", "2", "--db", str(db_path)]
     env = dict(os.environ)
     proc = subprocess.Popen([sys.executable, "-m", "core", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -143,7 +144,7 @@ def test_train_resumes_after_kill_9_and_models_delete(db_path):
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["id"] == 1  # the same set, finished
     sets = list_model_sets(store)
-    assert len(sets) == 1 and sets["status"][0] == "complete" and sets["models_done"][0] == 6
+    assert len(sets) == 1 and sets["status"][0] == "complete" and sets["models_done"][0] == 40
 
     res = cli("models", "delete", "1", "--json", db=db_path)
     assert res.returncode == 0, res.stderr

@@ -154,3 +154,36 @@ def test_a_wal_removed_while_opening_is_retried(tmp_path, monkeypatch):
 
     monkeypatch.setattr(duckdb, "connect", flaky)
     assert store.query_df("SELECT 42 AS x")["x"][0] == 42 and calls["n"] == 3
+
+
+def test_a_short_read_beside_a_writer_is_retried(tmp_path, monkeypatch):
+    """Seen under load in CI: a job-status poll failed with "Could not read enough bytes"
+    while worker processes wrote to the file. Reads are retried on a fresh connection."""
+    import duckdb
+
+    from core.store import Store
+
+    store = Store(tmp_path / "lab.duckdb").create()
+    real = duckdb.connect
+    calls = {"n": 0}
+
+    class Short:
+        def __init__(self, con):
+            self.con = con
+
+        def execute(self, *a, **k):
+            raise duckdb.IOException(
+                f'IO Error: Could not read enough bytes from file "{store.path}": attempted to '
+                "read 262144 bytes from location 3682304"
+            )
+
+        def close(self):
+            self.con.close()
+
+    def flaky(path, read_only=False):
+        calls["n"] += 1
+        con = real(path, read_only=read_only)
+        return Short(con) if read_only and calls["n"] <= 2 else con
+
+    monkeypatch.setattr(duckdb, "connect", flaky)
+    assert store.query_df("SELECT 7 AS x")["x"][0] == 7
