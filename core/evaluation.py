@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from .config import check_float
 from .data import load_dataset
 from .device import resolve_device
 from .errors import ConfigError, NotFoundError
@@ -27,12 +28,13 @@ from .metrics import SPLITS, klom, margin_gap, split_accuracy, split_indices, sp
 from .model_sets import originals_for
 from .recipe import TrainConfig, default_train_config
 from .store import Store
-from .unlearning import UnlearnContext, get_method
+from .unlearning import UnlearnContext, get_method, method_params
 from .zoo import (
     ModelSet,
     Progress,
     build_model_set,
     create_model_set,
+    delete_model_set,
     find_model_set,
     get_model_set,
     load_correct,
@@ -231,25 +233,38 @@ def evaluate(
     *,
     original_set_id: int | None = None,
     recompute: bool = False,
+    budget: float | None = None,
     **options,
 ) -> int:
     """Run ``method`` on the originals, score it against the oracles of the same recipe,
-    store it; returns the run id. A stored evaluation of the same method, options and sets is
-    returned as is unless ``recompute``."""
+    store it; returns the run id. ``budget``: the share of retraining's example-gradients a
+    method that trains may spend; ``options``: its hyperparameters (checked, defaults filled).
+    A stored evaluation of the same method, budget, hyperparameters and sets is returned as is
+    unless ``recompute``. A method that fails or diverges leaves nothing stored."""
     fn = get_method(method)
+    params = method_params(method, options)
+    if budget is not None:
+        check_float("budget", budget, 0.0, 10.0, lo_open=True)
+        params = {"budget": float(budget), **params}
     dev = str(resolve_device(device))  # an unknown device is refused before any work
     fs, dataset = get_forget_set(store, forget_set_id)
     original_id, oracle_id, floor_id = pair_sets(store, forget_set_id, original_set_id)
     if not recompute:
         found = find_evaluation(
-            store, forget_set_id, method, (original_id, oracle_id, floor_id), options
+            store, forget_set_id, method, (original_id, oracle_id, floor_id), params
         )
         if found is not None:
             return found
     t0 = time.perf_counter()
     data = load_dataset(dataset, "cpu")
-    ctx = UnlearnContext(store, data, fs.indices, original_id, dev, dict(options))
-    result = fn(ctx)
+    ctx = UnlearnContext(store, data, fs.indices, original_id, dev, dict(params),
+                         budget=float(budget or 0.0), forget_set_id=forget_set_id)  # fmt: skip
+    try:
+        result = fn(ctx, **{k: v for k, v in params.items() if k != "budget"})
+    except BaseException:
+        if ctx.unlearned_set_id is not None:  # the method's half-made set goes with it
+            delete_model_set(store, ctx.unlearned_set_id)
+        raise
     oracle, floor_group = load_margins(store, oracle_id), load_margins(store, floor_id)
     if not np.isfinite(result.margins).all():
         raise ConfigError(
@@ -272,7 +287,7 @@ def evaluate(
         }
     )
     summ = _summaries(k_values, f_values, result.correct, load_correct(store, floor_id), splits)
-    config = {"method": method, "forget_set_id": forget_set_id, "options": options,
+    config = {"method": method, "forget_set_id": forget_set_id, "options": params,
               "original_set_id": original_id, "oracle_set_id": oracle_id, "floor_set_id": floor_id}  # fmt: skip
     headline = {
         s: {"klom_p95": summ[(s, "klom")]["p95"], "floor_p95": summ[(s, "floor")]["p95"]}

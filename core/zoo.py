@@ -31,7 +31,7 @@ from . import code_version
 from .config import check_float, check_int
 from .data import Dataset, load_dataset
 from .device import resolve_device
-from .ensemble import train_ensemble
+from .ensemble import Ensemble, train_ensemble
 from .errors import ConfigError, StoreBusyError, StoreError
 from .model_sets import (
     ModelSet,
@@ -54,7 +54,7 @@ __all__ = [  # the model-set readers are re-exported: callers import them from h
     "ModelSet", "all_points", "build_model_set", "create_model_set", "delete_model_set",
     "done_chunks", "evaluations_using", "find_model_set", "get_model_set", "list_model_sets",
     "load_correct", "load_ensemble", "load_margins", "load_masks", "masks_for",
-    "remove_unnamed_files",
+    "remove_unnamed_files", "store_ensemble",
 ]  # fmt: skip
 
 KINDS = ("original", "oracle", "subset", "unlearned")
@@ -234,6 +234,20 @@ def build_model_set(
         n_done += len(idx)
     if progress is not None:
         progress(1.0, f"set {set_id}: {ms.n_models} models ready")
+    with store.transaction() as con:
+        con.execute("UPDATE model_sets SET status = 'complete' WHERE id = ?", [set_id])
+    return get_model_set(store, set_id)
+
+
+def store_ensemble(
+    store: Store, set_id: int, ens: Ensemble, margins, correct, masks, data: Dataset, t0: float
+) -> ModelSet:
+    """Store already-trained models (an unlearning method's) as the set's one chunk and mark
+    the set complete: weights, margins ``(N, n_points)``, correctness and masks."""
+    ms = get_model_set(store, set_id)
+    if ms.n_models != ens.n_models or ms.chunk_size != ens.n_models:
+        raise ConfigError(f"model set {set_id} expects {ms.n_models} models in one chunk")
+    _commit_chunk(store, ms, 0, ens, margins, correct, masks, data, ens.device, t0)
     with store.transaction() as con:
         con.execute("UPDATE model_sets SET status = 'complete' WHERE id = ?", [set_id])
     return get_model_set(store, set_id)

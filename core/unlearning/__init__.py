@@ -1,12 +1,18 @@
 """Unlearning methods: one function each, registered by name in ``METHODS``.
 
-A method takes an ``UnlearnContext`` (the original models, the data, the forget set) and returns
-an ``UnlearnResult``: the unlearned models' margins and argmax correctness on every point and
-the compute it spent, as a fraction of retraining from scratch (example-gradient evaluations /
-(total_steps × batch_size) of the originals' recipe).
-To add a method: write ``def my_method(ctx) -> UnlearnResult`` in this package, decorate it with
-``@register``, and import its module at the bottom of this file; the CLI, the dashboard and the
-registry-wide tests pick it up.
+A method is ``def name(ctx: UnlearnContext, *, hyperparameters…) -> UnlearnResult``; its
+keyword-only parameters, typed with ``Annotated[float, Range(lo, hi, help)]`` and given defaults,
+are its hyperparameters (``core.unlearning.params``): the dashboard's form and the CLI's
+``--param`` flags. It receives the original models (``ctx.originals()``: N models stacked), the
+data, the forget indices and a compute budget (``ctx.budget``: the share of retraining's
+example-gradients it may spend, 0.1 = a tenth of retraining), and returns the unlearned
+models' margins and argmax correctness on every point with the compute it spent
+(example-gradients / (total_steps × batch_size) of the originals' recipe). Methods that
+fine-tune store their N models as a model set of kind ``unlearned`` (``ctx.finish``).
+
+To add a method: write it in a module of this package, decorate it with ``@register``, and
+import the module at the bottom of this file; the CLI, the dashboard and the registry-wide
+tests pick it up.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 from ..data import Dataset
 from ..errors import ConfigError
 from ..store import Store
+from .params import Param, params_of, parse
 
 
 @dataclass
@@ -32,6 +39,9 @@ class UnlearnContext:
     original_set_id: int
     device: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    budget: float = 0.0  # share of retraining's example-gradients the method may spend
+    forget_set_id: int | None = None
+    unlearned_set_id: int | None = None  # created by ``seeds()`` for methods that train
 
     def original_margins(self) -> np.ndarray:
         from ..model_sets import load_margins
@@ -50,6 +60,23 @@ class UnlearnContext:
 
         return load_ensemble(self.store, self.original_set_id, self.device)
 
+    @property
+    def recipe(self):
+        from ..model_sets import get_model_set
+
+        return get_model_set(self.store, self.original_set_id).train
+
+    @property
+    def retrain_examples(self) -> int:
+        """Example-gradients of retraining one model: ``total_steps × batch_size``."""
+        r = self.recipe
+        return r.total_steps(self.data.n_train) * r.batch_size
+
+    @property
+    def retain(self) -> np.ndarray:
+        """Train indices not in the forget set, sorted."""
+        return np.setdiff1d(np.arange(self.data.n_train), self.forget)
+
 
 @dataclass
 class UnlearnResult:
@@ -59,13 +86,15 @@ class UnlearnResult:
     unlearned_set_id: int | None = None  # a stored model set, when the method keeps its models
 
 
-Method = Callable[[UnlearnContext], UnlearnResult]
+Method = Callable[..., UnlearnResult]
 METHODS: dict[str, Method] = {}
+PARAMS: dict[str, list[Param]] = {}
 
 
 def register(fn: Method) -> Method:
-    """Register ``fn`` under its function name."""
+    """Register ``fn`` under its function name, with the hyperparameters of its signature."""
     METHODS[fn.__name__] = fn
+    PARAMS[fn.__name__] = params_of(fn)
     return fn
 
 
@@ -75,4 +104,10 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
-from . import baselines  # noqa: E402, F401  (registers the methods)
+def method_params(name: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every hyperparameter of method ``name``: defaults overridden by ``values``, checked."""
+    get_method(name)
+    return parse(name, PARAMS[name], values or {})
+
+
+from . import baselines, gradient  # noqa: E402, F401  (registers the methods)

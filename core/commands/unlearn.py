@@ -1,0 +1,78 @@
+"""``unlearn``: run unlearning methods over a grid of budgets and hyperparameters."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+from ..cli import add_device_arg, command, emit, table
+from ..errors import ConfigError
+from ..store import Store
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--forget-set", type=int, required=True, dest="forget_set", help="its id")
+    p.add_argument(
+        "--method", required=True,
+        help="an unlearning method (an unknown name is answered with the list)",
+    )  # fmt: skip
+    p.add_argument(
+        "--budget", default="0.05",
+        help="comma-separated shares of retraining's example-gradients (default 0.05)",
+    )  # fmt: skip
+    p.add_argument(
+        "--param", action="append", default=[], metavar="KEY=V1,V2",
+        help="a hyperparameter and its values (repeatable); every combination is run",
+    )  # fmt: skip
+    p.add_argument("--originals", type=int, default=None, help="original set (default: paired)")
+    p.add_argument("--recompute", action="store_true", help="run stored grid points again")
+    add_device_arg(p)
+
+
+def _grid(args: argparse.Namespace) -> list[dict]:
+    """Every combination of the budgets and ``--param`` values, as evaluate() keywords."""
+    axes: dict[str, list[str]] = {}
+    for item in args.param:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise ConfigError(f"--param must look like key=v1,v2, got {item!r}")
+        axes[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    budgets = []
+    for b in args.budget.split(","):
+        try:
+            budgets.append(float(b))
+        except ValueError:
+            raise ConfigError(f"--budget must be numbers like 0.02,0.05, got {b!r}") from None
+    combos = itertools.product(budgets, *axes.values())
+    return [{"budget": c[0], **dict(zip(axes, c[1:], strict=True))} for c in combos]
+
+
+@command("unlearn", "run an unlearning method over budgets and hyperparameters, scored by KLoM")(
+    _args
+)
+def unlearn(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate, evaluation
+    from ..unlearning import method_params
+
+    grid = _grid(args)
+    for point in grid:  # every point is checked before the first one runs
+        method_params(args.method, {k: v for k, v in point.items() if k != "budget"})
+    store = Store(args.db, must_exist=True)
+    rows = []
+    for point in grid:
+        run_id = evaluate(
+            store, args.forget_set, args.method, args.device, original_set_id=args.originals,
+            recompute=args.recompute, **point,
+        )  # fmt: skip
+        ev = evaluation(store, run_id)
+        s = ev["summaries"].set_index(["split", "metric"])
+        row = {"run_id": run_id, **point, "cost": float(ev["evaluation"]["compute_cost"])}
+        for split in ("forget", "retain", "val"):
+            row[f"{split}_p95"] = float(s.loc[(split, "klom"), "p95"])
+            row[f"{split}_floor_p95"] = float(s.loc[(split, "floor"), "p95"])
+            row[f"{split}_acc"] = float(s.loc[(split, "klom"), "accuracy"])
+        rows.append(row)
+    cols = ["run_id", *grid[0].keys(), "cost", "forget_p95", "retain_p95", "val_p95",
+            "forget_acc", "val_acc"]  # fmt: skip
+    emit(args, {"method": args.method, "runs": rows}, table(rows, cols))
+    return 0

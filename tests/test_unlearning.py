@@ -1,0 +1,115 @@
+"""Unlearning methods, every one of the registry on a tiny lab: shapes, finite outputs, the
+originals untouched, forget margins moving the expected way, exact cost accounting, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.errors import ConfigError
+from core.evaluation import evaluate, evaluation, list_evaluations
+from core.unlearning import METHODS, PARAMS, method_params
+from core.unlearning.params import Range
+from core.zoo import get_model_set, list_model_sets, load_margins
+from tests.lab_fixtures import TINY, tiny_lab
+
+TRAINING = sorted(m for m in METHODS if m != "do_nothing")
+# retraining a TINY model: 2 epochs × ⌊1347 / 64⌋ = 42 steps of 64 = 2,688 example-gradients
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    return tiny_lab(tmp_path_factory.mktemp("unlearn") / "lab.duckdb", n_models=4)
+
+
+def _weights_bytes(store, set_id):
+    return {p.name: p.read_bytes() for p in store.file_path(f"model_sets/{set_id}").iterdir()}
+
+
+@pytest.mark.parametrize("method", TRAINING)
+def test_every_method_on_a_tiny_lab(lab, method):
+    store = lab["store"]
+    before = _weights_bytes(store, lab["original"])
+    orig = load_margins(store, lab["original"])
+    run = evaluate(store, lab["forget_set"], method, budget=0.1)
+    ev = evaluation(store, run)
+    row = ev["evaluation"]
+    unlearned = load_margins(store, int(row["unlearned_set_id"]))
+    assert unlearned.shape == orig.shape and np.isfinite(unlearned).all()
+    assert not np.array_equal(unlearned, orig)  # the method did something
+    assert _weights_bytes(store, lab["original"]) == before  # the originals are untouched
+    ms = get_model_set(store, int(row["unlearned_set_id"]))
+    assert (ms.kind, ms.status, ms.base_set_id, ms.forget_set_id) == (
+        "unlearned", "complete", lab["original"], lab["forget_set"])  # fmt: skip
+    f = lab["forget"]
+    if method != "gradient_descent":  # ascent / wrong labels push the forget margins down
+        assert unlearned[:, f].mean() < orig[:, f].mean()
+    # exact cost: ⌊0.1 × 2688 / examples per step⌋ steps of that many examples, over 2688
+    p = method_params(method)
+    per_step = p["batch"] + p.get("forget_batch", 0) if "forget_batch" in p else p["batch"]
+    steps = int(0.1 * 2688 // per_step)
+    assert row["compute_cost"] == pytest.approx(steps * per_step / 2688)
+    assert store.run(run)["config"]["options"] == {"budget": 0.1, **p}
+    # the same grid point is reused, not run again
+    assert evaluate(store, lab["forget_set"], method, budget=0.1) == run
+
+
+def test_gradient_descent_cost_by_hand(lab):
+    """budget 0.1 of 2,688 = 268.8 example-gradients → 4 steps of 64 = 256 → cost 256/2688."""
+    run = evaluate(lab["store"], lab["forget_set"], "gradient_descent", budget=0.1, batch=64)
+    assert evaluation(lab["store"], run)["evaluation"]["compute_cost"] == 256 / 2688
+
+
+@pytest.mark.parametrize(
+    "method,kwargs,needle",
+    [
+        ("gradient_descent", {"budget": 0.1, "lr": "fast"}, "lr must be a float"),
+        ("gradient_descent", {"budget": 0.1, "lr": 5.0}, "lr must be a float in (0, 1]"),
+        ("gradient_descent", {"budget": 0.1, "batch": 1.5}, "batch must be a int"),
+        ("gradient_descent", {"budget": 0.1, "temperature": 2}, "has no parameter 'temperature'"),
+        ("gradient_descent", {"budget": 0.0}, "budget must be greater than 0"),
+        ("gradient_descent", {"budget": 1e-4}, "buys no step"),
+        ("gradient_ascent", {"budget": 0.5, "lr": 1.0, "momentum": 0.99}, "diverged"),
+        ("forget_harder", {"budget": 0.1}, "unknown method"),
+    ],
+)
+def test_bad_input_stores_nothing(lab, method, kwargs, needle):
+    store = lab["store"]
+    sets, runs = len(list_model_sets(store)), len(list_evaluations(store))
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        evaluate(store, lab["forget_set"], method, recompute=True, **kwargs)
+    assert len(list_model_sets(store)) == sets and len(list_evaluations(store)) == runs
+
+
+def test_every_hyperparameter_has_a_range_and_default():
+    for name, spec in PARAMS.items():
+        for p in spec:
+            assert p.default == p.check(p.default), (name, p.name)
+            assert isinstance(p.limits, Range) and p.help, (name, p.name)
+    assert PARAMS["do_nothing"] == []
+    assert TINY.total_steps(1347) * TINY.batch_size == 2688
+
+
+def test_unlearn_command_runs_a_grid_and_refuses_bad_points_first(lab, tmp_path):
+    import json
+    import shutil
+
+    from tests.test_cli import cli
+
+    shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
+    db = tmp_path / "copy.duckdb"
+    fs = str(lab["forget_set"])
+    res = cli("unlearn", "--forget-set", fs, "--method", "gradient_ascent", "--budget",
+              "0.05,0.1", "--param", "lr=0.001,0.002", "--json", db=db)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    runs = json.loads(res.stdout)["runs"]
+    assert [(r["budget"], r["lr"]) for r in runs] == [
+        (0.05, "0.001"), (0.05, "0.002"), (0.1, "0.001"), (0.1, "0.002")]  # fmt: skip
+    assert all(0 < r["cost"] <= r["budget"] for r in runs)
+    n = len(list_evaluations(type(lab["store"])(db)))
+    for args in (("--param", "lr=0.001,7"), ("--param", "speed=1"), ("--budget", "0.1,x"),
+                 ("--param", "lr")):  # fmt: skip
+        res = cli("unlearn", "--forget-set", fs, "--method", "gradient_ascent", *args, db=db)
+        assert res.returncode == 2 and res.stderr.startswith("error: "), (args, res.stderr)
+    assert len(list_evaluations(type(lab["store"])(db))) == n  # nothing ran
