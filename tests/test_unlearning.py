@@ -9,7 +9,7 @@ import pytest
 from core.errors import ConfigError
 from core.evaluation import evaluate, evaluation, list_evaluations
 from core.unlearning import METHODS, PARAMS, method_params
-from core.unlearning.params import Range
+from core.unlearning.params import Choice, Range
 from core.zoo import get_model_set, list_model_sets, load_margins
 from tests.lab_fixtures import TINY, tiny_lab
 
@@ -42,8 +42,15 @@ def test_every_method_on_a_tiny_lab(lab, method):
     assert (ms.kind, ms.status, ms.base_set_id, ms.forget_set_id) == (
         "unlearned", "complete", lab["original"], lab["forget_set"])  # fmt: skip
     f = lab["forget"]
-    if method != "gradient_descent":  # ascent / wrong labels push the forget margins down
+    if method in ("gradient_ascent", "ga_gd", "random_labels"):  # pushed down
         assert unlearned[:, f].mean() < orig[:, f].mean()
+    if method == "oracle_matching":  # towards the held-out oracles, which never saw F
+        from core.zoo import find_model_set
+
+        held = find_model_set(store, "oracle", "digits", forget_set_id=lab["forget_set"],
+                              role="heldout")  # fmt: skip
+        assert held not in (lab["oracle"], lab["floor"]) and held is not None
+        assert store.run(run)["config"]["consumed_cost"] == 1.0
     # exact cost: ⌊0.1 × 2688 / examples per step⌋ steps of that many examples, over 2688
     p = method_params(method)
     per_step = p["batch"] + p.get("forget_batch", 0) if "forget_batch" in p else p["batch"]
@@ -85,7 +92,7 @@ def test_every_hyperparameter_has_a_range_and_default():
     for name, spec in PARAMS.items():
         for p in spec:
             assert p.default == p.check(p.default), (name, p.name)
-            assert isinstance(p.limits, Range) and p.help, (name, p.name)
+            assert isinstance(p.limits, Range | Choice) and p.help, (name, p.name)
     assert PARAMS["do_nothing"] == []
     assert TINY.total_steps(1347) * TINY.batch_size == 2688
 
@@ -113,3 +120,27 @@ def test_unlearn_command_runs_a_grid_and_refuses_bad_points_first(lab, tmp_path)
         res = cli("unlearn", "--forget-set", fs, "--method", "gradient_ascent", *args, db=db)
         assert res.returncode == 2 and res.stderr.startswith("error: "), (args, res.stderr)
     assert len(list_evaluations(type(lab["store"])(db))) == n  # nothing ran
+
+
+@pytest.mark.parametrize("target", ["shift", "mean", "paired"])
+def test_oracle_matching_moves_forget_logits_to_its_targets(lab, target):
+    """The targets recomputed with numpy from the stored originals and held-out oracles: after
+    OM the unlearned models' forget-set logits are much closer to them than the originals'."""
+    from core.data import load_dataset
+    from core.zoo import find_model_set, load_ensemble
+
+    store = lab["store"]
+    run = evaluate(store, lab["forget_set"], "oracle_matching", budget=2.0, lr=0.02,
+                   target=target, recompute=True)  # fmt: skip
+    held = find_model_set(store, "oracle", "digits", forget_set_id=lab["forget_set"],
+                          role="heldout")  # fmt: skip
+    x = load_dataset("digits").x_train[lab["forget"]]
+    o, h = (load_ensemble(store, i, "cpu").logits(x).numpy() for i in (lab["original"], held))
+    u_id = int(evaluation(store, run)["evaluation"]["unlearned_set_id"])
+    u = load_ensemble(store, u_id, "cpu").logits(x).numpy()  # (N, |F|, K)
+    t = {"mean": np.broadcast_to(h.mean(0), o.shape), "paired": h,
+         "shift": o + h.mean(0) - o.mean(0)}[target]  # fmt: skip
+    mse = lambda a: float(((a - t) ** 2).mean())  # noqa: E731
+    assert mse(u) < 0.5 * mse(o), (mse(u), mse(o))
+    with pytest.raises(ConfigError, match="target must be one of shift, mean, paired"):
+        evaluate(store, lab["forget_set"], "oracle_matching", budget=0.1, target="median")

@@ -84,6 +84,7 @@ class UnlearnResult:
     correct: np.ndarray  # (n_models, n_train + n_val) bool: argmax prediction == label
     compute_cost: float  # example-gradients spent / (total_steps × batch_size) of retraining
     unlearned_set_id: int | None = None  # a stored model set, when the method keeps its models
+    consumed_cost: float = 0.0  # what else it used (e.g. oracle models), in retrainings per model
 
 
 Method = Callable[..., UnlearnResult]
@@ -110,4 +111,4 @@ def method_params(name: str, values: dict[str, Any] | None = None) -> dict[str, 
     return parse(name, PARAMS[name], values or {})
 
 
-from . import baselines, gradient  # noqa: E402, F401  (registers the methods)
+from . import baselines, gradient, matching  # noqa: E402, F401  (registers the methods)
