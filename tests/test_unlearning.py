@@ -34,6 +34,11 @@ def test_every_method_on_a_tiny_lab(lab, method):
     run = evaluate(store, lab["forget_set"], method, budget=0.1)
     ev = evaluation(store, run)
     row = ev["evaluation"]
+    if method == "retrain":  # the reference: an independent oracle group, at the floor
+        pts = ev["points"]
+        np.testing.assert_array_equal(pts["klom"], pts["floor"])
+        assert row["compute_cost"] == 1.0 and row["unlearned_set_id"] == lab["floor"]
+        return
     unlearned = load_margins(store, int(row["unlearned_set_id"]))
     assert unlearned.shape == orig.shape and np.isfinite(unlearned).all()
     assert not np.array_equal(unlearned, orig)  # the method did something
@@ -53,9 +58,10 @@ def test_every_method_on_a_tiny_lab(lab, method):
         assert store.run(run)["config"]["consumed_cost"] == 1.0
     # exact cost: ⌊0.1 × 2688 / examples per step⌋ steps of that many examples, over 2688
     p = method_params(method)
-    per_step = p["batch"] + p.get("forget_batch", 0) if "forget_batch" in p else p["batch"]
+    per_step = p["batch"] + p.get("forget_batch", 0)
     steps = int(0.1 * 2688 // per_step)
-    assert row["compute_cost"] == pytest.approx(steps * per_step / 2688)
+    extra = len(f) if method == "salun" else 0  # SalUn's saliency pass over F
+    assert row["compute_cost"] == pytest.approx((steps * per_step + extra) / 2688)
     assert store.run(run)["config"]["options"] == {"budget": 0.1, **p}
     # the same grid point is reused, not run again
     assert evaluate(store, lab["forget_set"], method, budget=0.1) == run
@@ -144,3 +150,51 @@ def test_oracle_matching_moves_forget_logits_to_its_targets(lab, target):
     assert mse(u) < 0.5 * mse(o), (mse(u), mse(o))
     with pytest.raises(ConfigError, match="target must be one of shift, mean, paired"):
         evaluate(store, lab["forget_set"], "oracle_matching", budget=0.1, target="median")
+
+
+def _state(store, set_id):
+    from core.zoo import load_ensemble
+
+    return load_ensemble(store, set_id, "cpu").state_dict()
+
+
+def test_salun_changes_exactly_the_salient_entries(lab):
+    import torch
+
+    from core.data import load_dataset
+    from core.unlearning.more import saliency_masks
+    from core.zoo import load_ensemble
+
+    store = lab["store"]
+    run = evaluate(store, lab["forget_set"], "salun", budget=0.5, fraction=0.2, recompute=True)
+    after = _state(store, int(evaluation(store, run)["evaluation"]["unlearned_set_id"]))
+    before = _state(store, lab["original"])
+    data = load_dataset("digits")
+    ens = load_ensemble(store, lab["original"], "cpu")
+    masks = saliency_masks(ens, data.x_train, data.y_train, lab["forget"], 16, 0.2)
+    names = [n for n, _ in ens.net.named_parameters()]
+    moved = chosen = 0
+    for name, mask in zip(names, masks, strict=True):
+        changed = before[name] != after[name]
+        assert not (changed & ~mask).any(), name  # nothing outside the chosen entries moved
+        moved += int(changed.sum())
+        chosen += int(mask.sum())
+    total = sum(before[n].numel() for n in names)
+    assert chosen == pytest.approx(0.2 * total, rel=0.05) and moved > 0.5 * chosen
+    del torch
+
+
+def test_scrub_moves_the_student_and_never_the_teacher(lab):
+    """A public reimplementation optimised the teacher's parameters: the student never moved
+    and every setting gave the same numbers."""
+    store = lab["store"]
+    teacher_before = _weights_bytes(store, lab["original"])
+    runs = [evaluate(store, lab["forget_set"], "scrub", budget=0.5, max_share=m, recompute=True)
+            for m in (0.0, 0.8)]  # fmt: skip
+    states = [_state(store, int(evaluation(store, r)["evaluation"]["unlearned_set_id"]))
+              for r in runs]  # fmt: skip
+    orig = _state(store, lab["original"])
+    key = "fc.weight"
+    assert not np.array_equal(states[0][key], orig[key])  # the student moved
+    assert not np.array_equal(states[0][key], states[1][key])  # settings matter
+    assert _weights_bytes(store, lab["original"]) == teacher_before  # the teacher did not

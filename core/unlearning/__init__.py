@@ -111,4 +111,4 @@ def method_params(name: str, values: dict[str, Any] | None = None) -> dict[str, 
     return parse(name, PARAMS[name], values or {})
 
 
-from . import baselines, gradient, matching  # noqa: E402, F401  (registers the methods)
+from . import baselines, gradient, matching, more  # noqa: E402, F401  (registers the methods)

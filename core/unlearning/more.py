@@ -1,0 +1,161 @@
+"""More baselines: retraining (the reference), ℓ1-sparse fine-tuning, SalUn and SCRUB.
+
+Notation as in ``gradient``: R retain set, F forget set, CE a model's mean cross-entropy on its
+batch; every model has its own batches, seeds and loss.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+
+from . import UnlearnContext, UnlearnResult, register
+from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
+from .gradient import BATCH, LR, MOMENTUM, _setup
+from .params import Range
+
+
+@register
+def retrain(ctx: UnlearnContext) -> UnlearnResult:
+    """The reference at cost 1.0: an independent group of oracles (the noise-floor group),
+    retrained without F with the originals' recipe — its KLoM is the noise floor."""
+    from ..evaluation import pair_sets
+    from ..model_sets import load_correct, load_margins
+
+    _, _, floor = pair_sets(ctx.store, ctx.forget_set_id, ctx.original_set_id)
+    return UnlearnResult(load_margins(ctx.store, floor), load_correct(ctx.store, floor), 1.0, floor)
+
+
+@register
+def l1_sparse(
+    ctx: UnlearnContext,
+    *,
+    lr: LR = 0.01,
+    batch: BATCH = 64,
+    l1: Annotated[float, Range(0.0, 1.0, "weight λ of the ℓ1 penalty Σ|θ| per model")] = 5e-5,
+    momentum: MOMENTUM = 0.9,
+) -> UnlearnResult:
+    """ℓ1-sparse: minimise ``CE(R batch) + λ·Σ|θ|`` (each model's own weights)."""
+    t0 = timer()
+    ens, dev, x, y = _setup(ctx)
+    steps = budget_steps(ctx, batch)
+    r = stream(ctx.retain, seeds(ctx, ens.n_models), steps, batch, dev)
+    params = ens.parameters()
+
+    def loss(t: int) -> torch.Tensor:
+        idx = next(r)
+        penalty = sum(p.abs().sum() for p in params)  # Σ over models of each model's Σ|θ|
+        return model_loss(ens.forward_train(x[idx]), y[idx]) + l1 * penalty
+
+    sgd(ens, steps, loss, lr, momentum)
+    return finish(ctx, ens, steps * batch, t0)
+
+
+def saliency_masks(ens, x, y, forget, batch: int, fraction: float) -> list[torch.Tensor]:
+    """Per parameter, a bool mask of the entries whose |∇ forget loss| (summed over F in
+    batches) is in each model's top ``fraction`` of all its entries (ties kept)."""
+    ens.net.eval()
+    for p in ens.parameters():
+        p.grad = None
+    n = ens.n_models
+    for s in range(0, len(forget), batch):
+        idx = torch.tensor(forget[s : s + batch], device=x.device)  # a copy: F is read-only
+        z = ens.net(x[idx].unsqueeze(0).expand(n, *x[idx].shape))  # (N, b, K)
+        model_loss(z, y[idx].unsqueeze(0).expand(n, -1)).backward()
+    grads = [p.grad.detach().abs().reshape(n, -1) for p in ens.parameters()]
+    flat = torch.cat(grads, dim=1)  # (N, entries of one model)
+    k = max(1, int(round(fraction * flat.shape[1])))
+    thr = flat.topk(k, dim=1).values[:, -1:]  # (N, 1) each model's k-th largest
+    for p in ens.parameters():
+        p.grad = None
+    return [(g >= thr).reshape(p.shape) for g, p in zip(grads, ens.parameters(), strict=True)]
+
+
+@register
+def salun(
+    ctx: UnlearnContext,
+    *,
+    lr: LR = 0.01,
+    batch: BATCH = 64,
+    forget_batch: BATCH = 16,
+    fraction: Annotated[
+        float, Range(0.0, 1.0, "share of each model's weights updated", lo_open=True)
+    ] = 0.5,
+    momentum: MOMENTUM = 0.9,
+) -> UnlearnResult:
+    """SalUn: random labels (``random_labels``' loss), updating only the weights whose
+    forget-loss gradient magnitude is in the model's top ``fraction``; the rest stay exactly."""
+    t0 = timer()
+    ens, dev, x, y = _setup(ctx)
+    masks = saliency_masks(ens, x, y, ctx.forget, forget_batch, fraction)
+    steps = budget_steps(ctx, batch + forget_batch)
+    s = seeds(ctx, ens.n_models)
+    r = stream(ctx.retain, s, steps, batch, dev)
+    f = stream(ctx.forget, [v + 7_919 for v in s], steps, forget_batch, dev)
+    k = ctx.data.num_classes
+    wrong = torch.stack([
+        (y.cpu() + torch.randint(1, k, y.shape, generator=torch.Generator().manual_seed(v))) % k
+        for v in s
+    ]).to(dev)  # fmt: skip
+    rows = torch.arange(ens.n_models, device=dev)[:, None]
+    hooks = [
+        p.register_hook(lambda g, m=m: g * m) for p, m in zip(ens.parameters(), masks, strict=True)
+    ]
+
+    def loss(t: int) -> torch.Tensor:
+        ir, i_f = next(r), next(f)
+        kept = model_loss(ens.forward_train(x[ir]), y[ir])
+        return kept + model_loss(ens.forward_train(x[i_f]), wrong[rows, i_f])
+
+    try:
+        sgd(ens, steps, loss, lr, momentum)  # no weight decay: a masked entry never moves
+    finally:
+        for h in hooks:
+            h.remove()
+    # the saliency pass costs |F| example-gradients per model
+    return finish(ctx, ens, steps * (batch + forget_batch) + len(ctx.forget), t0)
+
+
+@register
+def scrub(
+    ctx: UnlearnContext,
+    *,
+    lr: LR = 0.005,
+    batch: BATCH = 64,
+    forget_batch: BATCH = 16,
+    max_share: Annotated[float, Range(0.0, 1.0, "share of steps with a forget (max) step")] = 0.5,
+    alpha: Annotated[float, Range(0.0, 100.0, "weight of the KL term on retain")] = 1.0,
+    momentum: MOMENTUM = 0.9,
+) -> UnlearnResult:
+    """SCRUB: a student (a copy of each original) moves *away* from its frozen teacher (the
+    original) on F — ascent on KL(teacher ‖ student) — during the first ``max_share`` of the
+    steps, and stays close on R throughout: descent on ``α·KL(teacher ‖ student) + CE``. Only
+    the student's parameters are optimised; the teacher is never updated."""
+    t0 = timer()
+    teacher, dev, x, y = _setup(ctx)
+    student = teacher.select(range(teacher.n_models))  # an independent copy
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    teacher.net.eval()
+    steps = budget_steps(ctx, batch + forget_batch)
+    n_max = int(round(max_share * steps))
+    s = seeds(ctx, student.n_models)
+    r = stream(ctx.retain, s, steps, batch, dev)
+    f = stream(ctx.forget, [v + 7_919 for v in s], steps, forget_batch, dev)
+
+    def kl(idx: torch.Tensor) -> torch.Tensor:
+        """Σ over models of the mean KL(teacher ‖ student) over the batch."""
+        with torch.no_grad():
+            pt = F.log_softmax(teacher.net(x[idx]).float(), -1)
+        ps = F.log_softmax(student.forward_train(x[idx]).float(), -1)
+        return (pt.exp() * (pt - ps)).sum(-1).mean(1).sum()
+
+    def loss(t: int) -> torch.Tensor:
+        ir, i_f = next(r), next(f)
+        kept = alpha * kl(ir) + model_loss(student.forward_train(x[ir]), y[ir])
+        return kept - kl(i_f) if t < n_max else kept
+
+    sgd(student, steps, loss, lr, momentum)
+    return finish(ctx, student, steps * (batch + forget_batch), t0)
