@@ -288,7 +288,7 @@ def evaluate(
     )
     summ = _summaries(k_values, f_values, result.correct, load_correct(store, floor_id), splits)
     config = {"method": method, "forget_set_id": forget_set_id, "options": params,
-              "consumed_cost": result.consumed_cost,
+              "consumed_cost": result.consumed_cost, "info": result.info,
               "original_set_id": original_id, "oracle_set_id": oracle_id, "floor_set_id": floor_id}  # fmt: skip
     headline = {
         s: {"klom_p95": summ[(s, "klom")]["p95"], "floor_p95": summ[(s, "floor")]["p95"]}

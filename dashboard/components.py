@@ -144,14 +144,38 @@ def upscale(img, size: int = 64):
     return np.repeat(np.repeat(img, k, axis=0), k, axis=1)
 
 
-def gallery(st, data, indices, max_images: int = 60, columns: int = 10) -> None:
-    """A grid of train images with their labels (the first ``max_images``)."""
+def image_html(img, caption: str, size: int = 64) -> str:
+    """An ``<img>`` with the picture inline (a base64 PNG data URI) and its caption.
+
+    Inline pictures need no request to Streamlit's media endpoint, whose files of a previous
+    run are dropped on every rerun: a quick rerun made the browser fetch dropped files (404s).
+    """
+    import base64
+    import html
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(upscale(img, size)).save(buf, format="PNG")
+    src = base64.b64encode(buf.getvalue()).decode()
+    return (
+        f'<figure style="display:inline-block;margin:0 6px 6px 0;text-align:center">'
+        f'<img src="data:image/png;base64,{src}" width="{size}" height="{size}" '
+        f'alt="{html.escape(caption)}" style="image-rendering:pixelated"/>'
+        f'<figcaption style="font-size:0.75rem">{html.escape(caption)}</figcaption></figure>'
+    )
+
+
+def gallery(st, data, indices, max_images: int = 60) -> None:
+    """The train images of ``indices`` with their labels (the first ``max_images``), inline."""
     idx = list(indices)[:max_images]
-    for start in range(0, len(idx), columns):
-        cols = st.columns(columns)
-        for col, i in zip(cols, idx[start : start + columns], strict=False):
-            label = data.class_names[int(data.y_train[int(i)])]
-            col.image(upscale(data.image("train", int(i))), caption=f"#{i} · {label}", width=64)
+    cells = [
+        image_html(data.image("train", int(i)),
+                   f"#{i} · {data.class_names[int(data.y_train[int(i)])]}")
+        for i in idx
+    ]  # fmt: skip
+    st.markdown("<div>" + "".join(cells) + "</div>", unsafe_allow_html=True)
     if len(indices) > max_images:
         st.caption(f"… and {len(indices) - max_images} more")
 

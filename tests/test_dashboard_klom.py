@@ -66,7 +66,9 @@ def test_forget_sets_page_preview_save_and_refuse(lab):
     at.button(key="fs_preview_btn").click().run()
     assert not at.exception and not at.error
     assert "12 points" in at.subheader[0].value
-    assert len(at.get("image")) >= 12  # the gallery: one image per point
+    gallery = [m.value for m in at.markdown if "data:image/png;base64" in m.value]
+    assert gallery and gallery[0].count("<img") == 12  # the gallery: one inline image per point
+    assert not at.get("image")  # no media-endpoint images (a rerun dropped them: 404s)
     at.button(key="fs_save").click().run()
     assert "Saved as forget set" in at.success[0].value
     assert "my-dozen" in list_forget_sets(lab["store"])["name"].tolist()

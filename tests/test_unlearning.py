@@ -60,7 +60,7 @@ def test_every_method_on_a_tiny_lab(lab, method):
     p = method_params(method)
     per_step = p["batch"] + p.get("forget_batch", 0)
     steps = int(0.1 * 2688 // per_step)
-    extra = len(f) if method == "salun" else 0  # SalUn's saliency pass over F
+    extra = len(f) if method in ("salun", "del") else 0  # their scoring pass over F
     assert row["compute_cost"] == pytest.approx((steps * per_step + extra) / 2688)
     assert store.run(run)["config"]["options"] == {"budget": 0.1, **p}
     # the same grid point is reused, not run again
@@ -140,7 +140,7 @@ def test_oracle_matching_moves_forget_logits_to_its_targets(lab, target):
                    target=target, recompute=True)  # fmt: skip
     held = find_model_set(store, "oracle", "digits", forget_set_id=lab["forget_set"],
                           role="heldout")  # fmt: skip
-    x = load_dataset("digits").x_train[lab["forget"]]
+    x = load_dataset("digits").x_train[lab["forget"].copy()]
     o, h = (load_ensemble(store, i, "cpu").logits(x).numpy() for i in (lab["original"], held))
     u_id = int(evaluation(store, run)["evaluation"]["unlearned_set_id"])
     u = load_ensemble(store, u_id, "cpu").logits(x).numpy()  # (N, |F|, K)
@@ -198,3 +198,30 @@ def test_scrub_moves_the_student_and_never_the_teacher(lab):
     assert not np.array_equal(states[0][key], orig[key])  # the student moved
     assert not np.array_equal(states[0][key], states[1][key])  # settings matter
     assert _weights_bytes(store, lab["original"]) == teacher_before  # the teacher did not
+
+
+def test_del_resets_the_requested_share_and_trains_only_that_and_the_last_layer(lab):
+    from core.data import load_dataset
+    from core.unlearning.localized import criticality, reset_masks
+    from core.zoo import load_ensemble
+
+    store = lab["store"]
+    run = evaluate(store, lab["forget_set"], "del", budget=0.5, fraction=0.3, recompute=True)
+    after = _state(store, int(evaluation(store, run)["evaluation"]["unlearned_set_id"]))
+    before = _state(store, lab["original"])
+    data = load_dataset("digits")
+    ens = load_ensemble(store, lab["original"], "cpu")
+    masks = reset_masks(criticality(ens, data.x_train, data.y_train, lab["forget"], 64), 0.3)
+    names = [n for n, _ in ens.net.named_parameters()]
+    total = sum(before[n][0].numel() for n in names)  # weights of one model
+    widest = max(before[n][0, 0].numel() if before[n].dim() >= 3 else 1 for n in names)
+    for i in range(ens.n_models):
+        share = sum(int(m[i].sum()) for m in masks) / total
+        assert 0.3 <= share <= 0.3 + widest / total  # the fraction, plus at most one channel
+    for name, mask in zip(names, masks, strict=True):
+        changed = before[name] != after[name]
+        if not name.startswith("fc."):  # the last layer always trains
+            assert not (changed & ~mask).any(), name
+        assert changed[mask].float().mean() > 0.9, name  # reset (and retrained) entries moved
+    info = store.run(run)["config"]["info"]
+    assert set(info["reset_share"]) == set(names) and 0.3 <= info["reset_total"] < 0.4

@@ -85,6 +85,7 @@ class UnlearnResult:
     compute_cost: float  # example-gradients spent / (total_steps × batch_size) of retraining
     unlearned_set_id: int | None = None  # a stored model set, when the method keeps its models
     consumed_cost: float = 0.0  # what else it used (e.g. oracle models), in retrainings per model
+    info: dict = field(default_factory=dict)  # what the method records (e.g. DEL's reset shares)
 
 
 Method = Callable[..., UnlearnResult]
@@ -111,4 +112,4 @@ def method_params(name: str, values: dict[str, Any] | None = None) -> dict[str, 
     return parse(name, PARAMS[name], values or {})
 
 
-from . import baselines, gradient, matching, more  # noqa: E402, F401  (registers the methods)
+from . import baselines, gradient, localized, matching, more  # noqa: E402, F401  (registers)

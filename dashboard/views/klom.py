@@ -87,7 +87,8 @@ except LabError as err:
 split_name, local = ("train", point) if point < data.n_train else ("val", point - data.n_train)
 label = int((data.y_train if split_name == "train" else data.y_val)[local])
 a, b = st.columns([1, 3])
-a.image(components.upscale(data.image(split_name, local), 128), caption=f"{split_name} #{local}")
+a.markdown(components.image_html(data.image(split_name, local), f"{split_name} #{local}", 128),
+           unsafe_allow_html=True)  # fmt: skip
 a.markdown(
     "\n\n".join([
         f"**point {point}** · split **{info['split']}**",

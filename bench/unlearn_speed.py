@@ -1,0 +1,68 @@
+"""Unlearning speed: every method on 100 digits models at a budget of one epoch.
+
+    python bench/unlearn_speed.py [--models 100] [--repeats 3] [--json]
+
+Builds (once, in a temporary store) the originals, the random-50 forget set, its oracle and
+noise-floor groups and OM's held-out group; then times ``evaluate(…, method, budget=1/30,
+recompute=True)`` for every registered method — unlearning, scoring every point and storing
+the run — and prints the median wall time of ``--repeats`` runs per method. A budget of 1/30 is
+one epoch of the digits recipe (30 epochs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from core.data import load_dataset  # noqa: E402
+from core.evaluation import build_oracles, evaluate  # noqa: E402
+from core.forget_sets import digits_preset  # noqa: E402
+from core.forget_store import save_forget_set  # noqa: E402
+from core.recipe import default_train_config  # noqa: E402
+from core.store import Store  # noqa: E402
+from core.unlearning import METHODS  # noqa: E402
+from core.zoo import build_model_set, create_model_set  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    tmp = tempfile.TemporaryDirectory()
+    store = Store(Path(tmp.name) / "lab.duckdb")
+    orig = create_model_set(store, "original", default_train_config("digits"), args.models)
+    build_model_set(store, orig)
+    data = load_dataset("digits")
+    fs = digits_preset("random-50", data.y_train.numpy(), data.raw_train.reshape(data.n_train, -1))
+    fs_id = save_forget_set(store, fs, "digits")
+    build_oracles(store, fs_id)
+    evaluate(store, fs_id, "oracle_matching", budget=1 / 30)  # builds its held-out group once
+    times: dict[str, float] = {}
+    for method in sorted(METHODS):
+        runs = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            evaluate(store, fs_id, method, budget=1 / 30, recompute=True)
+            runs.append(time.perf_counter() - t0)
+        times[method] = statistics.median(runs)
+    if args.json:
+        print(json.dumps({"models": args.models, "budget": 1 / 30, "median_s": times}, indent=2))
+    else:
+        print(f"{args.models} digits models, budget 1/30, median of {args.repeats} "
+              "(unlearn + score every point + store)")  # fmt: skip
+        for method, t in times.items():
+            print(f"  {method:18s} {t:6.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
