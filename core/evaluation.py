@@ -28,7 +28,7 @@ from .metrics import SPLITS, klom, margin_gap, split_accuracy, split_indices, sp
 from .model_sets import originals_for
 from .recipe import TrainConfig, default_train_config
 from .store import Store
-from .unlearning import UnlearnContext, get_method, method_params
+from .unlearning import PARAMS, UnlearnContext, get_method, method_params
 from .zoo import (
     ModelSet,
     Progress,
@@ -243,6 +243,8 @@ def evaluate(
     unless ``recompute``. A method that fails or diverges leaves nothing stored."""
     fn = get_method(method)
     params = method_params(method, options)
+    if not PARAMS[method]:  # nothing to train (do_nothing, retrain): a budget means nothing
+        budget = None
     if budget is not None:
         check_float("budget", budget, 0.0, 10.0, lo_open=True)
         params = {"budget": float(budget), **params}

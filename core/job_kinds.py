@@ -153,3 +153,40 @@ def _demo(store: Store, params: dict, ctx: JobContext) -> dict:
         store, int(params.get("models", DEFAULT_MODELS)), params.get("device"),
         progress=ctx.progress, should_stop=ctx.should_stop, epochs=params.get("epochs"),
     )  # fmt: skip
+
+
+def _grid(store: Store, name: str, value: Any) -> None:
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{name} must be a non-empty list of grid points (dicts)")
+    if len(value) > 500:
+        raise ConfigError(f"{name} has {len(value)} points; at most 500 per job")
+
+
+@job_kind(
+    "unlearn",
+    params_check(
+        "unlearn", {**_FORGET, "method": _method, "grid": _grid},
+        {"device": _device, **_ORIGINALS},
+    ),
+)  # fmt: skip
+def _unlearn(store: Store, params: dict, ctx: JobContext) -> dict:
+    """params: forget_set_id, method, grid (a list of {budget, hyperparameter: value}),
+    original_set_id, device. Each point is a stored evaluation; a rerun reuses them."""
+    from .evaluation import evaluate
+    from .unlearning import method_params
+
+    grid = params["grid"]
+    for point in grid:  # every point is checked before the first runs
+        method_params(params["method"], {k: v for k, v in point.items() if k != "budget"})
+    runs = []
+    for k, point in enumerate(grid):
+        if ctx.should_stop():
+            from .ensemble import Cancelled
+
+            raise Cancelled("cancelled between grid points")
+        ctx.progress(k / len(grid), f"{params['method']}: point {k + 1} of {len(grid)}")
+        runs.append(evaluate(
+            store, int(params["forget_set_id"]), params["method"], params.get("device"),
+            original_set_id=params.get("original_set_id"), **point,
+        ))  # fmt: skip
+    return {"run_ids": runs, "forget_set_id": int(params["forget_set_id"])}

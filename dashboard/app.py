@@ -40,6 +40,18 @@ nav = st.navigation(
             PAGES / "klom.py", title="KLoM explorer", icon=":material/query_stats:", url_path="klom"
         ),
         st.Page(
+            PAGES / "unlearn.py",
+            title="Unlearn",
+            icon=":material/auto_fix_high:",
+            url_path="unlearn",
+        ),
+        st.Page(
+            PAGES / "compare.py",
+            title="Compare",
+            icon=":material/leaderboard:",
+            url_path="compare",
+        ),
+        st.Page(
             PAGES / "linear.py",
             title="Linear model",
             icon=":material/show_chart:",

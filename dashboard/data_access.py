@@ -211,3 +211,20 @@ def job_result(path: str, job_id: int) -> dict | None:
     from core.jobs import get_job
 
     return get_job(_store(path), job_id).get("result")
+
+
+@st.cache_data(show_spinner=False, ttl=2)
+def compare_runs(path: str, forget_set_id: int) -> pd.DataFrame:
+    """Every evaluation of a forget set with its scores (``core.compare.runs_table``)."""
+    from core.compare import runs_table
+
+    return runs_table(_store(path), forget_set_id)
+
+
+def to_parquet(df: pd.DataFrame) -> bytes:
+    """``df`` as Parquet bytes, for a download button."""
+    import io
+
+    buf = io.BytesIO()
+    df.assign(created_at=df["created_at"].astype(str)).to_parquet(buf, index=False)
+    return buf.getvalue()

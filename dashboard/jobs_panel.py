@@ -16,7 +16,7 @@ ICONS = {  # Streamlit's bundled icon font: emoji may lack a font on the machine
 }  # fmt: skip
 LABELS = {
     "build_models": "Build models", "oracles": "Build oracles", "evaluate": "Evaluate",
-    "demo": "Quick demo",
+    "demo": "Quick demo", "unlearn": "Unlearn",
 }  # fmt: skip
 
 
@@ -63,6 +63,10 @@ def job_links(kind: str, result: dict | None) -> list[tuple[str, str, dict]]:
         first = evs.get("random-50") or next(iter(evs.values()))
         return [("views/klom.py", "Open the demo in the KLoM explorer",
                  {"run": str(first["run_id"])}), ("views/models.py", "See its models", {})]  # fmt: skip
+    if kind == "unlearn" and r.get("run_ids"):
+        return [("views/compare.py", "Compare the runs", {}),
+                ("views/klom.py", f"Open run {r['run_ids'][-1]} in the KLoM explorer",
+                 {"run": str(r["run_ids"][-1])})]  # fmt: skip
     if kind in ("build_models", "oracles") and r:
         return [("views/models.py", "See the models", {})]
     return []

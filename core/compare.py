@@ -1,0 +1,68 @@
+"""The comparison of unlearning runs on one forget set: a table, and each method's Pareto front
+of KLoM against compute cost (the seed paper's Figure 2).
+
+Light to import (no torch): the dashboard's Compare page reads it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from .store import Store
+
+SPLITS = ("forget", "retain", "val")
+
+
+def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
+    """One row per evaluation of the forget set: run_id, method, budget, the other
+    hyperparameters (``params``, JSON), compute cost (fine-tuning) and consumed cost, per split
+    the KLoM P95 / P99, the floor's P95 / P99 and the argmax accuracy, and the default score
+    ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2)."""
+    ev = store.query_df(
+        """SELECT e.run_id, e.method, e.compute_cost, r.config, r.created_at
+           FROM evaluations e JOIN runs r ON r.id = e.run_id
+           WHERE e.forget_set_id = ? ORDER BY e.run_id""",
+        [forget_set_id],
+    )
+    cols = ["run_id", "method", "budget", "params", "cost", "consumed_cost", "created_at"]
+    for s in SPLITS:
+        cols += [f"{s}_p95", f"{s}_p99", f"{s}_floor_p95", f"{s}_floor_p99", f"{s}_acc"]
+    if ev.empty:
+        return pd.DataFrame(columns=[*cols, "klom_p95_avg", "klom_p99_avg"])
+    summ = store.query_df(
+        """SELECT run_id, split, metric, p95, p99, accuracy FROM klom_summaries
+           WHERE run_id IN (SELECT unnest(?::BIGINT[]))""",
+        [ev["run_id"].astype(int).tolist()],
+    ).set_index(["run_id", "split", "metric"])
+    rows = []
+    for r in ev.itertuples():
+        cfg = json.loads(r.config)
+        opts = dict(cfg.get("options") or {})
+        budget = opts.pop("budget", None)
+        row = {"run_id": int(r.run_id), "method": r.method, "budget": budget,
+               "params": json.dumps(opts, sort_keys=True), "cost": float(r.compute_cost),
+               "consumed_cost": float(cfg.get("consumed_cost") or 0.0),
+               "created_at": r.created_at}  # fmt: skip
+        for s in SPLITS:
+            k, f = summ.loc[(r.run_id, s, "klom")], summ.loc[(r.run_id, s, "floor")]
+            row.update({f"{s}_p95": k.p95, f"{s}_p99": k.p99, f"{s}_floor_p95": f.p95,
+                        f"{s}_floor_p99": f.p99, f"{s}_acc": k.accuracy})  # fmt: skip
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=cols)
+    df["klom_p95_avg"] = df[[f"{s}_p95" for s in SPLITS]].mean(axis=1)
+    df["klom_p99_avg"] = df[[f"{s}_p99" for s in SPLITS]].mean(axis=1)
+    return df
+
+
+def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Bool mask of the points no other point beats: lower-or-equal cost *and* score, one of
+    them strictly lower (both minimised)."""
+    cost, score = np.asarray(cost, float), np.asarray(score, float)
+    out = np.ones(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        better = (cost <= cost[i]) & (score <= score[i]) & ((cost < cost[i]) | (score < score[i]))
+        out[i] = not better.any()
+    return out

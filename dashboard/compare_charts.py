@@ -1,0 +1,43 @@
+"""The Compare page's chart: KLoM against compute cost, one colour per method, Pareto fronts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.compare import pareto_front
+
+SCORES = {
+    "klom_p99_avg": "P99 averaged over forget, retain, val",
+    "klom_p95_avg": "P95 averaged",
+    "forget_p95": "forget P95",
+    "retain_p95": "retain P95",
+    "val_p95": "val P95",
+}
+
+
+def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
+    """Each run a marker at (cost, score); each method's Pareto front a line; do-nothing and
+    retrain (the noise floor) as dotted reference lines."""
+    fig = go.Figure()
+    for method, g in runs.groupby("method", sort=True):
+        front = g[pareto_front(g["cost"].to_numpy(), g[score].to_numpy())].sort_values("cost")
+        fig.add_trace(go.Scatter(
+            x=g["cost"], y=g[score], mode="markers", name=method, legendgroup=method,
+            customdata=g[["run_id"]].to_numpy(), text=g["params"],
+            hovertemplate="run %{customdata[0]}<br>cost %{x:.3f}<br>score %{y:.3f}<br>%{text}",
+        ))  # fmt: skip
+        if len(front) > 1:
+            fig.add_trace(go.Scatter(x=front["cost"], y=front[score], mode="lines",
+                                     legendgroup=method, showlegend=False, hoverinfo="skip"))  # fmt: skip
+    for ref, dash in (("do_nothing", "dot"), ("retrain", "dash")):
+        hit = runs[runs["method"] == ref]
+        if len(hit):
+            fig.add_hline(y=float(hit[score].min()), line_dash=dash, line_color="#6b7280",
+                          annotation_text=ref, annotation_position="top left")  # fmt: skip
+    fig.update_layout(
+        xaxis_title="compute cost (share of retraining's example-gradients)",
+        yaxis_title=f"KLoM {SCORES[score]} (lower is better)", height=460,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    )  # fmt: skip
+    return fig

@@ -1,0 +1,87 @@
+"""AppTest of the Unlearn and Compare pages on a tiny lab, and the compare table's numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.compare import pareto_front, runs_table
+from core.evaluation import evaluate, evaluation
+from tests.conftest import ROOT
+from tests.test_dashboard_klom import lab, lab_template  # noqa: F401  (fixtures)
+
+APP = str(ROOT / "dashboard" / "app.py")
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(f"views/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_pareto_front_by_hand():
+    cost = np.array([0.0, 0.1, 0.1, 0.2, 1.0])
+    score = np.array([5.0, 1.0, 2.0, 1.0, 0.5])
+    # (0.1, 2) is beaten by (0.1, 1); (0.2, 1) by (0.1, 1)
+    assert pareto_front(cost, score).tolist() == [True, True, False, False, True]
+
+
+def test_compare_table_matches_the_stored_summaries(lab):  # noqa: F811
+    store = lab["store"]
+    gd = evaluate(store, lab["forget_set"], "gradient_descent", budget=0.1)
+    df = runs_table(store, lab["forget_set"]).set_index("run_id")
+    assert set(df.index) == {lab["run_id"], gd}
+    s = evaluation(store, gd)["summaries"].set_index(["split", "metric"])
+    row = df.loc[gd]
+    assert row["budget"] == 0.1 and json.loads(row["params"])["lr"] == 0.01
+    assert row["klom_p99_avg"] == pytest.approx(
+        np.mean([s.loc[(k, "klom"), "p99"] for k in ("forget", "retain", "val")]))  # fmt: skip
+    assert row["val_acc"] == s.loc[("val", "klom"), "accuracy"]
+    assert np.isnan(df.loc[lab["run_id"], "budget"])  # do-nothing has no budget
+
+
+def test_compare_page_draws_runs_and_downloads(lab):  # noqa: F811
+    evaluate(lab["store"], lab["forget_set"], "gradient_ascent", budget=0.1)
+    at = page("compare")
+    assert not at.error
+    table = at.dataframe[0].value
+    assert set(table["method"]) == {"do_nothing", "gradient_ascent"}
+    assert len(at.get("download_button")) == 2
+    at.radio(key="cmp_score").set_value("forget_p95").run()
+    assert not at.exception
+
+
+def test_unlearn_page_starts_a_grid_job_and_refuses_bad_values(lab):  # noqa: F811
+    at = page("unlearn")
+    at.selectbox(key="ul_method").set_value("gradient_ascent").run()
+    at.text_input(key="ul_budgets").set_value("0.05,0.1")
+    at.selectbox(key="ul_sweep_gradient_ascent").set_value("lr").run()
+    at.text_input(key="ul_gradient_ascent_lr").set_value("0.001,0.002")
+    at.button(key="ul_go").click().run()
+    assert not at.exception and not at.error
+    job = jobs.list_jobs(lab["store"]).iloc[0]
+    params = jobs.get_job(lab["store"], int(job["id"]))["params"]
+    assert params["method"] == "gradient_ascent" and len(params["grid"]) == 4
+    assert {(p["budget"], p["lr"]) for p in params["grid"]} == {
+        (0.05, "0.001"), (0.05, "0.002"), (0.1, "0.001"), (0.1, "0.002")}  # fmt: skip
+    from tests.test_jobs import wait_for
+
+    wait_for(lambda: jobs.get_job(lab["store"], int(job["id"]))["status"] in jobs.FINAL)
+    done = jobs.get_job(lab["store"], int(job["id"]))
+    assert done["status"] == "done" and len(done["result"]["run_ids"]) == 4
+    n = len(jobs.list_jobs(lab["store"]))
+    at.run()  # settle: the panel reruns the page once the watched job has ended
+    at.text_input(key="ul_gradient_ascent_lr").set_value("0.001,fast")
+    at.button(key="ul_go").click().run()
+    assert at.error and "lr must be a float" in at.error[0].value
+    at.text_input(key="ul_gradient_ascent_lr").set_value("0.001")
+    at.text_input(key="ul_budgets").set_value("0.1,x")
+    at.button(key="ul_go").click().run()
+    assert at.error and "budgets must be numbers" in at.error[0].value
+    assert len(jobs.list_jobs(lab["store"])) == n  # no job for refused input
