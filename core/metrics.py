@@ -370,26 +370,24 @@ def split_summary(values: Any, splits: dict[str, Any]) -> dict[str, dict[str, fl
     return out
 
 
-def accuracy_from_correct(correct: Any) -> np.ndarray:
-    """Argmax accuracy of each model, ``(n_models,)``: the share of points whose argmax
-    prediction is the label, from a ``(n_models, n_points)`` bool array of correctness.
-
-    (Not the share of positive margins: a margin > 0 means the true class has probability
-    above ½, a stricter condition than being the argmax.)
-    """
+def _correct(correct: Any) -> np.ndarray:
     c = np.asarray(correct)
     if c.ndim != 2 or c.dtype != bool:
         raise ConfigError(f"correctness must be a bool array (n_models, n_points), got {c.shape}")
-    return c.mean(axis=1)
+    return c
+
+
+def accuracy_from_correct(correct: Any) -> np.ndarray:
+    """Argmax accuracy of each model, ``(n_models,)``, from ``(n_models, n_points)`` bool
+    correctness (argmax prediction == label). Not the share of positive margins: a margin > 0
+    means the label's probability is above ½, a stricter condition than being the argmax."""
+    return _correct(correct).mean(axis=1)
 
 
 def split_accuracy(correct: Any, splits: dict[str, Any]) -> dict[str, float]:
     """Argmax accuracy on each split: the share of (model, point) pairs of the split whose
-    argmax prediction is the label (NaN for an empty split). ``correct``: ``(n_models,
-    n_points)`` bool."""
-    c = np.asarray(correct)
-    if c.ndim != 2 or c.dtype != bool:
-        raise ConfigError(f"correctness must be a bool array (n_models, n_points), got {c.shape}")
+    argmax prediction is the label (NaN for an empty split)."""
+    c = _correct(correct)
     out = {}
     for name, idx in _split_points(splits, c.shape[1]).items():
         out[name] = float(c[:, idx].mean()) if idx.size else float("nan")
