@@ -13,7 +13,15 @@ st.caption("Every run on one forget set as a point: how close to the oracles (KL
            "better) for how much compute (the share of retraining it spent). Lines join each "
            "method's Pareto front.")  # fmt: skip
 with st.expander("How to read this page"):
-    st.markdown(components.concepts("KLoM", "Noise floor", "Compute cost", "Accuracy"))
+    st.markdown(
+        components.concepts(
+            "Unlearning methods and the Compare page",
+            "KLoM",
+            "Noise floor",
+            "Compute cost",
+            "Accuracy",
+        )
+    )
 store = data_access.store()
 if store is None:
     st.stop()

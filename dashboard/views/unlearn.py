@@ -13,7 +13,11 @@ st.title("Unlearn")
 st.caption("Pick a forget set and a method; every budget (and every value of the swept "
            "hyperparameter) becomes one stored run, scored against the oracles.")  # fmt: skip
 with st.expander("How to read this page"):
-    st.markdown(components.concepts("Compute cost", "Oracle", "Background jobs"))
+    st.markdown(
+        components.concepts(
+            "Unlearning methods and the Compare page", "Compute cost", "Background jobs"
+        )
+    )
 store = data_access.store()
 if store is None:
     st.stop()
