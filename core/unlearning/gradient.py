@@ -27,6 +27,24 @@ def _setup(ctx: UnlearnContext):
     return ens, dev, x, y
 
 
+def two_streams(ctx: UnlearnContext, n_models: int, batch: int, forget_batch: int, dev):
+    """Steps a budget buys at ``batch`` retain plus ``forget_batch`` forget examples per step,
+    the models' seeds, and their retain and forget batch streams (independent draws)."""
+    steps = budget_steps(ctx, batch + forget_batch)
+    s = seeds(ctx, n_models)
+    r = stream(ctx.retain, s, steps, batch, dev)
+    f = stream(ctx.forget, [v + 7_919 for v in s], steps, forget_batch, dev)
+    return steps, s, r, f
+
+
+def wrong_labels(y: torch.Tensor, k: int, model_seeds: list[int]) -> torch.Tensor:
+    """``(N, n_train)``: for every model and train point a label drawn uniformly from the
+    ``k − 1`` classes other than its own, from the model's seed."""
+    draws = [torch.randint(1, k, y.shape, generator=torch.Generator().manual_seed(v))
+             for v in model_seeds]  # fmt: skip
+    return torch.stack([(y.cpu() + d) % k for d in draws]).to(y.device)
+
+
 @register
 def gradient_descent(
     ctx: UnlearnContext, *, lr: LR = 0.01, batch: BATCH = 64, momentum: MOMENTUM = 0.9
@@ -76,10 +94,7 @@ def ga_gd(
     """NegGrad+: minimise ``CE(R batch) − α·CE(F batch)`` (descent on kept, ascent on forgotten)."""
     t0 = timer()
     ens, dev, x, y = _setup(ctx)
-    steps = budget_steps(ctx, batch + forget_batch)
-    s = seeds(ctx, ens.n_models)
-    r = stream(ctx.retain, s, steps, batch, dev)
-    f = stream(ctx.forget, [v + 7_919 for v in s], steps, forget_batch, dev)  # other draws
+    steps, _, r, f = two_streams(ctx, ens.n_models, batch, forget_batch, dev)
 
     def loss(t: int) -> torch.Tensor:
         ir, i_f = next(r), next(f)
@@ -103,15 +118,8 @@ def random_labels(
     label drawn uniformly from the other classes, per model, once."""
     t0 = timer()
     ens, dev, x, y = _setup(ctx)
-    steps = budget_steps(ctx, batch + forget_batch)
-    s = seeds(ctx, ens.n_models)
-    r = stream(ctx.retain, s, steps, batch, dev)
-    f = stream(ctx.forget, [v + 7_919 for v in s], steps, forget_batch, dev)
-    k = ctx.data.num_classes
-    wrong = torch.stack([  # (N, n_train): a random other class for every train point
-        (y.cpu() + torch.randint(1, k, y.shape, generator=torch.Generator().manual_seed(v))) % k
-        for v in s
-    ]).to(dev)  # fmt: skip
+    steps, s, r, f = two_streams(ctx, ens.n_models, batch, forget_batch, dev)
+    wrong = wrong_labels(y, ctx.data.num_classes, s)  # (N, n_train)
     rows = torch.arange(ens.n_models, device=dev)[:, None]
 
     def loss(t: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from . import UnlearnContext, UnlearnResult, register
 from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
-from .gradient import BATCH, LR, MOMENTUM, _setup
+from .gradient import BATCH, LR, MOMENTUM, _setup, two_streams, wrong_labels
 from .params import Range
 
 
@@ -90,15 +90,8 @@ def salun(
     t0 = timer()
     ens, dev, x, y = _setup(ctx)
     masks = saliency_masks(ens, x, y, ctx.forget, forget_batch, fraction)
-    steps = budget_steps(ctx, batch + forget_batch)
-    s = seeds(ctx, ens.n_models)
-    r = stream(ctx.retain, s, steps, batch, dev)
-    f = stream(ctx.forget, [v + 7_919 for v in s], steps, forget_batch, dev)
-    k = ctx.data.num_classes
-    wrong = torch.stack([
-        (y.cpu() + torch.randint(1, k, y.shape, generator=torch.Generator().manual_seed(v))) % k
-        for v in s
-    ]).to(dev)  # fmt: skip
+    steps, s, r, f = two_streams(ctx, ens.n_models, batch, forget_batch, dev)
+    wrong = wrong_labels(y, ctx.data.num_classes, s)  # (N, n_train)
     rows = torch.arange(ens.n_models, device=dev)[:, None]
     hooks = [
         p.register_hook(lambda g, m=m: g * m) for p, m in zip(ens.parameters(), masks, strict=True)
@@ -139,11 +132,8 @@ def scrub(
     for p in teacher.parameters():
         p.requires_grad_(False)
     teacher.net.eval()
-    steps = budget_steps(ctx, batch + forget_batch)
+    steps, _, r, f = two_streams(ctx, student.n_models, batch, forget_batch, dev)
     n_max = int(round(max_share * steps))
-    s = seeds(ctx, student.n_models)
-    r = stream(ctx.retain, s, steps, batch, dev)
-    f = stream(ctx.forget, [v + 7_919 for v in s], steps, forget_batch, dev)
 
     def kl(idx: torch.Tensor) -> torch.Tensor:
         """Σ over models of the mean KL(teacher ‖ student) over the batch."""
