@@ -22,6 +22,7 @@ errors anywhere (corruption, disk full, permissions) become one ``StoreError`` n
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import time
@@ -37,6 +38,9 @@ from .store_files import ArrayFiles
 
 DEFAULT_DB = Path("data") / "lab.duckdb"
 DEFAULT_TIMEOUT_S = 5.0
+# a read that finds the file shorter than its header says beside writing processes (seen in CI
+# right after a worker's last write, for over 5 s) is retried this long before it is reported
+SHORT_READ_PATIENCE_S = 30.0
 MAX_TIMEOUT_S = 3600.0
 
 
@@ -373,7 +377,7 @@ class Store(ArrayFiles):
         to it (seen under load: "Could not read enough bytes") is retried on a fresh
         connection until the timeout; a file that stays short is reported as before.
         """
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + max(self.timeout, SHORT_READ_PATIENCE_S)
         while True:
             try:
                 with self.connect(read_only=True) as con:
@@ -383,4 +387,5 @@ class Store(ArrayFiles):
                     raise
                 if time.monotonic() >= deadline:
                     raise
-                time.sleep(0.1)
+                gc.collect()  # drop any DuckDB instance a failed connection left behind
+                time.sleep(0.2)
