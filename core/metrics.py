@@ -86,18 +86,13 @@ def _as_array(x: Any, name: str) -> Array:
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ConfigError(f"{name} margins are empty: shape {tuple(arr.shape)}")
-    has_nan = bool(torch.isnan(arr).any()) if isinstance(arr, torch.Tensor) else np.isnan(arr).any()
-    if has_nan:
+    if bool(torch.isnan(arr).any()) if isinstance(arr, torch.Tensor) else np.isnan(arr).any():
         raise ConfigError(f"{name} margins contain NaN values")
     return arr
 
 
 def _to_numpy(x: Array) -> np.ndarray:
     return x.cpu().numpy() if isinstance(x, torch.Tensor) else x
-
-
-def _as_numpy(x: Any, name: str) -> np.ndarray:
-    return _to_numpy(_as_array(x, name))
 
 
 def _pair(unlearned: Any, oracle: Any) -> tuple[Array, Array]:
@@ -287,7 +282,7 @@ def split_halves(margins: Any, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     margins: ``(n_models, n_points)`` with n_models >= 2. Returns ``(a, b)`` with
     ``n_models // 2`` and ``n_models - n_models // 2`` rows; the split is fixed by ``seed``.
     """
-    m = _as_numpy(margins, "oracle")
+    m = _to_numpy(_as_array(margins, "oracle"))
     if m.shape[0] < 2:
         raise ConfigError(f"need at least 2 models to split into halves, got {m.shape[0]}")
     order = np.random.default_rng(seed).permutation(m.shape[0])
@@ -378,9 +373,8 @@ def _correct(correct: Any) -> np.ndarray:
 
 
 def accuracy_from_correct(correct: Any) -> np.ndarray:
-    """Argmax accuracy of each model, ``(n_models,)``, from ``(n_models, n_points)`` bool
-    correctness (argmax prediction == label). Not the share of positive margins: a margin > 0
-    means the label's probability is above ½, a stricter condition than being the argmax."""
+    """Argmax accuracy of each model, ``(n_models,)``, from bool correctness ``(n_models,
+    n_points)``; not the share of margins > 0 (label probability above ½, a stricter test)."""
     return _correct(correct).mean(axis=1)
 
 

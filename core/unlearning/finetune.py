@@ -67,16 +67,26 @@ def model_loss(z: Tensor, y: Tensor) -> Tensor:
 
 def sgd(
     ens, steps: int, batch_loss: Callable[[int], Tensor], lr: float, momentum: float = 0.9,
-    weight_decay: float = 0.0,
+    weight_decay: float = 0.0, grad_masks: list[Tensor] | None = None,
 ) -> None:  # fmt: skip
-    """``steps`` SGD steps on ``batch_loss(t)`` (a sum of per-model losses), constant ``lr``."""
+    """``steps`` SGD steps on ``batch_loss(t)`` (a sum of per-model losses), constant ``lr``.
+
+    ``grad_masks`` (one bool tensor per parameter): only those entries are updated; without
+    weight decay a masked-out entry never moves (its gradient and momentum stay zero).
+    """
+    hooks = [p.register_hook(lambda g, m=m: g * m)
+             for p, m in zip(ens.parameters(), grad_masks or [], strict=False)]  # fmt: skip
     opt = torch.optim.SGD(ens.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     ens.net.train()
-    for t in range(steps):
-        loss = batch_loss(t)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    try:
+        for t in range(steps):
+            loss = batch_loss(t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def finish(ctx: UnlearnContext, ens, examples_per_model: int, t0: float) -> UnlearnResult:

@@ -37,6 +37,21 @@ def two_streams(ctx: UnlearnContext, n_models: int, batch: int, forget_batch: in
     return steps, s, r, f
 
 
+def relabel_loss(ctx: UnlearnContext, ens, x, y, batch: int, forget_batch: int):
+    """Steps a budget buys and the loss ``CE(R batch) + CE(F batch, random wrong labels)``,
+    each forget point relabelled once per model (``wrong_labels``)."""
+    steps, s, r, f = two_streams(ctx, ens.n_models, batch, forget_batch, x.device)
+    wrong = wrong_labels(y, ctx.data.num_classes, s)  # (N, n_train)
+    rows = torch.arange(ens.n_models, device=x.device)[:, None]
+
+    def loss(t: int) -> torch.Tensor:
+        ir, i_f = next(r), next(f)
+        kept = model_loss(ens.forward_train(x[ir]), y[ir])
+        return kept + model_loss(ens.forward_train(x[i_f]), wrong[rows, i_f])
+
+    return steps, loss
+
+
 def wrong_labels(y: torch.Tensor, k: int, model_seeds: list[int]) -> torch.Tensor:
     """``(N, n_train)``: for every model and train point a label drawn uniformly from the
     ``k − 1`` classes other than its own, from the model's seed."""
@@ -118,14 +133,6 @@ def random_labels(
     label drawn uniformly from the other classes, per model, once."""
     t0 = timer()
     ens, dev, x, y = _setup(ctx)
-    steps, s, r, f = two_streams(ctx, ens.n_models, batch, forget_batch, dev)
-    wrong = wrong_labels(y, ctx.data.num_classes, s)  # (N, n_train)
-    rows = torch.arange(ens.n_models, device=dev)[:, None]
-
-    def loss(t: int) -> torch.Tensor:
-        ir, i_f = next(r), next(f)
-        kept = model_loss(ens.forward_train(x[ir]), y[ir])
-        return kept + model_loss(ens.forward_train(x[i_f]), wrong[rows, i_f])
-
+    steps, loss = relabel_loss(ctx, ens, x, y, batch, forget_batch)
     sgd(ens, steps, loss, lr, momentum)
     return finish(ctx, ens, steps * (batch + forget_batch), t0)

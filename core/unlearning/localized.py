@@ -94,9 +94,6 @@ def del_(
         for p, q, m in zip(ens.parameters(), fresh.parameters(), masks, strict=True):
             p[m] = q.to(dev)[m]
     grads = [m | name.startswith("fc.") for m, name in zip(masks, names, strict=True)]
-    hooks = [
-        p.register_hook(lambda g, m=m: g * m) for p, m in zip(ens.parameters(), grads, strict=True)
-    ]
     steps = budget_steps(ctx, batch)
     r = stream(ctx.retain, s, steps, batch, dev)
 
@@ -104,11 +101,7 @@ def del_(
         idx = next(r)
         return model_loss(ens.forward_train(x[idx]), y[idx])
 
-    try:
-        sgd(ens, steps, loss, lr, momentum)
-    finally:
-        for h in hooks:
-            h.remove()
+    sgd(ens, steps, loss, lr, momentum, grad_masks=grads)
     result = finish(ctx, ens, steps * batch + len(ctx.forget), t0)  # + the scoring pass over F
     result.info = {"reset_share": {n: float(m.float().mean()) for n, m in zip(names, masks, strict=True)},
                    "reset_total": float(sum(m.sum() for m in masks) / sum(m.numel() for m in masks))}  # fmt: skip

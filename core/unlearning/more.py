@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from . import UnlearnContext, UnlearnResult, register
 from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
-from .gradient import BATCH, LR, MOMENTUM, _setup, two_streams, wrong_labels
+from .gradient import BATCH, LR, MOMENTUM, _setup, relabel_loss, two_streams
 from .params import Range
 
 
@@ -90,23 +90,8 @@ def salun(
     t0 = timer()
     ens, dev, x, y = _setup(ctx)
     masks = saliency_masks(ens, x, y, ctx.forget, forget_batch, fraction)
-    steps, s, r, f = two_streams(ctx, ens.n_models, batch, forget_batch, dev)
-    wrong = wrong_labels(y, ctx.data.num_classes, s)  # (N, n_train)
-    rows = torch.arange(ens.n_models, device=dev)[:, None]
-    hooks = [
-        p.register_hook(lambda g, m=m: g * m) for p, m in zip(ens.parameters(), masks, strict=True)
-    ]
-
-    def loss(t: int) -> torch.Tensor:
-        ir, i_f = next(r), next(f)
-        kept = model_loss(ens.forward_train(x[ir]), y[ir])
-        return kept + model_loss(ens.forward_train(x[i_f]), wrong[rows, i_f])
-
-    try:
-        sgd(ens, steps, loss, lr, momentum)  # no weight decay: a masked entry never moves
-    finally:
-        for h in hooks:
-            h.remove()
+    steps, loss = relabel_loss(ctx, ens, x, y, batch, forget_batch)
+    sgd(ens, steps, loss, lr, momentum, grad_masks=masks)  # no weight decay: masked stay put
     # the saliency pass costs |F| example-gradients per model
     return finish(ctx, ens, steps * (batch + forget_batch) + len(ctx.forget), t0)
 
