@@ -161,7 +161,9 @@ def make_forget_set(
     if kind == "manual":
         return F.manual_forget_set(p.get("indices") or [], n, name)
     if kind == "upload":
-        return F.upload_forget_set(p["data"], p["filename"], n, name)
+        from .forget_uploads import upload_forget_set
+
+        return upload_forget_set(p["data"], p["filename"], n, name)
     raise ConfigError(
         f"unknown forget-set kind {kind!r}: preset, random, class, knn, manual, upload"
     )

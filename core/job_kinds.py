@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import check_int
 from .errors import ConfigError, NotFoundError
-from .jobs import JobContext, job_kind
+from .job_registry import JobContext, job_kind
 from .store import Store
 
 MAX_MODELS = 100_000  # as core.zoo.create_model_set

@@ -69,16 +69,27 @@ def distribution_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figur
 
 def gap_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
     """The signed over/under-unlearning view: for each chosen run, every forget point's mean-
-    margin gap (unlearned − oracle). Above 0 the point is still remembered (under-unlearned);
-    below 0 it is pushed further than retraining would (over-unlearned)."""
+    margin gap (unlearned − oracle) as a dot (customdata ``[run_id, point]``, clickable) over
+    its box. Above 0 the point is still remembered (under-unlearned); below 0 it is pushed
+    further than retraining would (over-unlearned)."""
+    import numpy as np
+
     f = points[points["split"] == "forget"]
     fig = go.Figure()
-    for run_id, g in f.groupby("run_id", sort=False):
-        fig.add_trace(go.Box(y=g["gap"], name=labels.get(int(run_id), str(run_id)), boxpoints="all",
-                             jitter=0.4, pointpos=0, customdata=g[["point"]].to_numpy(),
-                             hovertemplate="point %{customdata[0]}<br>gap %{y:.3f}"))  # fmt: skip
+    ticks = []
+    for i, (run_id, g) in enumerate(f.groupby("run_id", sort=False)):
+        ticks.append(labels.get(int(run_id), str(run_id)))
+        jitter = np.random.default_rng(int(run_id)).uniform(-0.18, 0.18, len(g))
+        fig.add_trace(go.Box(x=np.full(len(g), i), y=g["gap"], boxpoints=False, width=0.5,
+                             marker_color="#9ca3af", hoverinfo="skip"))  # fmt: skip
+        fig.add_trace(go.Scatter(
+            x=i + jitter, y=g["gap"], mode="markers", marker={"size": 7, "opacity": 0.8},
+            customdata=np.stack([np.full(len(g), int(run_id)), g["point"]], axis=1),
+            hovertemplate="point %{customdata[1]}<br>gap %{y:.3f}<extra></extra>",
+        ))  # fmt: skip
     fig.add_hline(y=0, line_dash="dash", line_color="#6b7280",
                   annotation_text="the oracles' mean margin", annotation_position="bottom right")  # fmt: skip
     fig.update_layout(yaxis_title="mean margin gap on forget points (unlearned − oracle)",
+                      xaxis={"tickvals": list(range(len(ticks))), "ticktext": ticks},
                       showlegend=False, height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10})  # fmt: skip
     return fig

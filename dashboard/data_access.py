@@ -129,14 +129,21 @@ def distribution_figure(path: str, run_id: int, split: str, mode: str, log_x: bo
 def clicked_point(state) -> int | None:
     """The point index a click on the per-point chart selected, from its customdata
     ``[index, split]``; None when nothing is selected."""
+    data = clicked_customdata(state)
+    return int(data[0]) if data else None
+
+
+def clicked_customdata(state) -> list | None:
+    """The customdata of the last point a click on a chart (``on_select="rerun"``) selected,
+    as a list; None when nothing is selected."""
     sel = (state or {}).get("selection") or {}
     pts = sel.get("points") or []
     if not pts:
         return None
     data = pts[-1].get("customdata")
-    if isinstance(data, list | tuple):
-        data = data[0] if data else None
-    return int(data) if data is not None else None
+    if data is None:
+        return None
+    return list(data) if isinstance(data, list | tuple) else [data]
 
 
 def evaluation_label(row) -> str:

@@ -83,7 +83,10 @@ def test_train_models_forget_set_oracles_evaluate(db_path, tmp_path):
         (["forget-set", "create", "--kind", "manual", "--indices", "5000"], "5000"),
         (["forget-set", "create", "--kind", "manual", "--indices", ""], "empty"),
         (["forget-set", "create", "--kind", "random"], "needs --k"),
-        (["forget-set", "create", "--kind", "random", "--preset", "random-50"], "cannot be combined"),
+        (
+            ["forget-set", "create", "--kind", "random", "--preset", "random-50"],
+            "cannot be combined",
+        ),
         (["forget-set", "create", "--kind", "preset"], "needs --preset NAME"),
         (["forget-set", "create", "--preset", "random-7"], "unknown preset"),
         (["forget-set", "show", "77"], "no forget set with id 77"),
@@ -107,7 +110,9 @@ def test_preset_flag_alone_creates_the_preset(db_path):
     res = cli("forget-set", "create", "--preset", "knn-pixel-20", "--json", db=db_path)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["name"] == "knn-pixel-20" and out["kind"] == "knn_pixel" and len(out["indices"]) == 20
+    assert (
+        out["name"] == "knn-pixel-20" and out["kind"] == "knn_pixel" and len(out["indices"]) == 20
+    )
 
 
 def test_malformed_upload(db_path, tmp_path):

@@ -68,6 +68,16 @@ def test_compare_page_draws_runs_and_downloads(lab):  # noqa: F811
     assert gaps.loc[ga, "mean_gap"] == pytest.approx(forget_gap.mean())
     assert gaps.loc[ga, "under_share"] == pytest.approx((forget_gap > 0).mean())
     assert gaps.loc[ga, "mean_gap"] < gaps.loc[lab["run_id"], "mean_gap"]  # ascent pushes down
+    # a click on the frontier picks the run; a click on a forget point links its drill-down
+    at.session_state["cmp_chart"] = {"selection": {"points": [{"customdata": [ga]}]}}
+    at.run()
+    assert at.selectbox(key="cmp_open").value == ga
+    point = int(lab["forget"][2])
+    at.session_state["cmp_gap"] = {"selection": {"points": [{"customdata": [ga, point]}]}}
+    at.run()
+    assert not at.exception
+    links = [e for e in at.get("page_link") if f"Point {point} of run {ga}" in e.proto.label]
+    assert len(links) == 1
     at.radio(key="cmp_score").set_value("forget_p95").run()
     at.multiselect[0].set_value([]).run()
     assert not at.exception and "Choose runs" in at.info[0].value

@@ -133,7 +133,10 @@ def test_a_diverged_method_is_recorded_not_scored(lab, tmp_path):
     assert [r["status"] for r in out] == ["diverged", "ok"] and "klom" not in json.dumps(out[0])
     assert np.isfinite(out[1]["forget_p95"])
     store = Store(tmp_path / "copy.duckdb")
-    assert store.query_df("SELECT count(*) AS n FROM klom_points WHERE NOT isfinite(klom)")["n"][0] == 0
+    assert (
+        store.query_df("SELECT count(*) AS n FROM klom_points WHERE NOT isfinite(klom)")["n"][0]
+        == 0
+    )
     delete_forget_set(store, fs)
     assert store.query_df("SELECT count(*) AS n FROM runs WHERE kind = 'diverged'")["n"][0] == 0
 

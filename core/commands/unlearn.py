@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from ..cli import add_device_arg, command, emit, table
 from ..errors import ConfigError
 from ..store import Store
+from .base import add_device_arg, command, emit, table
 
 
 def _args(p: argparse.ArgumentParser) -> None:

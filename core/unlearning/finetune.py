@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from . import UnlearnContext, UnlearnResult
+from .base import UnlearnContext, UnlearnResult
 
 
 def budget_steps(ctx: UnlearnContext, examples_per_step: int) -> int:

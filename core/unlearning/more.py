@@ -11,7 +11,7 @@ from typing import Annotated
 import torch
 import torch.nn.functional as F
 
-from . import UnlearnContext, UnlearnResult, register
+from .base import UnlearnContext, UnlearnResult, register
 from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
 from .gradient import BATCH, LR, MOMENTUM, _setup, relabel_loss, two_streams
 from .params import Range

@@ -50,7 +50,12 @@ try:
 except LabError as err:
     st.error(str(err))
     st.stop()
-st.plotly_chart(frontier_chart(runs, score), width="stretch", key="cmp_chart")
+clicked = data_access.clicked_customdata(st.session_state.get("cmp_chart"))
+if clicked and clicked != st.session_state.get("cmp_last_click"):  # a click picks the run below
+    st.session_state["cmp_open"] = int(clicked[0])
+st.session_state["cmp_last_click"] = clicked
+st.plotly_chart(frontier_chart(runs, score), width="stretch", key="cmp_chart", on_select="rerun",
+                selection_mode="points")  # fmt: skip
 st.caption("Accuracy alone misleads: gradient ascent can reach the oracles' forget accuracy "
            "while its KLoM is wrecked — read both columns.")  # fmt: skip
 view = runs[["run_id", "method", "budget", "params", "cost", "consumed_cost", "klom_p99_avg",
@@ -72,7 +77,7 @@ if len(diverged):
                "scored — no KLoM exists for them.")  # fmt: skip
     st.dataframe(diverged, hide_index=True, width="stretch")
 labels = run_labels(runs)
-run = st.selectbox("open a run in the KLoM explorer", runs["run_id"].tolist(), key="cmp_open",
+run = st.selectbox("open a run in the KLoM explorer (or click its point in the chart)", runs["run_id"].tolist(), key="cmp_open",
                    format_func=lambda r: labels[int(r)])  # fmt: skip
 st.page_link("views/klom.py", label=f"Run {run} in the KLoM explorer",
              query_params={"run": str(run)}, icon=":material/query_stats:")  # fmt: skip
@@ -96,7 +101,15 @@ with dist:
     st.caption("Each box: one run's KLoM over the points of a split; grey: the noise floor, what "
                "a perfect unlearner scores with this many models.")  # fmt: skip
 with gaps:
-    st.plotly_chart(gap_chart(points, labels), width="stretch", key="cmp_gap")
+    st.plotly_chart(gap_chart(points, labels), width="stretch", key="cmp_gap", on_select="rerun",
+                    selection_mode="points")  # fmt: skip
+    hit = data_access.clicked_customdata(st.session_state.get("cmp_gap"))
+    if hit and len(hit) == 2:
+        st.page_link("views/klom.py", label=f"Point {int(hit[1])} of run {int(hit[0])} in the "
+                     "KLoM explorer", query_params={"run": str(int(hit[0])), "point": str(int(hit[1]))},
+                     icon=":material/query_stats:")  # fmt: skip
+    else:
+        st.caption("Click a dot to open that point of that run in the KLoM explorer.")
     summary = gap_summary(points)
     st.dataframe(summary, hide_index=True, width="stretch", column_config={
         "mean_gap": st.column_config.NumberColumn("mean gap", format="%.3f"),
