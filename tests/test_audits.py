@@ -1,0 +1,168 @@
+"""Membership audits: U-LiRA and the population MIA on synthetic margins with known answers,
+then stored beside KLoM on a tiny lab (evaluate, audit_run, the CLI, the pages)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.audit_math import (
+    VAR_FLOOR,
+    balanced_accuracy,
+    half_split,
+    population_mia,
+    tpr_at_fpr,
+    ulira,
+    ulira_reference,
+)
+from core.errors import ConfigError
+
+# ----------------------------------------------------------------------------- U-LiRA, synthetic
+
+N_SIDE, N_POINTS = 100, 200  # models per side, forget points
+N_TARGET = N_SIDE - N_SIDE // 2  # held-out models per side
+
+
+def _null(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unlearned and oracle margins from one distribution (a per-point mean and spread)."""
+    rng = np.random.default_rng(seed)
+    mu, sd = rng.normal(0, 3, N_POINTS), rng.uniform(0.5, 2.0, N_POINTS)
+    return (mu + sd * rng.normal(size=(N_SIDE, N_POINTS)),
+            mu + sd * rng.normal(size=(N_SIDE, N_POINTS)))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ulira_is_at_chance_when_unlearned_and_oracles_match(seed):
+    """Same distribution on both sides: mean balanced accuracy ≈ 0.5, TPR@1%FPR ≈ 0.01.
+
+    Bound on the mean balanced accuracy. Given the shadow fits, point j's rule "s > 0" is a
+    fixed region R_j; the n_t = 50 target models of each side are i.i.d. from the same law, so
+    both land in R_j with the same probability π_j. TPR_j ~ Bin(n_t, π_j)/n_t and
+    TNR_j ~ Bin(n_t, 1 − π_j)/n_t, independent: E[bacc_j] = (π_j + 1 − π_j)/2 = 0.5 exactly and
+    Var(bacc_j) = 2·π_j(1 − π_j)/(4·n_t) ≤ 1/(8·n_t). Points are independent, so the mean of
+    P = 200 points has sd ≤ 1/√(8·n_t·P) = 1/√80000 ≈ 0.0035; we allow 5 sd: ±0.018.
+
+    Bound on TPR@1%FPR. Pooled, there are N = n_t·P = 10,000 negative and as many positive
+    scores, all i.i.d. from one mixture given the fits. The threshold is the 101st largest
+    negative, so the pooled FPR is 100/N = 0.01 (continuous scores); the TPR is a share of N
+    positives above it: Var ≈ α(1 − α)/N (binomial) + α(1 − α)/N (the threshold's own order-
+    statistic noise) ⇒ sd ≈ √(2·0.0099/10000) ≈ 0.0014; 5 sd: ±0.007.
+    """
+    u, o = _null(seed)
+    res = ulira(u, o, seed=seed)
+    assert res.bacc.shape == (N_POINTS,) and res.pos.shape == res.neg.shape == (N_TARGET, N_POINTS)
+    sd_mean = 1 / math.sqrt(8 * N_TARGET * N_POINTS)
+    assert abs(res.bacc.mean() - 0.5) <= 5 * sd_mean
+    sd_tpr = math.sqrt(2 * 0.01 * 0.99 / (N_TARGET * N_POINTS))
+    assert abs(res.tpr_at(0.01) - 0.01) <= 5 * sd_tpr
+    assert abs(res.tpr_at(0.05) - 0.05) <= 5 * math.sqrt(2 * 0.05 * 0.95 / (N_TARGET * N_POINTS))
+    assert (res.neg.ravel() > np.sort(res.neg.ravel())[-101]).mean() == pytest.approx(0.01)
+
+
+def test_ulira_tells_well_separated_sides_apart():
+    """Unlearned margins 6 sd above the oracles': each Gaussian pair splits near the midpoint,
+    3 sd from either mean, so each side is right with probability Φ(3) ≈ 0.9987."""
+    u, o = _null(0)
+    res = ulira(u + 6 * np.std(o, axis=0), o)
+    assert res.bacc.mean() > 0.99 and res.bacc.min() > 0.9
+    assert res.tpr_at(0.01) > 0.97 and res.tpr_at(0.05) > 0.99
+
+
+def test_ulira_vectorized_matches_the_per_point_loop():
+    """Mixed columns: chance, shifted, wider, constant on both sides, constant on one side,
+    and only 2 models per side on a second call (one shadow model: the variance floor)."""
+    rng = np.random.default_rng(5)
+    u, o = rng.normal(size=(9, 40)), rng.normal(size=(7, 40))
+    u[:, 5:10] += 2.0
+    u[:, 10:15] *= 3.0
+    u[:, 15], o[:, 15] = 1.5, 1.5  # every margin equal: both Gaussians the same, s = 0
+    u[:, 16] = -2.0  # one side constant
+    o[:, 17] = 4.0
+    u[:, 18:20] = np.round(u[:, 18:20])  # ties
+    o[:, 18:20] = np.round(o[:, 18:20])
+    fast = ulira(u, o, seed=3).bacc
+    np.testing.assert_allclose(fast, ulira_reference(u, o, seed=3), atol=1e-12)
+    assert fast[15] == 0.5 and np.isfinite(ulira(u, o).pos).all()
+    assert fast[16] == 1.0  # a constant side against a spread one is told apart
+    np.testing.assert_allclose(ulira(u[:2], o[:2]).bacc, ulira_reference(u[:2], o[:2]), atol=1e-12)
+
+
+def test_ulira_guards_zero_variance_and_small_groups():
+    """All margins equal (σ² = 0): the floor keeps every score finite; equal constants are
+    indistinguishable (0.5), different constants are told apart (1.0)."""
+    same = ulira(np.full((4, 3), 2.0), np.full((4, 3), 2.0))
+    assert np.isfinite(same.pos).all() and (same.pos == 0).all() and (same.bacc == 0.5).all()
+    apart = ulira(np.full((4, 3), 2.0), np.full((4, 3), 2.0 + 1e-2))
+    assert (apart.bacc == 1.0).all() and VAR_FLOOR == 1e-6
+    with pytest.raises(ConfigError, match="at least 2 models"):
+        ulira(np.zeros((1, 3)), np.zeros((4, 3)))
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        ulira(np.full((4, 3), np.nan), np.zeros((4, 3)))
+
+
+def test_split_is_seeded_disjoint_and_shares_the_oracle_half():
+    shadow, target = half_split(7, seed=4, side=1)
+    assert len(shadow) == 3 and len(target) == 4
+    assert sorted([*shadow, *target]) == list(range(7))
+    again = half_split(7, seed=4, side=1)
+    np.testing.assert_array_equal(shadow, again[0])
+    assert not np.array_equal(half_split(100, 4, 0)[0], half_split(100, 4, 1)[0])
+
+
+def test_balanced_accuracy_and_tpr_by_hand():
+    pos = np.array([[1.0, -1.0], [2.0, 0.0]])  # two target models, two points
+    neg = np.array([[-1.0, 0.0], [3.0, -2.0]])
+    # point 0: TPR 1, TNR 1/2 → 0.75; point 1: TPR (0 + ½)/2 = ¼, TNR (½ + 1)/2 = ¾ → 0.5
+    np.testing.assert_allclose(balanced_accuracy(pos, neg), [0.75, 0.5])
+    neg = np.arange(100.0)  # 0..99: at 1% FPR the threshold is 98 (only 99 above it)
+    assert tpr_at_fpr(np.array([98.0, 98.5, 99.5, 200.0]), neg, 0.01) == 0.75
+    assert tpr_at_fpr(np.array([9.0, 9.5]), np.arange(10.0), 0.01) == 0.5  # N < 1/α: t = max
+
+
+# ----------------------------------------------------------------------------- population MIA
+
+
+def _population(gap: float, forget_like: str, n_models: int = 40, seed: int = 0):
+    """Margins ``(n_models, 1777)``: retain (1307) ~ N(gap, 1), val (450) ~ N(0, 1), forget
+    (20) like retain ("member") or like val ("non-member")."""
+    rng = np.random.default_rng(seed)
+    m = rng.normal(size=(n_models, 1777))
+    forget, retain, val = np.arange(20), np.arange(20, 1327), np.arange(1327, 1777)
+    m[:, retain] += gap
+    if forget_like == "member":
+        m[:, forget] += gap
+    return m, forget, retain, val
+
+
+def test_population_mia_detects_a_known_gap_and_balances_its_classes():
+    """Gap 2 between members and non-members: the balanced threshold sits at the midpoint, 1,
+    so members are called members with Φ(1) ≈ 0.84 and non-members with 1 − Φ(1) ≈ 0.16.
+    Unweighted, retain's 1307:450 majority would move the threshold by ln(1307/450)/2 ≈ 0.53
+    and call ~0.32 of the non-members members: the symmetry checks the balancing."""
+    remembered = population_mia(*_population(2.0, "member"))
+    forgotten = population_mia(*_population(2.0, "non-member"))
+    assert remembered.forget_share.mean() == pytest.approx(0.84, abs=0.04)
+    assert forgotten.forget_share.mean() == pytest.approx(0.16, abs=0.04)
+    assert remembered.val_share.mean() == pytest.approx(0.16, abs=0.02)
+    assert remembered.retain_share.mean() == pytest.approx(
+        1 - remembered.val_share.mean(), abs=0.03
+    )
+    assert remembered.attack_bacc.mean() == pytest.approx(0.84, abs=0.02)
+    assert remembered.forget_member.shape == (40, 20)
+
+
+def test_population_mia_sees_nothing_without_a_gap():
+    """No gap: the attack has nothing to learn (balanced accuracy ≈ 0.5) and calls forget
+    points members as often as it calls val points (its false positives); every model draws its
+    threshold by chance, so the bound is on the mean over 40 models of a share of 20 points:
+    sd ≤ √(0.25/20/40) ≈ 0.018, allowed 0.1."""
+    res = population_mia(*_population(0.0, "member"))
+    assert abs(res.attack_bacc.mean() - 0.5) < 0.03
+    assert abs(res.forget_share.mean() - res.val_share.mean()) < 0.1
+    flat = np.zeros((3, 1777))
+    const = population_mia(flat, np.arange(20), np.arange(20, 1327), np.arange(1327, 1777))
+    assert not const.forget_member.any()  # nothing to learn: nobody is called a member
+    with pytest.raises(ConfigError, match="forget, retain and val"):
+        population_mia(flat, [], np.arange(20, 1327), np.arange(1327, 1777))
