@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from .audits import audit_run
 from .config import check_float
 from .data import load_dataset
 from .device import resolve_device
@@ -240,7 +241,8 @@ def evaluate(
     store it; returns the run id. ``budget``: the share of retraining's example-gradients a
     method that trains may spend; ``options``: its hyperparameters (checked, defaults filled).
     A stored evaluation of the same method, budget, hyperparameters and sets is returned as is
-    unless ``recompute``. A method that fails or diverges leaves nothing stored."""
+    unless ``recompute``. A method that fails or diverges leaves nothing stored. The run's
+    membership audits (``core.audits``) are stored after it (and added to a reused run)."""
     fn = get_method(method)
     params = method_params(method, options)
     if not PARAMS[method]:  # nothing to train (do_nothing, retrain): a budget means nothing
@@ -256,6 +258,7 @@ def evaluate(
             store, forget_set_id, method, (original_id, oracle_id, floor_id), params
         )
         if found is not None:
+            audit_run(store, found, strict=False)  # stored before audits: audited now
             return found
     t0 = time.perf_counter()
     data = load_dataset(dataset, "cpu")
@@ -321,6 +324,7 @@ def evaluate(
                    accuracy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [run_id, split, metric, s["p50"], s["p95"], s["p99"], s["mean"], s["count"], s["accuracy"]],
             )  # fmt: skip
+    audit_run(store, run_id, strict=False)  # the membership audits, from the arrays just stored
     return run_id
 
 

@@ -3,7 +3,9 @@ then stored beside KLoM on a tiny lab (evaluate, audit_run, the CLI, the pages).
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -166,3 +168,157 @@ def test_population_mia_sees_nothing_without_a_gap():
     assert not const.forget_member.any()  # nothing to learn: nobody is called a member
     with pytest.raises(ConfigError, match="forget, retain and val"):
         population_mia(flat, [], np.arange(20, 1327), np.arange(1327, 1777))
+
+
+# ----------------------------------------------------------------------------- stored, tiny lab
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    from core.evaluation import evaluate
+    from tests.lab_fixtures import tiny_lab
+
+    lab = tiny_lab(tmp_path_factory.mktemp("audit") / "lab.duckdb")
+    lab["run_id"] = evaluate(lab["store"], lab["forget_set"], "do_nothing")
+    return lab
+
+
+def _copy(lab, tmp_path):
+    from core.store import Store
+
+    shutil.copy(lab["store"].path, tmp_path / "lab.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "lab.files")
+    return Store(tmp_path / "lab.duckdb")
+
+
+def test_evaluate_stores_audits_computed_from_the_stored_margins(lab):
+    from core.audits import audit_results, audit_summary
+    from core.evaluation import evaluation_margins
+    from core.zoo import load_margins
+
+    store, run = lab["store"], lab["run_id"]
+    res = audit_results(store, run)
+    assert res is not None
+    pts = res["points"]
+    np.testing.assert_array_equal(pts["point"], lab["forget"])
+    u, o = evaluation_margins(store, run)
+    f = load_margins(store, lab["floor"])
+    cols = lab["forget"]
+    np.testing.assert_allclose(pts["ulira_bacc"], ulira_reference(u[:, cols], o[:, cols]))
+    np.testing.assert_allclose(pts["ulira_floor_bacc"], ulira_reference(f[:, cols], o[:, cols]))
+    summary = audit_summary(store, run)
+    assert list(summary) == ["ulira", "mia"]
+    assert summary["ulira"]["bacc_mean"]["value"] == pytest.approx(pts["ulira_bacc"].mean())
+    mia = population_mia(u, cols, np.setdiff1d(np.arange(1347), cols), np.arange(1347, 1797))
+    assert summary["mia"]["forget_member_share"]["value"] == pytest.approx(mia.forget_share.mean())
+    models = res["models"]
+    assert (models["side"] == "unlearned").sum() == 6 and (models["side"] == "floor").sum() == 6
+    assert res["config"]["ulira_shadow"] == {"unlearned": 3, "oracle": 3, "floor": 3}
+    # do-nothing: the originals trained on the forget points, the oracles did not
+    assert summary["ulira"]["bacc_mean"]["value"] > summary["ulira"]["bacc_mean"]["floor"]
+    assert summary["mia"]["forget_member_share"]["value"] > 0.5
+
+
+def test_audit_run_is_idempotent_and_recomputes_on_request(lab, tmp_path):
+    from core.audits import audit_run
+
+    store = _copy(lab, tmp_path)
+    run = lab["run_id"]
+
+    def rows():
+        return store.query_df(
+            "SELECT (SELECT count(*) FROM audit_points) p, (SELECT count(*) FROM audit_summaries) s,"
+            " (SELECT count(*) FROM audit_models) m, (SELECT max(created_at) FROM audits) t"
+        ).iloc[0]
+
+    before = rows()
+    first = audit_run(store, run)
+    assert audit_run(store, run) == first and rows().equals(before)  # nothing written again
+    again = audit_run(store, run, recompute=True)
+    after = rows()
+    assert again == first  # same arrays, same seed: the same figures
+    assert (after["p"], after["s"], after["m"]) == (20, 7, 12) and after["t"] > before["t"]
+
+
+def test_a_run_stored_before_audits_is_audited_on_demand(lab, tmp_path):
+    """Evaluations stored before migration 6 have no audit rows: the compare table shows NaN,
+    ``audit --all`` and a reused ``evaluate`` fill them in; deleting removes them."""
+    from core.audits import AUDIT_TABLES, audit_summary, runs_to_audit
+    from core.compare import AUDIT_COLUMNS, runs_table
+    from core.evaluation import evaluate
+    from core.forget_store import delete_forget_set
+    from tests.test_cli import cli
+
+    store = _copy(lab, tmp_path)
+    run = lab["run_id"]
+    with store.transaction() as con:
+        for table in AUDIT_TABLES:
+            con.execute(f"DELETE FROM {table}")
+    df = runs_table(store, lab["forget_set"])
+    assert df[list(AUDIT_COLUMNS)].isna().all().all()
+    assert runs_to_audit(store, lab["forget_set"]) == [run] and runs_to_audit(store, 999) == []
+    res = cli("audit", "--all", "--forget-set", str(lab["forget_set"]), "--json", db=store.path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)["audits"]
+    assert [a["run_id"] for a in out] == [run] and out[0]["audit"] == audit_summary(store, run)
+    row = runs_table(store, lab["forget_set"]).iloc[0]
+    assert row["ulira_bacc_mean"] == out[0]["audit"]["ulira"]["bacc_mean"]["value"]
+    assert row["mia_floor_forget_member_share"] == pytest.approx(
+        out[0]["audit"]["mia"]["forget_member_share"]["floor"]
+    )
+    with store.transaction() as con:
+        con.execute("DELETE FROM audits")
+        con.execute("DELETE FROM audit_summaries")
+    assert evaluate(store, lab["forget_set"], "do_nothing") == run  # reused, and audited
+    assert audit_summary(store, run) is not None
+    delete_forget_set(store, lab["forget_set"])
+    for table in AUDIT_TABLES:
+        assert store.query_df(f"SELECT count(*) n FROM {table}")["n"][0] == 0
+
+
+def test_cli_audit_text_json_and_refusals(lab, tmp_path):
+    from tests.test_cli import cli
+
+    store = _copy(lab, tmp_path)
+    run = lab["run_id"]
+    res = cli("audit", str(run), db=store.path)
+    assert res.returncode == 0, res.stderr
+    assert f"evaluation {run}" in res.stdout and "bacc_mean" in res.stdout
+    assert "forget_member_share" in res.stdout
+    res = cli("audit", "999", "--json", db=store.path)
+    assert res.returncode == 2 and "error: there is no evaluation with id 999" in res.stderr
+    assert res.stdout == ""
+    res = cli("audit", db=store.path)
+    assert res.returncode == 2 and "a run id or --all" in res.stderr
+    res = cli("audit", str(run), "--all", db=store.path)
+    assert res.returncode == 2 and "a run id or --all" in res.stderr
+    res = cli("audit", str(run), "--forget-set", "1", db=store.path)
+    assert res.returncode == 2 and "--forget-set goes with --all" in res.stderr
+    res = cli("evaluate", "--forget-set", str(lab["forget_set"]), "--json", db=store.path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["run_id"] == run and set(out["audit"]) == {"ulira", "mia"}
+    assert out["audit"]["ulira"]["tpr_at_1pct_fpr"]["floor"] is not None
+
+
+def test_schema_6_adds_the_audit_tables_to_an_old_lab(tmp_path):
+    import duckdb
+
+    from core.schema import MIGRATIONS
+    from core.store import Store
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    for m in MIGRATIONS[:5]:
+        m(con)
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    con.close()
+    store = Store(path)
+    with store.transaction() as c:  # any write migrates
+        c.execute("SELECT 1")
+    assert store.schema_version() == len(MIGRATIONS) == 6
+    cols = store.query_df("DESCRIBE audit_points")["column_name"].tolist()
+    assert cols == ["run_id", "point", "ulira_bacc", "ulira_floor_bacc", "mia_member_share",
+                    "mia_floor_member_share"]  # fmt: skip
+    assert store.query_df("SELECT count(*) n FROM audit_summaries")["n"][0] == 0
