@@ -322,3 +322,89 @@ def test_schema_6_adds_the_audit_tables_to_an_old_lab(tmp_path):
     assert cols == ["run_id", "point", "ulira_bacc", "ulira_floor_bacc", "mia_member_share",
                     "mia_floor_member_share"]  # fmt: skip
     assert store.query_df("SELECT count(*) n FROM audit_summaries")["n"][0] == 0
+
+
+# ----------------------------------------------------------------------------- the pages
+
+
+def _app(lab, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    store = _copy(lab, tmp_path)
+    monkeypatch.setenv("LAB_DB", str(store.path))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.run()
+    return store, at
+
+
+def test_klom_explorer_shows_the_audits_and_the_points_u_lira(lab, tmp_path, monkeypatch):
+    from core.audits import audit_results
+
+    store, at = _app(lab, tmp_path, monkeypatch)
+    at.switch_page("views/klom.py").run()
+    assert not at.exception, at.exception
+    res = audit_results(store, lab["run_id"])
+    table = at.dataframe[1].value  # after the KLoM summary
+    assert table["audit"].tolist() == ["U-LiRA"] * 3 + ["MIA"] * 4
+    np.testing.assert_allclose(table["method"], res["summaries"]["value"])
+    np.testing.assert_allclose(table["floor"], res["summaries"]["floor"])
+    point = int(lab["forget"][2])
+    at.number_input(key="klom_point").set_value(point).run()
+    assert not at.exception
+    r = res["points"].set_index("point").loc[point]
+    text = "\n".join(m.value for m in at.markdown)
+    assert (f"U-LiRA balanced accuracy **{r['ulira_bacc']:.2f}** "
+            f"(floor {r['ulira_floor_bacc']:.2f}") in text  # fmt: skip
+    assert "#### Membership audits" in "\n".join(m.value for m in at.expander[0].markdown)
+    retain = int(np.setdiff1d(np.arange(1347), lab["forget"])[0])
+    at.number_input(key="klom_point").set_value(retain).run()
+    text = "\n".join(m.value for m in at.markdown)
+    assert f"**point {retain}** · split **retain**" in text
+    assert "U-LiRA balanced accuracy **" not in text  # only forget points are audited
+
+
+def test_klom_explorer_says_how_to_audit_an_old_run(lab, tmp_path, monkeypatch):
+    from core.audits import AUDIT_TABLES
+
+    store = _copy(lab, tmp_path)
+    with store.transaction() as con:
+        for table in AUDIT_TABLES:
+            con.execute(f"DELETE FROM {table}")
+    shutil.copy(store.path, tmp_path / "old.duckdb")
+    shutil.copytree(store.files_dir, tmp_path / "old.files")
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("LAB_DB", str(tmp_path / "old.duckdb"))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.switch_page("views/klom.py").run()
+    assert not at.exception, at.exception
+    captions = "\n".join(c.value for c in at.caption)
+    assert f"python -m core audit {lab['run_id']}" in captions
+    assert len(at.dataframe) == 1
+
+
+def test_compare_page_plots_the_audits(lab, tmp_path, monkeypatch):
+    from dashboard.compare_charts import AUDIT_SCORES, SCORES, axis_title, frontier_chart
+
+    store, at = _app(lab, tmp_path, monkeypatch)
+    at.switch_page("views/compare.py").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert {"ulira_bacc_mean", "mia_forget_member_share"} <= set(table.columns)
+    for score in AUDIT_SCORES:
+        assert score in SCORES
+        at.radio(key="cmp_score").set_value(score).run()
+        assert not at.exception, at.exception
+    from core.compare import runs_table
+
+    runs = runs_table(store, lab["forget_set"])
+    fig = frontier_chart(runs, "ulira_bacc_mean")
+    assert fig.layout.yaxis.title.text == axis_title("ulira_bacc_mean")
+    assert "U-LiRA" in fig.layout.yaxis.title.text
+    floor = [s for s in fig.layout.shapes if s.line.dash == "dash"]
+    assert floor and floor[0].y0 == pytest.approx(runs["ulira_floor_bacc_mean"].mean())
+    assert frontier_chart(runs.assign(ulira_tpr1=np.nan), "ulira_tpr1").data == ()
