@@ -123,7 +123,8 @@ def audit_run(
     out = compute_audits(unlearned, oracle, floor, splits)
     config = {"seed": SEED, "var_floor": VAR_FLOOR, "fprs": list(FPRS), "models": sizes,
               "ulira_shadow": {k: n // 2 for k, n in sizes.items()},
-              "mia": "LogisticRegression(class_weight='balanced') on the margin, per model"}  # fmt: skip
+              "mia": "LogisticRegression(class_weight='balanced', solver='liblinear') on the "
+              "standardized margin, per model"}  # fmt: skip
     from . import code_version
 
     with store.transaction() as con:

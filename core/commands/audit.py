@@ -1,7 +1,7 @@
 """``audit``: membership audits (U-LiRA, population MIA) of stored evaluations, on demand.
 
 Evaluations are audited when they are stored; this command audits those stored before audits
-existed, or again with ``--recompute``. Loads no torch.
+existed, or again with ``--recompute``. It trains and scores nothing: it reads stored margins.
 """
 
 from __future__ import annotations
