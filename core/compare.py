@@ -91,3 +91,36 @@ def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
         better = (cost <= cost[i]) & (score <= score[i]) & ((cost < cost[i]) | (score < score[i]))
         out[i] = not better.any()
     return out
+
+
+def best_per_method(runs: pd.DataFrame, score: str, max_cost: float | None = None) -> list[int]:
+    """Each method's run with the lowest ``score`` among those that cost at most ``max_cost``
+    (fine-tuning; all runs when None), do-nothing and retrain included: run ids by method."""
+    pick = runs if max_cost is None else runs[runs["cost"] <= max_cost + 1e-12]
+    pick = pick.dropna(subset=[score])
+    if pick.empty:
+        return []
+    best = pick.loc[pick.groupby("method")[score].idxmin()]
+    return best.sort_values("method")["run_id"].astype(int).tolist()
+
+
+def point_values(store: Store, run_ids: list[int]) -> pd.DataFrame:
+    """Per-point values of runs, long form: run_id, method, point, split, klom, floor and gap
+    (mean margin of the unlearned models − mean margin of the oracles: > 0 under-unlearned,
+    < 0 over-unlearned)."""
+    return store.query_df(
+        """SELECT p.run_id, e.method, p.point, p.split, p.klom, p.floor, p.gap
+           FROM klom_points p JOIN evaluations e ON e.run_id = p.run_id
+           WHERE p.run_id IN (SELECT unnest(?::BIGINT[])) ORDER BY p.run_id, p.point""",
+        [[int(r) for r in run_ids]],
+    )
+
+
+def gap_summary(points: pd.DataFrame) -> pd.DataFrame:
+    """Per run, over its forget points: the mean signed gap, the share of points left
+    under-unlearned (gap > 0) and the mean absolute gap."""
+    f = points[points["split"] == "forget"]
+    g = f.groupby(["run_id", "method"])["gap"]
+    out = pd.DataFrame({"mean_gap": g.mean(), "under_share": g.apply(lambda s: float((s > 0).mean())),
+                        "mean_abs_gap": g.apply(lambda s: float(s.abs().mean()))})  # fmt: skip
+    return out.reset_index()

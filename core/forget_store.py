@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from .divergence import delete_diverged
 from .errors import ConfigError, NotFoundError
 from .forget_sets import ForgetSet, check_name
 from .model_sets import delete_runs_in, originals_for
@@ -96,6 +97,7 @@ def delete_forget_set(store: Store, fs_id: int) -> None:
             ).fetchall()
         ]
         delete_runs_in(con, runs)
+        delete_diverged(con, fs_id)
         con.execute("DELETE FROM model_chunks WHERE set_id IN (SELECT unnest(?::BIGINT[]))", [sets])
         con.execute("DELETE FROM model_sets WHERE forget_set_id = ?", [fs_id])
         con.execute("DELETE FROM forget_sets WHERE id = ?", [fs_id])

@@ -70,3 +70,44 @@ def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )  # fmt: skip
     return fig
+
+
+def run_labels(runs: pd.DataFrame) -> dict[int, str]:
+    """``{run_id: "method · cost 0.05 · run 12"}`` for legends and pickers."""
+    return {int(r.run_id): f"{r.method} · cost {r.cost:.3g} · run {int(r.run_id)}"
+            for r in runs.itertuples()}  # fmt: skip
+
+
+def distribution_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
+    """Per-point KLoM of each chosen run, one box per run in each split, with the noise floor's
+    distribution (the same for every run of the forget set) as the grey first box."""
+    fig = go.Figure()
+    first = int(points["run_id"].iloc[0])
+    floor = points[points["run_id"] == first]
+    fig.add_trace(go.Box(x=floor["split"], y=floor["floor"], name="noise floor",
+                         marker_color="#9ca3af", boxpoints=False))  # fmt: skip
+    for run_id, g in points.groupby("run_id", sort=False):
+        fig.add_trace(go.Box(x=g["split"], y=g["klom"], name=labels.get(int(run_id), str(run_id)),
+                             boxpoints="outliers", customdata=g[["point"]].to_numpy(),
+                             hovertemplate="point %{customdata[0]}<br>KLoM %{y:.3f}"))  # fmt: skip
+    fig.update_layout(boxmode="group", yaxis_title="KLoM per point (lower is better)",
+                      height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      legend={"orientation": "h", "y": -0.15})  # fmt: skip
+    return fig
+
+
+def gap_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
+    """The signed over/under-unlearning view: for each chosen run, every forget point's mean-
+    margin gap (unlearned − oracle). Above 0 the point is still remembered (under-unlearned);
+    below 0 it is pushed further than retraining would (over-unlearned)."""
+    f = points[points["split"] == "forget"]
+    fig = go.Figure()
+    for run_id, g in f.groupby("run_id", sort=False):
+        fig.add_trace(go.Box(y=g["gap"], name=labels.get(int(run_id), str(run_id)), boxpoints="all",
+                             jitter=0.4, pointpos=0, customdata=g[["point"]].to_numpy(),
+                             hovertemplate="point %{customdata[0]}<br>gap %{y:.3f}"))  # fmt: skip
+    fig.add_hline(y=0, line_dash="dash", line_color="#6b7280",
+                  annotation_text="the oracles' mean margin", annotation_position="bottom right")  # fmt: skip
+    fig.update_layout(yaxis_title="mean margin gap on forget points (unlearned − oracle)",
+                      showlegend=False, height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10})  # fmt: skip
+    return fig

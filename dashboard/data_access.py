@@ -229,10 +229,17 @@ def compare_runs(path: str, forget_set_id: int) -> pd.DataFrame:
     return runs_table(_store(path), forget_set_id)
 
 
-def to_parquet(df: pd.DataFrame) -> bytes:
-    """``df`` as Parquet bytes, for a download button."""
-    import io
+@st.cache_data(show_spinner=False)
+def compare_points(path: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
+    """Per-point KLoM, floor and gap of the chosen runs (``core.compare.point_values``)."""
+    from core.compare import point_values
 
-    buf = io.BytesIO()
-    df.assign(created_at=df["created_at"].astype(str)).to_parquet(buf, index=False)
-    return buf.getvalue()
+    return point_values(_store(path), list(run_ids))
+
+
+@st.cache_data(show_spinner=False)
+def diverged_df(path: str, forget_set_id: int) -> pd.DataFrame:
+    """The forget set's diverged grid points (``core.divergence``)."""
+    from core.divergence import diverged_runs
+
+    return diverged_runs(_store(path), forget_set_id)

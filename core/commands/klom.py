@@ -32,8 +32,8 @@ def _fs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", nargs="?", type=int, help="forget-set id (show, delete)")
     p.add_argument("--dataset", default="digits", help="digits (default) or cifar10")
     p.add_argument(
-        "--kind", default="random", choices=("preset", "random", "class", "knn", "manual", "upload"),
-        help="how the points are chosen (create; default random)",
+        "--kind", default=None, choices=("preset", "random", "class", "knn", "manual", "upload"),
+        help="how the points are chosen (create; default preset when --preset is given, else random)",
     )  # fmt: skip
     p.add_argument("--name", default=None, help="a name unique per dataset (default: from kind)")
     p.add_argument(
@@ -87,14 +87,22 @@ def forget_set(args: argparse.Namespace) -> int:
                 f"{fs.name} ({fs.kind}, {fs.size} points): {[int(i) for i in fs.indices]}",
             )
         return 0
+    kind = args.kind or ("preset" if args.preset else "random")
+    if args.preset and kind != "preset":
+        raise ConfigError(f"--preset names a preset; it cannot be combined with --kind {kind}")
+    if kind == "preset" and not args.preset:
+        raise ConfigError("--kind preset needs --preset NAME: random-10, random-50, random-200, "
+                          "class3-half, knn-pixel-20")  # fmt: skip
+    if kind in ("random", "knn") and args.k is None:
+        raise ConfigError(f"a {kind} forget set needs --k, the number of points")
     params = dict(preset=args.preset, k=args.k, seed=args.seed, cls=args.cls, fraction=args.fraction,
                   anchor=args.anchor, space=args.space)  # fmt: skip
-    if args.kind == "manual":
+    if kind == "manual":
         params["indices"] = [s.strip() for s in (args.indices or "").split(",") if s.strip()]
-    if args.kind == "upload":
+    if kind == "upload":
         data, filename = read_upload(args.file or "")
         params.update(data=data, filename=filename)
-    fs = make_forget_set(store, args.dataset, args.kind, args.name, **params)
+    fs = make_forget_set(store, args.dataset, kind, args.name, **params)
     fs_id = save_forget_set(store, fs, args.dataset)
     warn = "".join(f"\nwarning: {w}" for w in fs.warnings)
     emit(

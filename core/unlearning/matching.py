@@ -31,8 +31,8 @@ from .params import Choice, Range
 
 def heldout_oracles(ctx: UnlearnContext) -> int:
     """The forget set's held-out oracle group for these originals: built (or resumed) here."""
-    from ..evaluation import ensure_model_set
     from ..model_sets import get_model_set
+    from ..oracles import ensure_model_set
 
     orig = get_model_set(ctx.store, ctx.original_set_id)
     return ensure_model_set(

@@ -21,8 +21,8 @@ from .params import Range
 def retrain(ctx: UnlearnContext) -> UnlearnResult:
     """The reference at cost 1.0: an independent group of oracles (the noise-floor group),
     retrained without F with the originals' recipe — its KLoM is the noise floor."""
-    from ..evaluation import pair_sets
     from ..model_sets import load_correct, load_margins
+    from ..oracles import pair_sets
 
     _, _, floor = pair_sets(ctx.store, ctx.forget_set_id, ctx.original_set_id)
     return UnlearnResult(load_margins(ctx.store, floor), load_correct(ctx.store, floor), 1.0, floor)
