@@ -14,13 +14,26 @@ import pandas as pd
 from .store import Store
 
 SPLITS = ("forget", "retain", "val")
+# membership-audit columns (core.audits): column → (audit, metric, value | floor); NaN for a run
+# not audited (stored before audits existed: ``python -m core audit --all`` fills them in)
+AUDIT_COLUMNS = {
+    "ulira_bacc_mean": ("ulira", "bacc_mean", "value"),
+    "ulira_floor_bacc_mean": ("ulira", "bacc_mean", "floor"),
+    "ulira_tpr1": ("ulira", "tpr_at_1pct_fpr", "value"),
+    "ulira_floor_tpr1": ("ulira", "tpr_at_1pct_fpr", "floor"),
+    "ulira_tpr5": ("ulira", "tpr_at_5pct_fpr", "value"),
+    "ulira_floor_tpr5": ("ulira", "tpr_at_5pct_fpr", "floor"),
+    "mia_forget_member_share": ("mia", "forget_member_share", "value"),
+    "mia_floor_forget_member_share": ("mia", "forget_member_share", "floor"),
+}
 
 
 def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     """One row per evaluation of the forget set: run_id, method, budget, the other
     hyperparameters (``params``, JSON), compute cost (fine-tuning) and consumed cost, per split
     the KLoM P95 / P99, the floor's P95 / P99 and the argmax accuracy, and the default score
-    ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2)."""
+    ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2), then
+    the membership audits' figures and their oracle-vs-oracle floors (``AUDIT_COLUMNS``)."""
     ev = store.query_df(
         """SELECT e.run_id, e.method, e.compute_cost, r.config, r.created_at
            FROM evaluations e JOIN runs r ON r.id = e.run_id
@@ -31,7 +44,7 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     for s in SPLITS:
         cols += [f"{s}_p95", f"{s}_p99", f"{s}_floor_p95", f"{s}_floor_p99", f"{s}_acc"]
     if ev.empty:
-        return pd.DataFrame(columns=[*cols, "klom_p95_avg", "klom_p99_avg"])
+        return pd.DataFrame(columns=[*cols, "klom_p95_avg", "klom_p99_avg", *AUDIT_COLUMNS])
     summ = store.query_df(
         """SELECT run_id, split, metric, p95, p99, accuracy FROM klom_summaries
            WHERE run_id IN (SELECT unnest(?::BIGINT[]))""",
@@ -54,6 +67,18 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=cols)
     df["klom_p95_avg"] = df[[f"{s}_p95" for s in SPLITS]].mean(axis=1)
     df["klom_p99_avg"] = df[[f"{s}_p99" for s in SPLITS]].mean(axis=1)
+    audits = store.query_df(
+        """SELECT run_id, audit, metric, value, floor FROM audit_summaries
+           WHERE run_id IN (SELECT unnest(?::BIGINT[]))""",
+        [df["run_id"].tolist()],
+    ).set_index(["run_id", "audit", "metric"])
+    for col, (audit, metric, which) in AUDIT_COLUMNS.items():
+        df[col] = [
+            float(audits.loc[(r, audit, metric), which])
+            if (r, audit, metric) in audits.index
+            else np.nan
+            for r in df["run_id"]
+        ]
     return df
 
 

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from .audits import audit_run
 from .config import check_float
 from .data import load_dataset
 from .device import resolve_device
@@ -72,7 +73,8 @@ def evaluate(
     A stored evaluation of the same method, budget, hyperparameters and sets is returned as is
     unless ``recompute``. A method that fails leaves nothing stored; one that diverges
     (non-finite outputs) is recorded as a ``diverged`` run (``core.divergence``) and raises
-    ``Diverged``."""
+    ``Diverged``. The run's membership audits (``core.audits``) are stored after it (and added
+    to a reused run stored before audits existed)."""
     fn = get_method(method)
     params = method_params(method, options)
     if not PARAMS[method]:  # nothing to train (do_nothing, retrain): a budget means nothing
@@ -88,6 +90,7 @@ def evaluate(
             store, forget_set_id, method, (original_id, oracle_id, floor_id), params
         )
         if found is not None:
+            audit_run(store, found, strict=False)  # stored before audits: audited now
             return found
         hit = find_diverged(
             store, forget_set_id, method, (original_id, oracle_id, floor_id), params
@@ -161,6 +164,7 @@ def evaluate(
                    accuracy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [run_id, split, metric, s["p50"], s["p95"], s["p99"], s["mean"], s["count"], s["accuracy"]],
             )  # fmt: skip
+    audit_run(store, run_id, strict=False)  # the membership audits, from the arrays just stored
     return run_id
 
 

@@ -1,4 +1,5 @@
-"""The Compare page's chart: KLoM against compute cost, one colour per method, Pareto fronts."""
+"""The Compare page's chart: KLoM (or a membership audit's figure) against compute cost, one
+colour per method, Pareto fronts."""
 
 from __future__ import annotations
 
@@ -13,13 +14,37 @@ SCORES = {
     "forget_p95": "forget P95",
     "retain_p95": "retain P95",
     "val_p95": "val P95",
+    "ulira_bacc_mean": "U-LiRA balanced accuracy",
+    "ulira_tpr1": "U-LiRA TPR at 1% FPR",
+    "mia_forget_member_share": "MIA forget members",
 }
+# the membership audits' y axes: axis title, and the runs_table column of their floor
+AUDIT_SCORES = {
+    "ulira_bacc_mean": ("U-LiRA balanced accuracy on the forget set, mean over points (0.5 = "
+                        "indistinguishable; lower is better)", "ulira_floor_bacc_mean"),
+    "ulira_tpr1": ("U-LiRA true-positive rate at 1% false positives (lower is better)",
+                   "ulira_floor_tpr1"),
+    "mia_forget_member_share": ("population MIA: share of forget points called members "
+                                "(closer to the floor is better)", "mia_floor_forget_member_share"),
+}  # fmt: skip
+
+# the audit columns the Compare page's table shows (after the KLoM ones)
+AUDIT_TABLE_COLUMNS = ["ulira_bacc_mean", "ulira_floor_bacc_mean", "ulira_tpr1",
+                       "mia_forget_member_share", "mia_floor_forget_member_share"]  # fmt: skip
+
+
+def axis_title(score: str) -> str:
+    """The y-axis title of a score: KLoM figures or a membership audit's."""
+    if score in AUDIT_SCORES:
+        return AUDIT_SCORES[score][0]
+    return f"KLoM {SCORES[score]} (lower is better)"
 
 
 def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
     """Each run a marker at (cost, score); each method's Pareto front a line; do-nothing and
     retrain (the noise floor) as dotted reference lines."""
     fig = go.Figure()
+    runs = runs[runs[score].notna()]  # runs not audited (stored before audits) have no figure
     for method, g in runs.groupby("method", sort=True):
         front = g[pareto_front(g["cost"].to_numpy(), g[score].to_numpy())].sort_values("cost")
         fig.add_trace(go.Scatter(
@@ -35,9 +60,13 @@ def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
         if len(hit):
             fig.add_hline(y=float(hit[score].min()), line_dash=dash, line_color="#6b7280",
                           annotation_text=ref, annotation_position="top left")  # fmt: skip
+    if score in AUDIT_SCORES and len(runs):  # the audit's floor: oracle vs oracle
+        fig.add_hline(y=float(runs[AUDIT_SCORES[score][1]].mean()), line_dash="dash",
+                      line_color="#64748b", annotation_text="floor (oracle vs oracle)",
+                      annotation_position="bottom right")  # fmt: skip
     fig.update_layout(
         xaxis_title="compute cost (share of retraining's example-gradients)",
-        yaxis_title=f"KLoM {SCORES[score]} (lower is better)", height=460,
+        yaxis_title=axis_title(score), height=460,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )  # fmt: skip
     return fig

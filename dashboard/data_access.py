@@ -106,6 +106,14 @@ def evaluation(path: str, run_id: int) -> dict:
     return get(_store(path), run_id)
 
 
+@st.cache_data(show_spinner=False, ttl=2)
+def audits(path: str, run_id: int) -> dict | None:
+    """The run's membership audits (``core.audits.audit_results``); None if not audited."""
+    from core.audits import audit_results
+
+    return audit_results(_store(path), run_id)
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def evaluation_margins(path: str, run_id: int):
     """Unlearned and oracle margins, ``(n_models, n_points)`` each: read once, shared, read-only

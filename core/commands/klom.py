@@ -185,7 +185,15 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     text = f"evaluation {run_id} ({args.method} on forget set {args.forget_set})\n" + table(
         rows, ("split", "metric", "p50", "p95", "p99", "mean", "count", "accuracy")
     )
-    emit(args, {"run_id": run_id, "summaries": summary}, text)
+    from ..audits import audit_summary
+    from .audit import summary_rows
+
+    audit = audit_summary(store, run_id)
+    if audit:
+        text += "\nmembership audits (floor: oracle vs oracle)\n" + table(
+            summary_rows(audit), ("audit", "metric", "value", "floor")
+        )
+    emit(args, {"run_id": run_id, "summaries": summary, "audit": audit}, text)
     return 0
 
 

@@ -51,6 +51,7 @@ def _grid(args: argparse.Namespace) -> list[dict]:
     _args
 )
 def unlearn(args: argparse.Namespace) -> int:
+    from ..audits import audit_summary
     from ..divergence import Diverged
     from ..evaluation import evaluate, evaluation
     from ..unlearning import method_params
@@ -77,9 +78,12 @@ def unlearn(args: argparse.Namespace) -> int:
             row[f"{split}_p95"] = float(s.loc[(split, "klom"), "p95"])
             row[f"{split}_floor_p95"] = float(s.loc[(split, "floor"), "p95"])
             row[f"{split}_acc"] = float(s.loc[(split, "klom"), "accuracy"])
+        audit = audit_summary(store, run_id) or {}
+        row["ulira_bacc_mean"] = audit.get("ulira", {}).get("bacc_mean", {}).get("value")
+        row["audit"] = audit or None
         rows.append(row)
     cols = ["run_id", *grid[0].keys(), "status", "cost", "forget_p95", "retain_p95", "val_p95",
-            "forget_acc", "val_acc"]  # fmt: skip
+            "forget_acc", "val_acc", "ulira_bacc_mean"]  # fmt: skip
     notes = "".join(f"\nrun {r['run_id']}: {r['message']}" for r in rows if r["status"] != "ok")
     emit(args, {"method": args.method, "runs": rows}, table(rows, cols) + notes)
     return 0
