@@ -11,7 +11,8 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
   ``forget_store`` (stored forget sets)
 - evaluation: ``oracles`` (oracle and noise-floor groups, pairing of one recipe), ``metrics``
   (margins, KLoM, summaries), ``evaluation`` (run a method and score it point by point),
-  ``divergence`` (diverged runs), ``compare`` (runs of a forget set, Pareto fronts, per point)
+  ``divergence`` (diverged runs), ``compare`` (runs of a forget set, Pareto fronts, per point),
+  ``audit_math`` (membership audits: U-LiRA, population MIA) and ``audits`` (stored audits)
 - unlearning methods: the ``unlearning`` package (interface and registry in ``base``)
 - the linear study: ``linear`` (the math), ``linear_runs`` (stored runs)
 - the store: ``store`` (DuckDB), ``schema`` (migrations), ``store_files`` (array files),

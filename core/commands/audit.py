@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import command, emit, table
+from .base import command, emit, table
 from ..errors import ConfigError
 from ..store import Store
 
