@@ -44,7 +44,8 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     for s in SPLITS:
         cols += [f"{s}_p95", f"{s}_p99", f"{s}_floor_p95", f"{s}_floor_p99", f"{s}_acc"]
     if ev.empty:
-        return pd.DataFrame(columns=[*cols, "klom_p95_avg", "klom_p99_avg", *AUDIT_COLUMNS])
+        return pd.DataFrame(columns=[*cols, "klom_p95_avg", "klom_p99_avg", *AUDIT_COLUMNS,
+                                     "mia_forget_share_excess"])  # fmt: skip
     summ = store.query_df(
         """SELECT run_id, split, metric, p95, p99, accuracy FROM klom_summaries
            WHERE run_id IN (SELECT unnest(?::BIGINT[]))""",
@@ -79,6 +80,11 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
             else np.nan
             for r in df["run_id"]
         ]
+    # the MIA share is good when it matches the oracles', not when it is low (calling forget
+    # points non-members more often than oracles do gives them away too): its distance ranks
+    df["mia_forget_share_excess"] = (
+        df["mia_forget_member_share"] - df["mia_floor_forget_member_share"]
+    ).abs()
     return df
 
 

@@ -403,6 +403,10 @@ def test_compare_page_plots_the_audits(lab, tmp_path, monkeypatch):
     runs = runs_table(store, lab["forget_set"])
     fig = frontier_chart(runs, "ulira_bacc_mean")
     assert fig.layout.yaxis.title.text == axis_title("ulira_bacc_mean")
+    # the MIA axis ranks the distance to the oracles' share (a share below theirs gives points
+    # away too), so lower is better there as on every other axis
+    excess = (runs["mia_forget_member_share"] - runs["mia_floor_forget_member_share"]).abs()
+    assert np.allclose(runs["mia_forget_share_excess"], excess, equal_nan=True)
     assert "U-LiRA" in fig.layout.yaxis.title.text
     floor = [s for s in fig.layout.shapes if s.line.dash == "dash"]
     assert floor and floor[0].y0 == pytest.approx(runs["ulira_floor_bacc_mean"].mean())

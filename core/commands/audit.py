@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from .base import command, emit, table
 from ..errors import ConfigError
 from ..store import Store
+from .base import command, emit, table
 
 
 def _args(p: argparse.ArgumentParser) -> None:
