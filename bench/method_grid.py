@@ -51,6 +51,8 @@ GRID: dict[str, tuple[str, dict, dict]] = {
     },
 }
 SPLITS = ("forget", "retain", "val")
+AUDITS = ("ulira_bacc_mean", "ulira_floor_bacc_mean", "ulira_tpr1", "ulira_floor_tpr1",
+          "mia_forget_member_share", "mia_floor_forget_member_share")  # fmt: skip
 
 
 def ensure_set(store: Store, name: str) -> int:
@@ -96,7 +98,8 @@ def best_rows(store: Store, fs_id: int, points: list[dict]) -> list[dict]:
         row = {"method": p["label"], "budget": p.get("budget"), "params": p.get("params", {}),
                "run_id": p["run_id"], "cost": float(r["cost"]), "p99_avg": float(r["klom_p99_avg"]),
                **{f"{s}_{q}": float(r[f"{s}_{q}"]) for s in SPLITS
-                  for q in ("p95", "p99", "floor_p95", "floor_p99", "acc")}}  # fmt: skip
+                  for q in ("p95", "p99", "floor_p95", "floor_p99", "acc")},
+               **{c: float(r[c]) for c in AUDITS if c in r}}  # fmt: skip
         if key not in best or row["p99_avg"] < best[key]["p99_avg"]:
             best[key] = row
     return sorted(best.values(), key=lambda r: (r["method"], r["budget"] or 0))
@@ -118,6 +121,20 @@ def markdown(name: str, rows: list[dict]) -> str:
         budget = "—" if r["budget"] is None else f"{r['budget']:g}"
         lines.append(f"| {r['method']} | {budget} | {r['cost']:.3f} | {' | '.join(cells)} | "
                      f"{r['p99_avg']:.2f} | {acc} | {setting} |")  # fmt: skip
+    return head + "\n".join(lines) + "\n"
+
+
+def audit_markdown(name: str, rows: list[dict], budget: float) -> str:
+    """The membership audits beside KLoM for each method's best run at ``budget`` (do-nothing
+    and retrain too); audits are computed with every evaluation (``core.audits``)."""
+    pick = [r for r in rows if r["budget"] in (None, budget)]
+    head = (f"**{name}**, budget {budget:g} (floor: oracle vs oracle)\n\n"
+            "| method | forget KLoM P95 | U-LiRA bal. acc. (floor) | U-LiRA TPR@1%FPR (floor) | "
+            "MIA forget members (oracles) |\n|---|---|---|---|---|\n")  # fmt: skip
+    lines = [f"| {r['method']} | {r['forget_p95']:.2f} | {r['ulira_bacc_mean']:.3f} "
+             f"({r['ulira_floor_bacc_mean']:.3f}) | {r['ulira_tpr1']:.3f} ({r['ulira_floor_tpr1']:.3f})"
+             f" | {r['mia_forget_member_share']:.3f} ({r['mia_floor_forget_member_share']:.3f}) |"
+             for r in pick if "ulira_bacc_mean" in r]  # fmt: skip
     return head + "\n".join(lines) + "\n"
 
 
@@ -144,6 +161,8 @@ def main() -> int:
     else:
         for name, rows in report.items():
             print(markdown(name, rows))
+        name = next(iter(report))
+        print(audit_markdown(name, report[name], max(budgets)))
     return 0
 
 

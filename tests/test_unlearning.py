@@ -3,6 +3,8 @@ originals untouched, forget margins moving the expected way, exact cost accounti
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -77,9 +79,13 @@ def test_gradient_descent_cost_by_hand(lab):
 @pytest.mark.parametrize(
     "method,kwargs,needle",
     [
-        ("gradient_descent", {"budget": 0.1, "lr": "fast"}, "lr must be a float"),
-        ("gradient_descent", {"budget": 0.1, "lr": 5.0}, "lr must be a float in (0, 1]"),
-        ("gradient_descent", {"budget": 0.1, "batch": 1.5}, "batch must be a int"),
+        ("gradient_descent", {"budget": 0.1, "lr": "fast"}, "lr must be a number"),
+        ("gradient_descent", {"budget": 0.1, "lr": 5.0}, "lr must be a number in (0, 1]"),
+        (
+            "gradient_descent",
+            {"budget": 0.1, "batch": 1.5},
+            "batch must be a whole number in [1, 4096]",
+        ),
         ("gradient_descent", {"budget": 0.1, "temperature": 2}, "has no parameter 'temperature'"),
         ("gradient_descent", {"budget": 0.0}, "budget must be greater than 0"),
         ("gradient_descent", {"budget": 1e-4}, "buys no step"),
@@ -89,8 +95,27 @@ def test_gradient_descent_cost_by_hand(lab):
 def test_bad_input_stores_nothing(lab, method, kwargs, needle):
     store = lab["store"]
     sets, runs = len(list_model_sets(store)), len(list_evaluations(store))
-    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
         evaluate(store, lab["forget_set"], method, recompute=True, **kwargs)
+    assert len(list_model_sets(store)) == sets and len(list_evaluations(store)) == runs
+
+
+def test_a_forget_set_of_another_dataset_is_refused(lab, tmp_path):
+    """Originals of digits cannot unlearn a CIFAR-10 forget set: refused, nothing stored."""
+    import shutil
+
+    from core.forget_sets import random_forget_set
+    from core.forget_store import save_forget_set
+
+    shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
+    store = Store(tmp_path / "copy.duckdb")
+    cifar = save_forget_set(store, random_forget_set(50_000, 10, 0, "c10"), "cifar10")
+    sets, runs = len(list_model_sets(store)), len(list_evaluations(store))
+    with pytest.raises(ConfigError, match="not originals of cifar10"):
+        evaluate(store, cifar, "gradient_descent", budget=0.1, original_set_id=lab["original"])
+    with pytest.raises(ConfigError, match="no oracle models yet"):
+        evaluate(store, cifar, "gradient_descent", budget=0.1)
     assert len(list_model_sets(store)) == sets and len(list_evaluations(store)) == runs
 
 
