@@ -101,7 +101,7 @@ def fit_datamodel(
     check_recipe(subset, orig)
     fraction = float(subset.fraction)
     if progress is not None:
-        progress(0.8, f"datamodel: reading {n_models} subset models' {target}s")
+        progress(0.8, f"datamodel: reading {n_models} subset models' outputs ({target})")
     x, y = subset_outputs(store, subset_set_id, n_models, target, str(dev))
     x = x.astype(np.float64)  # (M, n_train) 0/1
     data = load_dataset(orig.dataset, "cpu")

@@ -112,4 +112,11 @@ def method_params(name: str, values: dict[str, Any] | None = None) -> dict[str, 
     return parse(name, PARAMS[name], values or {})
 
 
-from . import baselines, gradient, localized, matching, more  # noqa: E402, F401  (registers)
+from . import (  # noqa: E402, F401  (registers)
+    baselines,
+    datamodel_methods,
+    gradient,
+    localized,
+    matching,
+    more,
+)
