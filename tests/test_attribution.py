@@ -89,3 +89,48 @@ def test_lasso_recovers_a_sparse_datamodel():
     assert (np.abs(w) > 0.05).sum() == 3  # the zeros stay (near) zero
     with pytest.raises(ConfigError, match="α must be > 0"):
         R.lasso_fit(x, y, alpha=0.0)
+
+
+def _datamodel_matrix(n=60, seed=5):
+    """A train × train matrix with two planted directions of different strength."""
+    rng = np.random.default_rng(seed)
+    u1, u2 = rng.normal(size=n), rng.normal(size=n)
+    v1, v2 = np.linalg.qr(rng.normal(size=(n, 2)))[0].T
+    return 5 * np.outer(u1, v1) + 2 * np.outer(u2, v2) + 0.1 * rng.normal(size=(n, n))
+
+
+@pytest.mark.parametrize("component", [1, 2])
+def test_pc_forget_sets_are_the_extremes_of_the_component(component):
+    from core.attribution.forget import pc_forget_set, pc_scores
+
+    d = _datamodel_matrix()
+    dc = d - d.mean(0)
+    evals, evecs = np.linalg.eigh(dc.T @ dc)  # an independent route to the components
+    v = evecs[:, np.argsort(evals)[::-1][component - 1]]
+    ref = dc @ v
+    ref = ref if ref[np.argmax(np.abs(ref))] > 0 else -ref
+    s = pc_scores(d, component)
+    np.testing.assert_allclose(s, ref, atol=1e-8)
+    top10 = pc_forget_set(d, component, 10)
+    assert top10.size == 10 and set(top10.indices) == set(np.argsort(-ref)[:10])
+    assert np.argmax(ref) in top10.indices
+    both = pc_forget_set(d, component, 25, 25)
+    assert both.size == 50 and both.kind == "datamodel_pc"
+    assert set(both.indices) == set(np.argsort(-ref)[:25]) | set(np.argsort(ref)[:25])
+    assert np.argmin(ref) in both.indices
+    assert both.name == f"dm-pc{component}-top25-bottom25"
+    for top, bottom in ((40, 40), (0, 0)):
+        with pytest.raises(ConfigError, match="top \\+ bottom must lie in 1..60"):
+            pc_forget_set(d, component, top, bottom)
+
+
+def test_nearest_neighbours_in_datamodel_space():
+    from core.attribution.forget import knn_datamodel_forget_set
+
+    d = _datamodel_matrix()
+    fs = knn_datamodel_forget_set(d, anchor=3, k=6)
+    dist = ((d - d[3]) ** 2).sum(1)
+    assert fs.kind == "knn_datamodel" and fs.size == 6
+    assert set(fs.indices) == set(np.argsort(dist)[:6]) and 3 in fs.indices
+    with pytest.raises(ConfigError, match="anchor"):
+        knn_datamodel_forget_set(d, anchor=99, k=3)

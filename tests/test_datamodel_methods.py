@@ -141,3 +141,37 @@ def test_dm_matching_runs_with_exact_costs_and_moves_towards_its_targets(lab):
     u_id = int(evaluation(store, run)["evaluation"]["unlearned_set_id"])
     uz = load_ensemble(store, u_id, "cpu").logits(x).numpy()
     assert ((uz - t) ** 2).mean() < 0.5 * ((o - t) ** 2).mean()
+
+
+def test_cli_fits_lists_refuses_and_makes_forget_sets(lab, tmp_path):
+    import json
+    import shutil
+
+    from tests.test_cli import cli
+
+    shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
+    db = tmp_path / "copy.duckdb"
+    res = cli("datamodels", "fit", "--models", str(SUBSETS), "--json", db=db)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["target"] == "margin" and out["n_models"] == SUBSETS and "lds_train" in out
+    listed = json.loads(cli("datamodels", "list", "--json", db=db).stdout)["datamodels"]
+    assert out["id"] in [r["id"] for r in listed]
+    for args, needle in ((("--models", "5"), "models must be at least 20"),
+                         (("--fraction", "1.5"), "fraction"),
+                         (("--kind", "lasso", "--target", "logits"), "lasso"),
+                         (("--kind", "elastic"), "invalid choice")):  # fmt: skip
+        res = cli("datamodels", "fit", *args, db=db)
+        assert res.returncode == 2 and needle in res.stderr, (args, res.stderr)
+    assert len(json.loads(cli("datamodels", "list", "--json", db=db).stdout)["datamodels"]) == len(
+        listed
+    )
+    for args, size in ((("--kind", "preset", "--preset", "dm-pc1-top10"), 10),
+                       (("--kind", "datamodel_pc", "--component", "2", "--top", "25",
+                         "--bottom", "25"), 50),
+                       (("--kind", "knn", "--space", "datamodel", "--anchor", "4", "--k", "7"), 7)):  # fmt: skip
+        res = cli("forget-set", "create", *args, "--json", db=db)
+        assert res.returncode == 0, res.stderr
+        fs = json.loads(res.stdout)
+        assert len(fs["indices"]) == size and fs["params"]["datamodel_id"] == out["id"]

@@ -1,3 +1,3 @@
 """CLI sub-commands, one module per area; importing them registers them in ``core.cli``."""
 
-from . import klom, linear, unlearn, zoo  # noqa: F401  (order = help order)
+from . import datamodels, klom, linear, unlearn, zoo  # noqa: F401  (order = help order)
