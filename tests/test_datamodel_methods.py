@@ -175,3 +175,25 @@ def test_cli_fits_lists_refuses_and_makes_forget_sets(lab, tmp_path):
         assert res.returncode == 0, res.stderr
         fs = json.loads(res.stdout)
         assert len(fs["indices"]) == size and fs["params"]["datamodel_id"] == out["id"]
+
+
+def test_datamodel_job_checks_its_parameters_and_fits(lab, tmp_path):
+    import shutil
+
+    from core import jobs
+    from core.store import Store
+
+    shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
+    store = Store(tmp_path / "copy.duckdb")
+    for params, needle in (({"models": 5}, "models must be at least 20"),
+                           ({"kind": "elastic"}, "kind must be one of ridge, lasso"),
+                           ({"fraction": 1.0}, "fraction"), ({"speed": 1}, "unknown parameter")):  # fmt: skip
+        with pytest.raises(ConfigError, match=needle):
+            jobs.submit(store, "datamodel", params)
+    job_id = jobs.submit(store, "datamodel", {"models": SUBSETS, "target": "margin"})
+    assert jobs.run_job(store, job_id) == "done"
+    result = jobs.get_job(store, job_id)["result"]
+    dm = get_datamodel(store, result["datamodel_id"])
+    assert dm.target == "margin" and dm.n_models == SUBSETS
+    assert result["lds_train"] == pytest.approx(dm.lds_train)
