@@ -175,6 +175,12 @@ def test_cli_fits_lists_refuses_and_makes_forget_sets(lab, tmp_path):
         assert res.returncode == 0, res.stderr
         fs = json.loads(res.stdout)
         assert len(fs["indices"]) == size and fs["params"]["datamodel_id"] == out["id"]
+    assert cli("datamodels", "delete", str(out["id"]), db=db).returncode == 0
+    listed = json.loads(cli("datamodels", "list", "--json", db=db).stdout)["datamodels"]
+    assert out["id"] not in [r["id"] for r in listed]
+    assert not (tmp_path / "copy.files" / "datamodels" / f"{out['id']}.weights.npy").exists()
+    res = cli("datamodels", "delete", str(out["id"]), db=db)
+    assert res.returncode == 2 and "no datamodel" in res.stderr
 
 
 def test_datamodel_job_checks_its_parameters_and_fits(lab, tmp_path):

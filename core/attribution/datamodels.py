@@ -183,3 +183,12 @@ def train_matrix(store: Store, datamodel_id: int) -> np.ndarray:
     point t's datamodel (its embedding in datamodel space)."""
     w = margin_weights(store, datamodel_id)
     return w[: w.shape[1]]
+
+
+def delete_datamodel(store: Store, datamodel_id: int) -> None:
+    """Remove a datamodel's row, then its weight files (its subset models stay)."""
+    dm = get_datamodel(store, datamodel_id)
+    with store.transaction() as con:
+        con.execute("DELETE FROM datamodels WHERE id = ?", [datamodel_id])
+    for f in (dm.weights_file, dm.bias_file):
+        store.file_path(f).unlink(missing_ok=True)

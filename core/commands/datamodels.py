@@ -6,13 +6,15 @@ import argparse
 
 from ..cli import add_device_arg, command, emit, table
 from ..config import check_float, check_int
+from ..errors import ConfigError
 from ..store import Store
 from .progress import bar
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", default="list", choices=("fit", "list"),
-                   help="fit one (training the subset models it lacks) or list (default)")  # fmt: skip
+    p.add_argument("action", nargs="?", default="list", choices=("fit", "list", "delete"),
+                   help="fit one (training the subset models it lacks), list (default), delete")  # fmt: skip
+    p.add_argument("id", nargs="?", type=int, help="datamodel id (delete)")
     p.add_argument("--dataset", default="digits", help="digits (default) or cifar10")
     p.add_argument(
         "--originals", type=int, default=None,
@@ -43,11 +45,18 @@ def _row_text(r: dict) -> str:
     )
 
 
-@command("datamodels", "fit linear datamodels from subset models (and their LDS), or list them")(
+@command("datamodels", "fit linear datamodels from subset models (and their LDS), list, delete")(
     _args
 )
 def datamodels(args: argparse.Namespace) -> int:
-    from ..attribution.datamodels import list_datamodels  # NumPy and pandas only
+    from ..attribution.datamodels import delete_datamodel, list_datamodels  # NumPy, pandas
+
+    if args.action == "delete":
+        if args.id is None:
+            raise ConfigError("datamodels delete needs a datamodel id")
+        delete_datamodel(Store(args.db, must_exist=True), args.id)
+        emit(args, {"deleted": args.id}, f"deleted datamodel {args.id} and its weight files")
+        return 0
 
     if args.action == "list":
         store = Store(args.db, must_exist=True)
