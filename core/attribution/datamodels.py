@@ -93,13 +93,15 @@ def find_datamodel(
     return None if df.empty else int(df["id"][0])
 
 
-def datamodel_for(store: Store, original_set_id: int, target: str | None = None) -> Datamodel:
-    """The newest datamodel of the originals' recipe (of ``target``, when given); a
-    ``ConfigError`` naming the command that fits one when there is none."""
+def datamodel_for(
+    store: Store, original_set_id: int, target: str | None = None, kind: str | None = None
+) -> Datamodel:
+    """The newest datamodel of the originals' recipe (of ``target`` and ``kind``, when given);
+    a ``ConfigError`` naming the command that fits one when there is none."""
     from ..model_sets import get_model_set
 
     orig = get_model_set(store, original_set_id)
-    found = find_datamodel(store, orig.recipe_id, target)
+    found = find_datamodel(store, orig.recipe_id, target, kind)
     if found is None:
         other = store.query_df(
             "SELECT id, recipe_id, target FROM datamodels WHERE dataset = ? ORDER BY id DESC",
