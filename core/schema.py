@@ -231,6 +231,7 @@ def _m7(con: duckdb.DuckDBPyConnection) -> None:
             lds_curve JSON NOT NULL,          -- [{"m": fit models, "lds_train", "lds_val"}, ...]
             weights_file VARCHAR NOT NULL,    -- (n_targets, n_train) or (n_targets, K, n_train)
             bias_file VARCHAR NOT NULL,       -- (n_targets,) or (n_targets, K)
+            lds_file VARCHAR NOT NULL,        -- (n_targets,) float64 Spearman per target (NaN: none)
             config JSON NOT NULL,             -- λ grid and its scores, holdout, seeds
             code_version VARCHAR NOT NULL,
             device VARCHAR NOT NULL,

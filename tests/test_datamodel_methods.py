@@ -9,6 +9,7 @@ import pytest
 from core.attribution.datamodels import (
     get_datamodel,
     list_datamodels,
+    load_lds,
     load_weights,
     moved_by_forget_set,
     self_influence,
@@ -45,6 +46,9 @@ def test_fit_stores_weights_scores_and_the_recipe(lab):
     assert w.shape == (1797, 10, 1347) and b.shape == (1797, 10) and np.isfinite(w).all()
     assert dm.lam > 0 and [c["m"] for c in dm.lds_curve][-1] == dm.n_fit
     assert -1 <= dm.lds_train <= 1 and -1 <= dm.lds_val <= 1
+    rho = load_lds(store, dm.id)  # per target; the stored means are theirs
+    assert rho.shape == (1797,) and np.nanmean(rho[:1347]) == pytest.approx(dm.lds_train)
+    assert np.nanmean(rho[1347:]) == pytest.approx(dm.lds_val)
     assert len(dm.config["grid"]) > 1
     assert list_datamodels(store)["id"].tolist()[0] == dm.id
     # the weights are the closed-form ridge of the fit models' logits at the stored λ

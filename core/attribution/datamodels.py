@@ -23,7 +23,7 @@ from ..store import Store
 COLUMNS = (
     "id, dataset, subset_set_id, original_set_id, recipe_id, n_models, n_fit, n_heldout, "
     "fraction, kind, target, lam, n_train, n_targets, num_classes, lds_train, lds_val, "
-    "lds_curve, weights_file, bias_file, config"
+    "lds_curve, weights_file, bias_file, lds_file, config"
 )
 
 
@@ -51,13 +51,14 @@ class Datamodel:
     lds_curve: list
     weights_file: str
     bias_file: str
+    lds_file: str
     config: dict
 
 
 def _row(values) -> Datamodel:
     v = list(values)
     v[17] = json.loads(v[17]) if isinstance(v[17], str) else v[17]
-    v[20] = json.loads(v[20]) if isinstance(v[20], str) else v[20]
+    v[21] = json.loads(v[21]) if isinstance(v[21], str) else v[21]
     return Datamodel(*v)
 
 
@@ -132,6 +133,12 @@ def load_weights(store: Store, datamodel_id: int) -> tuple[np.ndarray, np.ndarra
     return w, b
 
 
+def load_lds(store: Store, datamodel_id: int) -> np.ndarray:
+    """Each target's LDS over the held-out models, ``(n_targets,)`` (train points, then val;
+    NaN where the actual or predicted outputs were constant)."""
+    return store.load_array(get_datamodel(store, datamodel_id).lds_file)
+
+
 def margin_weights(store: Store, datamodel_id: int) -> np.ndarray:
     """Margin weights ``(n_targets, n_train)``; a ``logits`` datamodel is refused (its
     margins are not linear in the mask)."""
@@ -192,5 +199,5 @@ def delete_datamodel(store: Store, datamodel_id: int) -> None:
     dm = get_datamodel(store, datamodel_id)
     with store.transaction() as con:
         con.execute("DELETE FROM datamodels WHERE id = ?", [datamodel_id])
-    for f in (dm.weights_file, dm.bias_file):
+    for f in (dm.weights_file, dm.bias_file, dm.lds_file):
         store.file_path(f).unlink(missing_ok=True)

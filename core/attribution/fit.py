@@ -129,11 +129,12 @@ def fit_datamodel(
         dm_id = int(con.execute("SELECT nextval('datamodel_id_seq')").fetchone()[0])
         wf = store.save_array(f"datamodels/{dm_id}.weights.npy", w)
         bf = store.save_array(f"datamodels/{dm_id}.bias.npy", b)
+        lf = store.save_array(f"datamodels/{dm_id}.lds.npy", np.asarray(rho, dtype=np.float64))
         con.execute(
-            f"""INSERT INTO datamodels ({R_COLUMNS}) VALUES ({", ".join("?" * 24)})""",
+            f"""INSERT INTO datamodels ({R_COLUMNS}) VALUES ({", ".join("?" * 25)})""",
             [dm_id, orig.dataset, subset_set_id, orig.id, orig.recipe_id, n_models, n_fit, h,
              fraction, kind, target, float(lam), n_train, n_points, k, lds["lds_train"],
-             lds["lds_val"], json.dumps(curve), wf, bf, json.dumps(config), code_version(),
+             lds["lds_val"], json.dumps(curve), wf, bf, lf, json.dumps(config), code_version(),
              str(dev), time.perf_counter() - t0],
         )  # fmt: skip
     if progress is not None:
@@ -144,7 +145,7 @@ def fit_datamodel(
 R_COLUMNS = (
     "id, dataset, subset_set_id, original_set_id, recipe_id, n_models, n_fit, n_heldout, "
     "fraction, kind, target, lam, n_train, n_targets, num_classes, lds_train, lds_val, "
-    "lds_curve, weights_file, bias_file, config, code_version, device, wall_time_s"
+    "lds_curve, weights_file, bias_file, lds_file, config, code_version, device, wall_time_s"
 )
 
 

@@ -81,7 +81,7 @@ def datamodels(args: argparse.Namespace) -> int:
             subset_set_id=args.subset_set, device=args.device, progress=progress,
         )  # fmt: skip
     dm = get_datamodel(store, dm_id)
-    row = {k: v for k, v in vars(dm).items() if k not in ("weights_file", "bias_file")}
+    row = {k: v for k, v in vars(dm).items() if not k.endswith("_file")}
     curve = "; ".join(f"M={c['m']}: {c['lds_train']:.3f}/{c['lds_val']:.3f}" for c in dm.lds_curve)
     emit(args, row, _row_text(row) + f"\nLDS (train/val) against M: {curve}")
     return 0
