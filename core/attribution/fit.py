@@ -57,6 +57,19 @@ def _lds(rho: np.ndarray, n_train: int) -> dict:
     return {"lds_train": R.mean_score(rho[:n_train]), "lds_val": R.mean_score(rho[n_train:])}
 
 
+def _json(obj) -> str:
+    """JSON with NaN (no target with a defined LDS) written as null."""
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+
+    return json.dumps(clean(obj), allow_nan=False)
+
+
 def fit_datamodel(
     store: Store,
     dataset: str = "digits",
@@ -125,18 +138,24 @@ def fit_datamodel(
     config = {"holdout": holdout, "grid": grid, "fraction": fraction,
               "lds_median_train": float(np.nanmedian(rho[:n_train])),
               "lds_median_val": float(np.nanmedian(rho[n_train:]))}  # fmt: skip
-    with store.transaction() as con:
-        dm_id = int(con.execute("SELECT nextval('datamodel_id_seq')").fetchone()[0])
-        wf = store.save_array(f"datamodels/{dm_id}.weights.npy", w)
-        bf = store.save_array(f"datamodels/{dm_id}.bias.npy", b)
-        lf = store.save_array(f"datamodels/{dm_id}.lds.npy", np.asarray(rho, dtype=np.float64))
-        con.execute(
-            f"""INSERT INTO datamodels ({R_COLUMNS}) VALUES ({", ".join("?" * 25)})""",
-            [dm_id, orig.dataset, subset_set_id, orig.id, orig.recipe_id, n_models, n_fit, h,
-             fraction, kind, target, float(lam), n_train, n_points, k, lds["lds_train"],
-             lds["lds_val"], json.dumps(curve), wf, bf, lf, json.dumps(config), code_version(),
-             str(dev), time.perf_counter() - t0],
-        )  # fmt: skip
+    files: list[str] = []
+    try:  # the files first, then the row in the same transaction; files go if the row fails
+        with store.transaction() as con:
+            dm_id = int(con.execute("SELECT nextval('datamodel_id_seq')").fetchone()[0])
+            for name, arr in (("weights", w), ("bias", b), ("lds", np.asarray(rho, np.float64))):
+                files.append(store.save_array(f"datamodels/{dm_id}.{name}.npy", arr))
+            con.execute(
+                f"""INSERT INTO datamodels ({R_COLUMNS}) VALUES ({", ".join("?" * 25)})""",
+                [dm_id, orig.dataset, subset_set_id, orig.id, orig.recipe_id, n_models, n_fit,
+                 h, fraction, kind, target, float(lam), n_train, n_points, k,
+                 *(None if np.isnan(v) else v for v in (lds["lds_train"], lds["lds_val"])),
+                 _json(curve), *files, _json(config), code_version(), str(dev),
+                 time.perf_counter() - t0],
+            )  # fmt: skip
+    except BaseException:
+        for f in files:
+            store.file_path(f).unlink(missing_ok=True)
+        raise
     if progress is not None:
         progress(1.0, f"datamodel {dm_id}: LDS train {lds['lds_train']:.3f}")
     return dm_id

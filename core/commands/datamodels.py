@@ -37,11 +37,15 @@ def _args(p: argparse.ArgumentParser) -> None:
     add_device_arg(p)
 
 
+def _f(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:.3f}"  # NaN / NULL: no target had a score
+
+
 def _row_text(r: dict) -> str:
     return (
         f"datamodel {r['id']}: {r['kind']} on {r['target']}s of {r['n_models']} subset models "
-        f"(α {r['fraction']:g}, λ {r['lam']:.3g}); LDS train {r['lds_train']:.3f}, "
-        f"val {r['lds_val']:.3f} (over {r['n_heldout']} held-out models)"
+        f"(α {r['fraction']:g}, λ {r['lam']:.3g}); LDS train {_f(r['lds_train'])}, "
+        f"val {_f(r['lds_val'])} (over {r['n_heldout']} held-out models)"
     )
 
 
@@ -82,6 +86,6 @@ def datamodels(args: argparse.Namespace) -> int:
         )  # fmt: skip
     dm = get_datamodel(store, dm_id)
     row = {k: v for k, v in vars(dm).items() if not k.endswith("_file")}
-    curve = "; ".join(f"M={c['m']}: {c['lds_train']:.3f}/{c['lds_val']:.3f}" for c in dm.lds_curve)
+    curve = "; ".join(f"M={c['m']}: {_f(c['lds_train'])}/{_f(c['lds_val'])}" for c in dm.lds_curve)
     emit(args, row, _row_text(row) + f"\nLDS (train/val) against M: {curve}")
     return 0
