@@ -13,100 +13,12 @@ command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from .commands.base import COMMANDS, HIDDEN, emit, plain  # noqa: F401  (re-exported)
 from .errors import LabError
-
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable, str]] = {}
-HIDDEN: set[str] = set()  # internal commands, left out of --help
-
-
-def command(name: str, help: str, hidden: bool = False):
-    """Register ``fn(args) -> int`` as a sub-command; ``add_args(parser)`` adds its options."""
-
-    def deco(add_args: Callable[[argparse.ArgumentParser], None]):
-        def register(fn: Callable) -> Callable:
-            COMMANDS[name] = (add_args, fn, help)
-            if hidden:
-                HIDDEN.add(name)
-            return fn
-
-        return register
-
-    return deco
-
-
-def device_name(value: str) -> str:
-    """argparse type of ``--device``: a known device name (whether it is present is checked
-    when the command runs, which loads torch)."""
-    from .device import DEVICE_CHOICES
-
-    if value.strip().lower().split(":")[0] not in DEVICE_CHOICES:
-        raise argparse.ArgumentTypeError(
-            f"unknown device {value!r}: choose one of {', '.join(DEVICE_CHOICES)}"
-        )
-    return value
-
-
-def add_device_arg(p: argparse.ArgumentParser) -> None:
-    """The ``--device`` option shared by the commands that train or score models."""
-    p.add_argument(
-        "--device", type=device_name, default=None,
-        help="auto, cpu, cuda[:N] or mps (default: $LAB_DEVICE, else auto)",
-    )  # fmt: skip
-
-
-def plain(value: Any) -> Any:
-    """``value`` made of JSON types only: NaN and ±inf → None, timestamps → ISO 8601 strings,
-    NumPy scalars → numbers, arrays, tuples and sets → lists, anything else → its ``str``."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # NumPy scalars and arrays
-        return plain(value.tolist())
-    pd = sys.modules.get("pandas")  # loaded whenever a value can be one of its missing markers
-    if pd is not None and (value is pd.NaT or value is pd.NA):
-        return None
-    if isinstance(value, dt.datetime | dt.date | dt.time):  # pandas' Timestamp included
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    return str(value)
-
-
-def emit(args: argparse.Namespace, obj: dict, text: str) -> None:
-    """Print ``obj`` as strict JSON (see ``plain``) with ``--json``, else the ``text``."""
-    print(json.dumps(plain(obj), indent=2, allow_nan=False) if args.json else text)
-
-
-def table(rows: list[dict], columns: Sequence[str]) -> str:
-    """A plain fixed-width text table."""
-    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [
-        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
-        for i, c in enumerate(columns)
-    ]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
-    return "\n".join([line(list(columns)), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.2e}"
-    return str(v)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,13 +14,26 @@ import pandas as pd
 from .store import Store
 
 SPLITS = ("forget", "retain", "val")
+# membership-audit columns (core.audits): column → (audit, metric, value | floor); NaN for a run
+# not audited (stored before audits existed: ``python -m core audit --all`` fills them in)
+AUDIT_COLUMNS = {
+    "ulira_bacc_mean": ("ulira", "bacc_mean", "value"),
+    "ulira_floor_bacc_mean": ("ulira", "bacc_mean", "floor"),
+    "ulira_tpr1": ("ulira", "tpr_at_1pct_fpr", "value"),
+    "ulira_floor_tpr1": ("ulira", "tpr_at_1pct_fpr", "floor"),
+    "ulira_tpr5": ("ulira", "tpr_at_5pct_fpr", "value"),
+    "ulira_floor_tpr5": ("ulira", "tpr_at_5pct_fpr", "floor"),
+    "mia_forget_member_share": ("mia", "forget_member_share", "value"),
+    "mia_floor_forget_member_share": ("mia", "forget_member_share", "floor"),
+}
 
 
 def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     """One row per evaluation of the forget set: run_id, method, budget, the other
     hyperparameters (``params``, JSON), compute cost (fine-tuning) and consumed cost, per split
     the KLoM P95 / P99, the floor's P95 / P99 and the argmax accuracy, and the default score
-    ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2)."""
+    ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2), then
+    the membership audits' figures and their oracle-vs-oracle floors (``AUDIT_COLUMNS``)."""
     ev = store.query_df(
         """SELECT e.run_id, e.method, e.compute_cost, r.config, r.created_at
            FROM evaluations e JOIN runs r ON r.id = e.run_id
@@ -31,7 +44,8 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     for s in SPLITS:
         cols += [f"{s}_p95", f"{s}_p99", f"{s}_floor_p95", f"{s}_floor_p99", f"{s}_acc"]
     if ev.empty:
-        return pd.DataFrame(columns=[*cols, "klom_p95_avg", "klom_p99_avg"])
+        return pd.DataFrame(columns=[*cols, "klom_p95_avg", "klom_p99_avg", *AUDIT_COLUMNS,
+                                     "mia_forget_share_excess"])  # fmt: skip
     summ = store.query_df(
         """SELECT run_id, split, metric, p95, p99, accuracy FROM klom_summaries
            WHERE run_id IN (SELECT unnest(?::BIGINT[]))""",
@@ -54,6 +68,23 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=cols)
     df["klom_p95_avg"] = df[[f"{s}_p95" for s in SPLITS]].mean(axis=1)
     df["klom_p99_avg"] = df[[f"{s}_p99" for s in SPLITS]].mean(axis=1)
+    audits = store.query_df(
+        """SELECT run_id, audit, metric, value, floor FROM audit_summaries
+           WHERE run_id IN (SELECT unnest(?::BIGINT[]))""",
+        [df["run_id"].tolist()],
+    ).set_index(["run_id", "audit", "metric"])
+    for col, (audit, metric, which) in AUDIT_COLUMNS.items():
+        df[col] = [
+            float(audits.loc[(r, audit, metric), which])
+            if (r, audit, metric) in audits.index
+            else np.nan
+            for r in df["run_id"]
+        ]
+    # the MIA share is good when it matches the oracles', not when it is low (calling forget
+    # points non-members more often than oracles do gives them away too): its distance ranks
+    df["mia_forget_share_excess"] = (
+        df["mia_forget_member_share"] - df["mia_floor_forget_member_share"]
+    ).abs()
     return df
 
 
@@ -66,3 +97,36 @@ def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
         better = (cost <= cost[i]) & (score <= score[i]) & ((cost < cost[i]) | (score < score[i]))
         out[i] = not better.any()
     return out
+
+
+def best_per_method(runs: pd.DataFrame, score: str, max_cost: float | None = None) -> list[int]:
+    """Each method's run with the lowest ``score`` among those that cost at most ``max_cost``
+    (fine-tuning; all runs when None), do-nothing and retrain included: run ids by method."""
+    pick = runs if max_cost is None else runs[runs["cost"] <= max_cost + 1e-12]
+    pick = pick.dropna(subset=[score])
+    if pick.empty:
+        return []
+    best = pick.loc[pick.groupby("method")[score].idxmin()]
+    return best.sort_values("method")["run_id"].astype(int).tolist()
+
+
+def point_values(store: Store, run_ids: list[int]) -> pd.DataFrame:
+    """Per-point values of runs, long form: run_id, method, point, split, klom, floor and gap
+    (mean margin of the unlearned models − mean margin of the oracles: > 0 under-unlearned,
+    < 0 over-unlearned)."""
+    return store.query_df(
+        """SELECT p.run_id, e.method, p.point, p.split, p.klom, p.floor, p.gap
+           FROM klom_points p JOIN evaluations e ON e.run_id = p.run_id
+           WHERE p.run_id IN (SELECT unnest(?::BIGINT[])) ORDER BY p.run_id, p.point""",
+        [[int(r) for r in run_ids]],
+    )
+
+
+def gap_summary(points: pd.DataFrame) -> pd.DataFrame:
+    """Per run, over its forget points: the mean signed gap, the share of points left
+    under-unlearned (gap > 0) and the mean absolute gap."""
+    f = points[points["split"] == "forget"]
+    g = f.groupby(["run_id", "method"])["gap"]
+    out = pd.DataFrame({"mean_gap": g.mean(), "under_share": g.apply(lambda s: float((s > 0).mean())),
+                        "mean_abs_gap": g.apply(lambda s: float(s.abs().mean()))})  # fmt: skip
+    return out.reset_index()

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from .config import check_int
 from .data import load_dataset
 from .device import resolve_device
-from .evaluation import DEFAULT_MODELS, build_oracles, ensure_model_set, evaluate
+from .evaluation import evaluate
 from .forget_sets import QUICK_PRESETS, digits_preset
 from .forget_store import find_forget_set, save_forget_set
+from .oracles import DEFAULT_MODELS, build_oracles, ensure_model_set
 from .recipe import default_train_config
 from .store import Store
 from .zoo import Progress

@@ -14,197 +14,28 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
+from .audits import audit_run
 from .config import check_float
 from .data import load_dataset
 from .device import resolve_device
-from .errors import ConfigError, NotFoundError
+from .divergence import Diverged, find_diverged, record_diverged
+from .errors import NotFoundError
 from .forget_store import get_forget_set
 from .metrics import SPLITS, klom, margin_gap, split_accuracy, split_indices, split_summary
-from .model_sets import originals_for
-from .recipe import TrainConfig, default_train_config
+from .oracles import (  # noqa: F401  (re-exported: the oracles of an evaluation)
+    DEFAULT_MODELS,
+    build_oracles,
+    ensure_model_set,
+    original_choices,
+    pair_sets,
+)
 from .store import Store
 from .unlearning import PARAMS, UnlearnContext, get_method, method_params
-from .zoo import (
-    ModelSet,
-    Progress,
-    build_model_set,
-    create_model_set,
-    delete_model_set,
-    find_model_set,
-    get_model_set,
-    load_correct,
-    load_margins,
-)
-
-DEFAULT_MODELS = 100
-
-
-def ensure_model_set(
-    store: Store,
-    kind: str,
-    dataset: str,
-    *,
-    train: TrainConfig | None = None,
-    n_models: int = DEFAULT_MODELS,
-    forget_set_id: int | None = None,
-    forget: np.ndarray | None = None,
-    role: str = "main",
-    device: str | None = None,
-    progress: Progress | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    base_set_id: int | None = None,
-) -> int:
-    """The newest complete set of this kind, recipe and size; else resume an unfinished one;
-    else build a new one. Sets of another recipe or another number of models never match."""
-    train = train or default_train_config(dataset)
-    key = dict(forget_set_id=forget_set_id, role=role, recipe_id=train.recipe_id(),
-               n_models=n_models)  # fmt: skip
-    done = find_model_set(store, kind, dataset, **key)
-    if done is not None:
-        return done
-    set_id = find_model_set(store, kind, dataset, status="building", **key)
-    if set_id is None:
-        set_id = create_model_set(
-            store, kind, train, n_models, forget_set_id=forget_set_id, forget_indices=forget,
-            role=role, device=device, base_set_id=base_set_id,
-        )  # fmt: skip
-    build_model_set(
-        store, set_id, forget=forget, device=device, progress=progress, should_stop=should_stop
-    )
-    return set_id
-
-
-def build_oracles(
-    store: Store,
-    forget_set_id: int,
-    n_models: int | None = None,
-    device: str | None = None,
-    progress: Progress | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    original_set_id: int | None = None,
-) -> tuple[int, int]:
-    """Build (or reuse, or resume) the oracle group and the noise-floor group of a forget set
-    for a set of originals (default: the newest); returns their set ids.
-
-    Both copy the originals' recipe and number of models, so an oracle differs from an
-    original only in its data and its seed. ``n_models``, if given, must equal the originals'.
-    """
-    resolve_device(device)  # an unknown device is refused even when every set exists
-    fs, dataset = get_forget_set(store, forget_set_id)
-    orig = get_model_set(store, originals_for(store, dataset, original_set_id))
-    if n_models is not None and n_models != orig.n_models:
-        raise ConfigError(
-            f"the originals (set {orig.id}) are {orig.n_models} models, and oracles must match "
-            f"them to be compared; asked for {n_models} (leave --models out, or train "
-            f"{n_models} originals first)"
-        )
-    ids = []
-    for k, role in enumerate(("main", "floor")):
-        sub = None
-        if progress is not None:
-            sub = lambda f, m, k=k, r=role: progress((k + f) / 2, f"oracles ({r}): {m}")  # noqa: E731
-        ids.append(
-            ensure_model_set(
-                store,
-                "oracle",
-                dataset,
-                train=orig.train,
-                n_models=orig.n_models,
-                forget_set_id=forget_set_id,
-                forget=fs.indices,
-                role=role,
-                device=device,
-                progress=sub,
-                should_stop=should_stop,
-                base_set_id=orig.id,
-            )  # fmt: skip
-        )
-    return ids[0], ids[1]
-
-
-def _recipe_text(ms: ModelSet) -> str:
-    return f"{ms.recipe_id}: {ms.train.describe()}, {ms.n_models} models"
-
-
-def pair_sets(
-    store: Store, forget_set_id: int, original_set_id: int | None = None
-) -> tuple[int, int, int]:
-    """The (originals, oracles, noise-floor) set ids of one recipe for an evaluation.
-
-    Default originals: those the newest complete oracles were built against. Given
-    originals: the newest complete oracle and floor groups of their recipe and size. A
-    mismatch of recipe or size is refused with a message naming both recipes.
-    """
-    fs, dataset = get_forget_set(store, forget_set_id)
-    how = f"python -m core oracles --forget-set {forget_set_id}"
-    if original_set_id is None:
-        main = find_model_set(store, "oracle", dataset, forget_set_id=forget_set_id)
-        if main is None:
-            raise ConfigError(
-                f"forget set {forget_set_id} ({fs.name}) has no oracle models yet: build them "
-                f"first ({how})"
-            )
-        oracle = get_model_set(store, main)
-        base = None if oracle.base_set_id is None else _get_or_none(store, oracle.base_set_id)
-        if base is not None and base.status == "complete":
-            original_set_id = base.id
-        else:  # deleted, or a set stored before oracles named their originals
-            original_set_id = find_model_set(
-                store, "original", dataset, recipe_id=oracle.recipe_id, n_models=oracle.n_models
-            )
-        if original_set_id is None:
-            raise ConfigError(
-                f"no complete originals of the oracles' recipe ({_recipe_text(oracle)}) are "
-                "stored; train them, or name other originals with --originals"
-            )
-    orig = get_model_set(store, originals_for(store, dataset, original_set_id))
-    key = dict(forget_set_id=forget_set_id, recipe_id=orig.recipe_id, n_models=orig.n_models)
-    main = find_model_set(store, "oracle", dataset, **key)
-    floor = find_model_set(store, "oracle", dataset, role="floor", **key)
-    if main is None or floor is None:
-        other = find_model_set(store, "oracle", dataset, forget_set_id=forget_set_id)
-        theirs = (
-            f"; its oracles are of recipe {_recipe_text(get_model_set(store, other))}"
-            if other is not None
-            else ""
-        )
-        raise ConfigError(
-            f"forget set {forget_set_id} ({fs.name}) has no oracles of the recipe of original "
-            f"set {orig.id} ({_recipe_text(orig)}){theirs}; build them first "
-            f"({how} --originals {orig.id})"
-        )
-    return orig.id, main, floor
-
-
-def original_choices(store: Store, forget_set_id: int) -> tuple[list[tuple[int, str]], int | None]:
-    """The complete original sets of a forget set's dataset as ``(id, label)`` (newest first)
-    for a picker, and the default: the originals the forget set's newest oracles were built
-    against (else the newest originals), or None when there are none."""
-    fs, dataset = get_forget_set(store, forget_set_id)
-    df = store.query_df(
-        """SELECT id FROM model_sets WHERE kind = 'original' AND dataset = ? AND
-           status = 'complete' ORDER BY id DESC""",
-        [dataset],
-    )
-    sets = [get_model_set(store, int(i)) for i in df["id"]]
-    choices = [(ms.id, f"set {ms.id} · {ms.n_models} × {ms.train.describe()}") for ms in sets]
-    try:
-        default = pair_sets(store, forget_set_id)[0]
-    except ConfigError:  # no oracles (of a stored recipe) yet
-        default = choices[0][0] if choices else None
-    return choices, default
-
-
-def _get_or_none(store: Store, set_id: int) -> ModelSet | None:
-    try:
-        return get_model_set(store, set_id)
-    except NotFoundError:
-        return None
+from .zoo import delete_model_set, load_correct, load_margins
 
 
 def find_evaluation(
@@ -240,7 +71,10 @@ def evaluate(
     store it; returns the run id. ``budget``: the share of retraining's example-gradients a
     method that trains may spend; ``options``: its hyperparameters (checked, defaults filled).
     A stored evaluation of the same method, budget, hyperparameters and sets is returned as is
-    unless ``recompute``. A method that fails or diverges leaves nothing stored."""
+    unless ``recompute``. A method that fails leaves nothing stored; one that diverges
+    (non-finite outputs) is recorded as a ``diverged`` run (``core.divergence``) and raises
+    ``Diverged``. The run's membership audits (``core.audits``) are stored after it (and added
+    to a reused run stored before audits existed)."""
     fn = get_method(method)
     params = method_params(method, options)
     if not PARAMS[method]:  # nothing to train (do_nothing, retrain): a budget means nothing
@@ -256,22 +90,33 @@ def evaluate(
             store, forget_set_id, method, (original_id, oracle_id, floor_id), params
         )
         if found is not None:
+            audit_run(store, found, strict=False)  # stored before audits: audited now
             return found
+        hit = find_diverged(
+            store, forget_set_id, method, (original_id, oracle_id, floor_id), params
+        )
+        if hit is not None:
+            raise Diverged(f"{method} diverged at this setting before (run {hit[0]}): {hit[1]}; "
+                           "nothing to score (recompute to try again)", hit[0])  # fmt: skip
     t0 = time.perf_counter()
     data = load_dataset(dataset, "cpu")
     ctx = UnlearnContext(store, data, fs.indices, original_id, dev, dict(params),
                          budget=float(budget or 0.0), forget_set_id=forget_set_id)  # fmt: skip
+    config = {"method": method, "forget_set_id": forget_set_id, "options": params,
+              "original_set_id": original_id, "oracle_set_id": oracle_id, "floor_set_id": floor_id}  # fmt: skip
     try:
         result = fn(ctx, **{k: v for k, v in params.items() if k != "budget"})
-    except BaseException:
+        if not np.isfinite(result.margins).all():
+            raise Diverged("its models produce non-finite outputs")
+    except BaseException as err:
         if ctx.unlearned_set_id is not None:  # the method's half-made set goes with it
             delete_model_set(store, ctx.unlearned_set_id)
-        raise
+        if not isinstance(err, Diverged):
+            raise
+        run = record_diverged(store, config, dev, time.perf_counter() - t0, str(err))
+        raise Diverged(f"{method} diverged: {err}; recorded as run {run}, no KLoM stored",
+                       run) from None  # fmt: skip
     oracle, floor_group = load_margins(store, oracle_id), load_margins(store, floor_id)
-    if not np.isfinite(result.margins).all():
-        raise ConfigError(
-            f"{method} diverged: its models produce non-finite outputs; nothing was stored"
-        )
     splits = split_indices(data.n_train, data.n_val, fs.indices)
     k_values = klom(result.margins, oracle)  # (n_points,)
     f_values = klom(floor_group, oracle)
@@ -289,9 +134,7 @@ def evaluate(
         }
     )
     summ = _summaries(k_values, f_values, result.correct, load_correct(store, floor_id), splits)
-    config = {"method": method, "forget_set_id": forget_set_id, "options": params,
-              "consumed_cost": result.consumed_cost, "info": result.info,
-              "original_set_id": original_id, "oracle_set_id": oracle_id, "floor_set_id": floor_id}  # fmt: skip
+    config.update(consumed_cost=result.consumed_cost, info=result.info)
     headline = {
         s: {"klom_p95": summ[(s, "klom")]["p95"], "floor_p95": summ[(s, "floor")]["p95"]}
         for s in SPLITS
@@ -321,6 +164,7 @@ def evaluate(
                    accuracy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [run_id, split, metric, s["p50"], s["p95"], s["p99"], s["mean"], s["count"], s["accuracy"]],
             )  # fmt: skip
+    audit_run(store, run_id, strict=False)  # the membership audits, from the arrays just stored
     return run_id
 
 

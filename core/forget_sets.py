@@ -328,7 +328,3 @@ def digits_preset(name: str, labels: np.ndarray, pixels: np.ndarray) -> ForgetSe
     if name not in PRESET_NAMES:
         raise ConfigError(f"unknown preset {name!r}: one of {', '.join(PRESET_NAMES)}")
     return next(fs for fs in digits_presets(labels, pixels) if fs.name == name)
-
-
-# the upload parsers live in their own module; re-exported here (the public names stay put)
-from .forget_uploads import MAX_UPLOAD_BYTES, parse_upload, upload_forget_set  # noqa: E402, F401

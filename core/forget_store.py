@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .attribution.forget import PC_PRESETS
+from .divergence import delete_diverged
 from .errors import ConfigError, NotFoundError
 from .forget_sets import ForgetSet, check_name
 from .model_sets import delete_runs_in, originals_for
@@ -97,6 +98,7 @@ def delete_forget_set(store: Store, fs_id: int) -> None:
             ).fetchall()
         ]
         delete_runs_in(con, runs)
+        delete_diverged(con, fs_id)
         con.execute("DELETE FROM model_chunks WHERE set_id IN (SELECT unnest(?::BIGINT[]))", [sets])
         con.execute("DELETE FROM model_sets WHERE forget_set_id = ?", [fs_id])
         con.execute("DELETE FROM forget_sets WHERE id = ?", [fs_id])
@@ -167,7 +169,9 @@ def make_forget_set(
     if kind == "manual":
         return F.manual_forget_set(p.get("indices") or [], n, name)
     if kind == "upload":
-        return F.upload_forget_set(p["data"], p["filename"], n, name)
+        from .forget_uploads import upload_forget_set
+
+        return upload_forget_set(p["data"], p["filename"], n, name)
     raise ConfigError(
         f"unknown forget-set kind {kind!r}: preset, random, class, knn, manual, upload, "
         "datamodel_pc"

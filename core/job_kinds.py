@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import check_int
 from .errors import ConfigError, NotFoundError
-from .jobs import JobContext, job_kind
+from .job_registry import JobContext, job_kind
 from .store import Store
 
 MAX_MODELS = 100_000  # as core.zoo.create_model_set
@@ -172,10 +172,12 @@ def _grid(store: Store, name: str, value: Any) -> None:
 def _unlearn(store: Store, params: dict, ctx: JobContext) -> dict:
     """params: forget_set_id, method, grid (a list of {budget, hyperparameter: value}),
     original_set_id, device. Each point is a stored evaluation; a rerun reuses them."""
+    from .divergence import Diverged
     from .evaluation import evaluate
     from .unlearning import method_params
 
     grid = params["grid"]
+    diverged: list[dict] = []
     for point in grid:  # every point is checked before the first runs
         method_params(params["method"], {k: v for k, v in point.items() if k != "budget"})
     runs = []
@@ -185,11 +187,14 @@ def _unlearn(store: Store, params: dict, ctx: JobContext) -> dict:
 
             raise Cancelled("cancelled between grid points")
         ctx.progress(k / len(grid), f"{params['method']}: point {k + 1} of {len(grid)}")
-        runs.append(evaluate(
-            store, int(params["forget_set_id"]), params["method"], params.get("device"),
-            original_set_id=params.get("original_set_id"), **point,
-        ))  # fmt: skip
-    return {"run_ids": runs, "forget_set_id": int(params["forget_set_id"])}
+        try:
+            runs.append(evaluate(
+                store, int(params["forget_set_id"]), params["method"], params.get("device"),
+                original_set_id=params.get("original_set_id"), **point,
+            ))  # fmt: skip
+        except Diverged as err:  # recorded as a diverged run; the grid goes on
+            diverged.append({"run_id": err.run_id, **point, "message": str(err)})
+    return {"run_ids": runs, "diverged": diverged, "forget_set_id": int(params["forget_set_id"])}
 
 
 def _choice(*options: str) -> Check:

@@ -30,9 +30,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -43,61 +41,7 @@ from .workers import _alive, is_worker, process_start  # noqa: F401  (re-exporte
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("done", "failed", "cancelled")
-JobFn = Callable[[Store, dict, "JobContext"], dict]
-CheckFn = Callable[[Store, dict], None]
-JOB_KINDS: dict[str, JobFn] = {}
-JOB_CHECKS: dict[str, CheckFn] = {}
-
-
-def job_kind(name: str, check: CheckFn | None = None) -> Callable[[JobFn], JobFn]:
-    """Register a job function ``fn(store, params, ctx) -> result dict`` under ``name``.
-
-    ``check(store, params)`` raises ``ConfigError`` for parameters the job cannot run with; it
-    runs in ``submit`` (before any row is written) and again in the worker.
-    """
-
-    def deco(fn: JobFn) -> JobFn:
-        JOB_KINDS[name] = fn
-        if check is not None:
-            JOB_CHECKS[name] = check
-        return fn
-
-    return deco
-
-
-class JobContext:
-    """Handed to a running job: ``progress(fraction, message)`` and ``should_stop()``."""
-
-    def __init__(self, store: Store, job_id: int, min_interval: float = 0.5):
-        self.store, self.job_id, self.min_interval = store, job_id, min_interval
-        self._last_write = 0.0
-        self._last_poll = 0.0
-        self._stop = False
-
-    def progress(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_write < self.min_interval and fraction < 1.0:
-            return
-        self._last_write = now
-        with self.store.transaction() as con:
-            con.execute(
-                "UPDATE jobs SET progress = ?, message = ?, updated_at = current_timestamp "
-                "WHERE id = ?",
-                [max(0.0, min(1.0, float(fraction))), message[:500], self.job_id],
-            )
-
-    def request_stop(self, *_: object) -> None:
-        self._stop = True
-
-    def should_stop(self) -> bool:
-        now = time.monotonic()
-        if not self._stop and now - self._last_poll >= self.min_interval:
-            self._last_poll = now
-            row = self.store.query_df(
-                "SELECT cancel_requested FROM jobs WHERE id = ?", [self.job_id]
-            )
-            self._stop = bool(row["cancel_requested"][0])
-        return self._stop
+from .job_registry import JOB_CHECKS, JOB_KINDS, JobContext, job_kind  # noqa: F401, E402
 
 
 def check_params(store: Store, kind: str, params: dict) -> None:

@@ -265,8 +265,10 @@ def delete_model_set(store: Store, set_id: int, cascade: bool = False) -> list[i
 
 
 def delete_runs_in(con, runs: list[int]) -> None:
-    """Delete evaluation runs' rows (points, summaries, evaluation, run) in the caller's
+    """Delete evaluation runs' rows (points, summaries, audits, evaluation, run) in the caller's
     transaction; their margins files are the caller's to remove afterwards."""
-    for table in ("klom_points", "klom_summaries", "evaluations"):
+    tables = ("klom_points", "klom_summaries", "audit_points", "audit_summaries", "audit_models",
+              "audits", "evaluations")  # fmt: skip
+    for table in tables:
         con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest(?::BIGINT[]))", [runs])
     con.execute("DELETE FROM runs WHERE id IN (SELECT unnest(?::BIGINT[]))", [runs])

@@ -202,11 +202,57 @@ def _m5(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE jobs ADD COLUMN IF NOT EXISTS worker_start VARCHAR")
 
 
+def _m6(con: duckdb.DuckDBPyConnection) -> None:
+    """Membership audits of evaluations (``core.audits``): U-LiRA per forget point and the
+    population MIA per model, each beside its oracle-vs-oracle floor. Evaluations stored before
+    have no rows here until ``python -m core audit`` computes them from their stored margins."""
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS audits (
+            run_id BIGINT PRIMARY KEY,        -- the evaluation audited
+            config JSON NOT NULL,             -- seed, variance floor, models per side, ...
+            code_version VARCHAR NOT NULL,
+            wall_time_s DOUBLE NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS audit_points (
+            run_id BIGINT NOT NULL,
+            point INTEGER NOT NULL,           -- a forget point (global index)
+            ulira_bacc DOUBLE NOT NULL,       -- U-LiRA balanced accuracy, unlearned vs oracle
+            ulira_floor_bacc DOUBLE NOT NULL, -- the same, second oracle group vs oracle
+            mia_member_share DOUBLE NOT NULL, -- share of unlearned models calling it a member
+            mia_floor_member_share DOUBLE NOT NULL,  -- the same over the second oracle group
+            PRIMARY KEY (run_id, point)
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS audit_summaries (
+            run_id BIGINT NOT NULL,
+            audit VARCHAR NOT NULL,           -- ulira | mia
+            metric VARCHAR NOT NULL,          -- bacc_mean, tpr_at_1pct_fpr, forget_member_share, ...
+            value DOUBLE,                     -- the unlearned models
+            floor DOUBLE,                     -- the same figure, oracle vs oracle
+            PRIMARY KEY (run_id, audit, metric)
+        )"""
+    )
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS audit_models (
+            run_id BIGINT NOT NULL,
+            side VARCHAR NOT NULL,            -- unlearned | floor (the second oracle group)
+            model INTEGER NOT NULL,           -- row of that group's margins
+            forget_member_share DOUBLE NOT NULL,  -- population MIA, per model
+            retain_member_share DOUBLE NOT NULL,
+            val_member_share DOUBLE NOT NULL,
+            PRIMARY KEY (run_id, side, model)
+        )"""
+    )
+
+
 def _m7(con: duckdb.DuckDBPyConnection) -> None:
     """Datamodels: linear maps from subset models' training masks to every point's outputs.
 
-    Numbered 7: a parallel change adds ``_m6``; the two create different objects, so either
-    order gives the same schema.
+    Numbered 7: written beside ``_m6`` (audits); the two create different objects.
     """
     con.execute("CREATE SEQUENCE IF NOT EXISTS datamodel_id_seq START 1")
     con.execute(
@@ -241,4 +287,6 @@ def _m7(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m1, _m2, _m3, _m4, _m5, _m7]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
+    _m1, _m2, _m3, _m4, _m5, _m6, _m7,
+]  # fmt: skip

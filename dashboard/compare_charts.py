@@ -1,4 +1,5 @@
-"""The Compare page's chart: KLoM against compute cost, one colour per method, Pareto fronts."""
+"""The Compare page's chart: KLoM (or a membership audit's figure) against compute cost, one
+colour per method, Pareto fronts."""
 
 from __future__ import annotations
 
@@ -13,13 +14,37 @@ SCORES = {
     "forget_p95": "forget P95",
     "retain_p95": "retain P95",
     "val_p95": "val P95",
+    "ulira_bacc_mean": "U-LiRA balanced accuracy",
+    "ulira_tpr1": "U-LiRA TPR at 1% FPR",
+    "mia_forget_share_excess": "MIA forget members, distance to the oracles'",
 }
+# the membership audits' y axes: axis title, and the runs_table column of their floor
+AUDIT_SCORES = {
+    "ulira_bacc_mean": ("U-LiRA balanced accuracy on the forget set, mean over points (0.5 = "
+                        "indistinguishable; lower is better)", "ulira_floor_bacc_mean"),
+    "ulira_tpr1": ("U-LiRA true-positive rate at 1% false positives (lower is better)",
+                   "ulira_floor_tpr1"),
+    "mia_forget_share_excess": ("population MIA: |share of forget points called members − the "
+                                "oracles' share| (lower is better)", None),
+}  # fmt: skip
+
+# the audit columns the Compare page's table shows (after the KLoM ones)
+AUDIT_TABLE_COLUMNS = ["ulira_bacc_mean", "ulira_floor_bacc_mean", "ulira_tpr1",
+                       "mia_forget_member_share", "mia_floor_forget_member_share"]  # fmt: skip
+
+
+def axis_title(score: str) -> str:
+    """The y-axis title of a score: KLoM figures or a membership audit's."""
+    if score in AUDIT_SCORES:
+        return AUDIT_SCORES[score][0]
+    return f"KLoM {SCORES[score]} (lower is better)"
 
 
 def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
     """Each run a marker at (cost, score); each method's Pareto front a line; do-nothing and
     retrain (the noise floor) as dotted reference lines."""
     fig = go.Figure()
+    runs = runs[runs[score].notna()]  # runs not audited (stored before audits) have no figure
     for method, g in runs.groupby("method", sort=True):
         front = g[pareto_front(g["cost"].to_numpy(), g[score].to_numpy())].sort_values("cost")
         fig.add_trace(go.Scatter(
@@ -35,9 +60,65 @@ def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
         if len(hit):
             fig.add_hline(y=float(hit[score].min()), line_dash=dash, line_color="#6b7280",
                           annotation_text=ref, annotation_position="top left")  # fmt: skip
+    if score in AUDIT_SCORES and AUDIT_SCORES[score][1] and len(runs):  # oracle vs oracle
+        fig.add_hline(y=float(runs[AUDIT_SCORES[score][1]].mean()), line_dash="dash",
+                      line_color="#64748b", annotation_text="floor (oracle vs oracle)",
+                      annotation_position="bottom right")  # fmt: skip
     fig.update_layout(
         xaxis_title="compute cost (share of retraining's example-gradients)",
-        yaxis_title=f"KLoM {SCORES[score]} (lower is better)", height=460,
+        yaxis_title=axis_title(score), height=460,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )  # fmt: skip
+    return fig
+
+
+def run_labels(runs: pd.DataFrame) -> dict[int, str]:
+    """``{run_id: "method · cost 0.05 · run 12"}`` for legends and pickers."""
+    return {int(r.run_id): f"{r.method} · cost {r.cost:.3g} · run {int(r.run_id)}"
+            for r in runs.itertuples()}  # fmt: skip
+
+
+def distribution_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
+    """Per-point KLoM of each chosen run, one box per run in each split, with the noise floor's
+    distribution (the same for every run of the forget set) as the grey first box."""
+    fig = go.Figure()
+    first = int(points["run_id"].iloc[0])
+    floor = points[points["run_id"] == first]
+    fig.add_trace(go.Box(x=floor["split"], y=floor["floor"], name="noise floor",
+                         marker_color="#9ca3af", boxpoints=False))  # fmt: skip
+    for run_id, g in points.groupby("run_id", sort=False):
+        fig.add_trace(go.Box(x=g["split"], y=g["klom"], name=labels.get(int(run_id), str(run_id)),
+                             boxpoints="outliers", customdata=g[["point"]].to_numpy(),
+                             hovertemplate="point %{customdata[0]}<br>KLoM %{y:.3f}"))  # fmt: skip
+    fig.update_layout(boxmode="group", yaxis_title="KLoM per point (lower is better)",
+                      height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      legend={"orientation": "h", "y": -0.15})  # fmt: skip
+    return fig
+
+
+def gap_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
+    """The signed over/under-unlearning view: for each chosen run, every forget point's mean-
+    margin gap (unlearned − oracle) as a dot (customdata ``[run_id, point]``, clickable) over
+    its box. Above 0 the point is still remembered (under-unlearned); below 0 it is pushed
+    further than retraining would (over-unlearned)."""
+    import numpy as np
+
+    f = points[points["split"] == "forget"]
+    fig = go.Figure()
+    ticks = []
+    for i, (run_id, g) in enumerate(f.groupby("run_id", sort=False)):
+        ticks.append(labels.get(int(run_id), str(run_id)))
+        jitter = np.random.default_rng(int(run_id)).uniform(-0.18, 0.18, len(g))
+        fig.add_trace(go.Box(x=np.full(len(g), i), y=g["gap"], boxpoints=False, width=0.5,
+                             marker_color="#9ca3af", hoverinfo="skip"))  # fmt: skip
+        fig.add_trace(go.Scatter(
+            x=i + jitter, y=g["gap"], mode="markers", marker={"size": 7, "opacity": 0.8},
+            customdata=np.stack([np.full(len(g), int(run_id)), g["point"]], axis=1),
+            hovertemplate="point %{customdata[1]}<br>gap %{y:.3f}<extra></extra>",
+        ))  # fmt: skip
+    fig.add_hline(y=0, line_dash="dash", line_color="#6b7280",
+                  annotation_text="the oracles' mean margin", annotation_position="bottom right")  # fmt: skip
+    fig.update_layout(yaxis_title="mean margin gap on forget points (unlearned − oracle)",
+                      xaxis={"tickvals": list(range(len(ticks))), "ticktext": ticks},
+                      showlegend=False, height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10})  # fmt: skip
     return fig

@@ -106,6 +106,14 @@ def evaluation(path: str, run_id: int) -> dict:
     return get(_store(path), run_id)
 
 
+@st.cache_data(show_spinner=False, ttl=2)
+def audits(path: str, run_id: int) -> dict | None:
+    """The run's membership audits (``core.audits.audit_results``); None if not audited."""
+    from core.audits import audit_results
+
+    return audit_results(_store(path), run_id)
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def evaluation_margins(path: str, run_id: int):
     """Unlearned and oracle margins, ``(n_models, n_points)`` each: read once, shared, read-only
@@ -129,14 +137,21 @@ def distribution_figure(path: str, run_id: int, split: str, mode: str, log_x: bo
 def clicked_point(state) -> int | None:
     """The point index a click on the per-point chart selected, from its customdata
     ``[index, split]``; None when nothing is selected."""
+    data = clicked_customdata(state)
+    return int(data[0]) if data else None
+
+
+def clicked_customdata(state) -> list | None:
+    """The customdata of the last point a click on a chart (``on_select="rerun"``) selected,
+    as a list; None when nothing is selected."""
     sel = (state or {}).get("selection") or {}
     pts = sel.get("points") or []
     if not pts:
         return None
     data = pts[-1].get("customdata")
-    if isinstance(data, list | tuple):
-        data = data[0] if data else None
-    return int(data) if data is not None else None
+    if data is None:
+        return None
+    return list(data) if isinstance(data, list | tuple) else [data]
 
 
 def evaluation_label(row) -> str:
@@ -221,10 +236,17 @@ def compare_runs(path: str, forget_set_id: int) -> pd.DataFrame:
     return runs_table(_store(path), forget_set_id)
 
 
-def to_parquet(df: pd.DataFrame) -> bytes:
-    """``df`` as Parquet bytes, for a download button."""
-    import io
+@st.cache_data(show_spinner=False)
+def compare_points(path: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
+    """Per-point KLoM, floor and gap of the chosen runs (``core.compare.point_values``)."""
+    from core.compare import point_values
 
-    buf = io.BytesIO()
-    df.assign(created_at=df["created_at"].astype(str)).to_parquet(buf, index=False)
-    return buf.getvalue()
+    return point_values(_store(path), list(run_ids))
+
+
+@st.cache_data(show_spinner=False)
+def diverged_df(path: str, forget_set_id: int) -> pd.DataFrame:
+    """The forget set's diverged grid points (``core.divergence``)."""
+    from core.divergence import diverged_runs
+
+    return diverged_runs(_store(path), forget_set_id)

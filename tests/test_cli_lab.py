@@ -82,6 +82,13 @@ def test_train_models_forget_set_oracles_evaluate(db_path, tmp_path):
         (["forget-set", "create", "--kind", "manual", "--indices", "1,x"], "not an integer"),
         (["forget-set", "create", "--kind", "manual", "--indices", "5000"], "5000"),
         (["forget-set", "create", "--kind", "manual", "--indices", ""], "empty"),
+        (["forget-set", "create", "--kind", "random"], "needs --k"),
+        (
+            ["forget-set", "create", "--kind", "random", "--preset", "random-50"],
+            "cannot be combined",
+        ),
+        (["forget-set", "create", "--kind", "preset"], "needs --preset NAME"),
+        (["forget-set", "create", "--preset", "random-7"], "unknown preset"),
         (["forget-set", "show", "77"], "no forget set with id 77"),
         (["oracles", "--forget-set", "77"], "no forget set with id 77"),
         (["evaluate", "--forget-set", "77"], "no forget set with id 77"),
@@ -95,6 +102,17 @@ def test_bad_input_is_refused_clearly(db_path, args, needle):
     assert needle in res.stderr and "Traceback" not in res.stderr
     if db_path.exists():
         assert list_model_sets(Store(db_path)).empty
+
+
+def test_preset_flag_alone_creates_the_preset(db_path):
+    """Probe: ``forget-set create --preset knn-pixel-20`` (no --kind) answered "k must be a whole
+    number, got None": --kind defaulted to random and the preset was ignored."""
+    res = cli("forget-set", "create", "--preset", "knn-pixel-20", "--json", db=db_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert (
+        out["name"] == "knn-pixel-20" and out["kind"] == "knn_pixel" and len(out["indices"]) == 20
+    )
 
 
 def test_malformed_upload(db_path, tmp_path):

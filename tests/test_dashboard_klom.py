@@ -140,6 +140,18 @@ def test_klom_explorer_opens_the_run_of_a_link(lab):
     assert at.query_params["run"] == str(second)
 
 
+def test_klom_explorer_link_opens_run_and_point(lab):
+    """Compare's over/under-unlearning view links a dot to ?run=R&point=P: the drill-down opens
+    exactly there."""
+    point = int(lab["forget"][3])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["run"], at.query_params["point"] = str(lab["run_id"]), str(point)
+    at.switch_page("views/klom.py").run()
+    assert not at.exception
+    assert at.number_input(key="klom_point").value == point
+    assert any(f"**point {point}**" in m.value for m in at.markdown)
+
+
 def test_klom_explorer_click_opens_the_clicked_point(lab):
     """A selection event carries the point's own index: the drill-down shows exactly it."""
     at = page("klom")

@@ -47,14 +47,40 @@ def test_compare_table_matches_the_stored_summaries(lab):  # noqa: F811
 
 
 def test_compare_page_draws_runs_and_downloads(lab):  # noqa: F811
-    evaluate(lab["store"], lab["forget_set"], "gradient_ascent", budget=0.1)
+    from core.divergence import Diverged
+
+    store, fs = lab["store"], lab["forget_set"]
+    ga = evaluate(store, fs, "gradient_ascent", budget=0.1)
+    with pytest.raises(Diverged):
+        evaluate(store, fs, "gradient_ascent", budget=0.5, lr=1.0, momentum=0.99)
     at = page("compare")
     assert not at.error
     table = at.dataframe[0].value
     assert set(table["method"]) == {"do_nothing", "gradient_ascent"}
-    assert len(at.get("download_button")) == 2
-    at.radio(key="cmp_score").set_value("forget_p95").run()
+    assert "1 grid point(s) diverged" in at.warning[0].value
+    assert at.dataframe[1].value["method"].tolist() == ["gradient_ascent"]  # the diverged list
+    # point by point: each method's best run is chosen; every table downloads (CSV + Parquet)
+    assert sorted(at.multiselect[0].value) == sorted([lab["run_id"], ga])
+    assert len(at.get("download_button")) == 6
+    gaps = at.dataframe[2].value.set_index("run_id")
+    pts = evaluation(store, ga)["points"]
+    forget_gap = pts.loc[pts["split"] == "forget", "gap"].to_numpy()
+    assert gaps.loc[ga, "mean_gap"] == pytest.approx(forget_gap.mean())
+    assert gaps.loc[ga, "under_share"] == pytest.approx((forget_gap > 0).mean())
+    assert gaps.loc[ga, "mean_gap"] < gaps.loc[lab["run_id"], "mean_gap"]  # ascent pushes down
+    # a click on the frontier picks the run; a click on a forget point links its drill-down
+    at.session_state["cmp_chart"] = {"selection": {"points": [{"customdata": [ga]}]}}
+    at.run()
+    assert at.selectbox(key="cmp_open").value == ga
+    point = int(lab["forget"][2])
+    at.session_state["cmp_gap"] = {"selection": {"points": [{"customdata": [ga, point]}]}}
+    at.run()
     assert not at.exception
+    links = [e for e in at.get("page_link") if f"Point {point} of run {ga}" in e.proto.label]
+    assert len(links) == 1
+    at.radio(key="cmp_score").set_value("forget_p95").run()
+    at.multiselect[0].set_value([]).run()
+    assert not at.exception and "Choose runs" in at.info[0].value
 
 
 def test_unlearn_page_starts_a_grid_job_and_refuses_bad_values(lab):  # noqa: F811
@@ -79,7 +105,7 @@ def test_unlearn_page_starts_a_grid_job_and_refuses_bad_values(lab):  # noqa: F8
     at.run()  # settle: the panel reruns the page once the watched job has ended
     at.text_input(key="ul_gradient_ascent_lr").set_value("0.001,fast")
     at.button(key="ul_go").click().run()
-    assert at.error and "lr must be a float" in at.error[0].value
+    assert at.error and "lr must be a number" in at.error[0].value
     at.text_input(key="ul_gradient_ascent_lr").set_value("0.001")
     at.text_input(key="ul_budgets").set_value("0.1,x")
     at.button(key="ul_go").click().run()

@@ -17,11 +17,10 @@ from core.forget_sets import (
     digits_presets,
     knn_forget_set,
     manual_forget_set,
-    parse_upload,
     random_forget_set,
-    upload_forget_set,
     validate_indices,
 )
+from core.forget_uploads import parse_upload, upload_forget_set
 
 
 @pytest.fixture

@@ -3,11 +3,14 @@ originals untouched, forget margins moving the expected way, exact cost accounti
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from core.errors import ConfigError
 from core.evaluation import evaluate, evaluation, list_evaluations
+from core.store import Store
 from core.unlearning import METHODS, PARAMS, method_params
 from core.unlearning.params import Choice, Range
 from core.zoo import get_model_set, list_model_sets, load_margins
@@ -79,22 +82,91 @@ def test_gradient_descent_cost_by_hand(lab):
 @pytest.mark.parametrize(
     "method,kwargs,needle",
     [
-        ("gradient_descent", {"budget": 0.1, "lr": "fast"}, "lr must be a float"),
-        ("gradient_descent", {"budget": 0.1, "lr": 5.0}, "lr must be a float in (0, 1]"),
-        ("gradient_descent", {"budget": 0.1, "batch": 1.5}, "batch must be a int"),
+        ("gradient_descent", {"budget": 0.1, "lr": "fast"}, "lr must be a number"),
+        ("gradient_descent", {"budget": 0.1, "lr": 5.0}, "lr must be a number in (0, 1]"),
+        (
+            "gradient_descent",
+            {"budget": 0.1, "batch": 1.5},
+            "batch must be a whole number in [1, 4096]",
+        ),
         ("gradient_descent", {"budget": 0.1, "temperature": 2}, "has no parameter 'temperature'"),
         ("gradient_descent", {"budget": 0.0}, "budget must be greater than 0"),
         ("gradient_descent", {"budget": 1e-4}, "buys no step"),
-        ("gradient_ascent", {"budget": 0.5, "lr": 1.0, "momentum": 0.99}, "diverged"),
         ("forget_harder", {"budget": 0.1}, "unknown method"),
     ],
 )
 def test_bad_input_stores_nothing(lab, method, kwargs, needle):
     store = lab["store"]
     sets, runs = len(list_model_sets(store)), len(list_evaluations(store))
-    with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
         evaluate(store, lab["forget_set"], method, recompute=True, **kwargs)
     assert len(list_model_sets(store)) == sets and len(list_evaluations(store)) == runs
+
+
+def test_a_forget_set_of_another_dataset_is_refused(lab, tmp_path):
+    """Originals of digits cannot unlearn a CIFAR-10 forget set: refused, nothing stored."""
+    import shutil
+
+    from core.forget_sets import random_forget_set
+    from core.forget_store import save_forget_set
+
+    shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
+    store = Store(tmp_path / "copy.duckdb")
+    cifar = save_forget_set(store, random_forget_set(50_000, 10, 0, "c10"), "cifar10")
+    sets, runs = len(list_model_sets(store)), len(list_evaluations(store))
+    with pytest.raises(ConfigError, match="not originals of cifar10"):
+        evaluate(store, cifar, "gradient_descent", budget=0.1, original_set_id=lab["original"])
+    with pytest.raises(ConfigError, match="no oracle models yet"):
+        evaluate(store, cifar, "gradient_descent", budget=0.1)
+    assert len(list_model_sets(store)) == sets and len(list_evaluations(store)) == runs
+
+
+DIVERGE = {"budget": 0.5, "lr": 1.0, "momentum": 0.99}  # ascent at lr 1: the margins overflow
+
+
+def test_a_diverged_method_is_recorded_not_scored(lab, tmp_path):
+    """Issue 9: a method that diverges ends with status "diverged" and a message, never NaN in
+    the store; a sweep goes on past it, a rerun does not train it again, recompute does."""
+    import json
+    import shutil
+
+    from core.compare import runs_table
+    from core.divergence import Diverged, diverged_runs
+    from core.forget_store import delete_forget_set
+    from tests.test_cli import cli
+
+    shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
+    store = Store(tmp_path / "copy.duckdb")
+    fs = lab["forget_set"]
+    sets, runs = len(list_model_sets(store)), len(list_evaluations(store))
+    with pytest.raises(Diverged, match="diverged: its models produce non-finite") as err:
+        evaluate(store, fs, "gradient_ascent", **DIVERGE)
+    first = err.value.run_id
+    assert len(list_model_sets(store)) == sets and len(list_evaluations(store)) == runs
+    d = diverged_runs(store, fs)
+    assert d["run_id"].tolist() == [first] and d["method"].tolist() == ["gradient_ascent"]
+    assert "non-finite" in d["message"][0] and first not in runs_table(store, fs)["run_id"].tolist()
+    with pytest.raises(Diverged, match=f"before \\(run {first}\\)"):  # reused, not retrained
+        evaluate(store, fs, "gradient_ascent", **DIVERGE)
+    with pytest.raises(Diverged) as again:
+        evaluate(store, fs, "gradient_ascent", recompute=True, **DIVERGE)
+    assert again.value.run_id != first and len(diverged_runs(store, fs)) == 2
+    res = cli("unlearn", "--forget-set", str(fs), "--method", "gradient_ascent", "--budget", "0.5",
+              "--param", "lr=1.0,0.001", "--param", "momentum=0.99", "--json",
+              db=tmp_path / "copy.duckdb")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)["runs"]
+    assert [r["status"] for r in out] == ["diverged", "ok"] and "klom" not in json.dumps(out[0])
+    assert np.isfinite(out[1]["forget_p95"])
+    store = Store(tmp_path / "copy.duckdb")
+    assert (
+        store.query_df("SELECT count(*) AS n FROM klom_points WHERE NOT isfinite(klom)")["n"][0]
+        == 0
+    )
+    delete_forget_set(store, fs)
+    assert store.query_df("SELECT count(*) AS n FROM runs WHERE kind = 'diverged'")["n"][0] == 0
 
 
 def test_every_hyperparameter_has_a_range_and_default():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_device_arg, command, emit, table
 from ..config import check_float, check_int
 from ..errors import ConfigError
 from ..store import Store
+from .base import add_device_arg, command, emit, table
 from .progress import bar
 
 

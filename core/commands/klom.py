@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_device_arg, command, emit, table
 from ..config import check_int
 from ..errors import ConfigError
 from ..store import Store
+from .base import add_device_arg, command, emit, table
 from .progress import bar
 
 
@@ -32,9 +32,9 @@ def _fs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", nargs="?", type=int, help="forget-set id (show, delete)")
     p.add_argument("--dataset", default="digits", help="digits (default) or cifar10")
     p.add_argument(
-        "--kind", default="random",
+        "--kind", default=None,
         choices=("preset", "random", "class", "knn", "manual", "upload", "datamodel_pc"),
-        help="how the points are chosen (create; default random)",
+        help="how the points are chosen (create; default preset when --preset is given, else random)",
     )  # fmt: skip
     p.add_argument("--name", default=None, help="a name unique per dataset (default: from kind)")
     p.add_argument(
@@ -94,15 +94,23 @@ def forget_set(args: argparse.Namespace) -> int:
                 f"{fs.name} ({fs.kind}, {fs.size} points): {[int(i) for i in fs.indices]}",
             )
         return 0
+    kind = args.kind or ("preset" if args.preset else "random")
+    if args.preset and kind != "preset":
+        raise ConfigError(f"--preset names a preset; it cannot be combined with --kind {kind}")
+    if kind == "preset" and not args.preset:
+        raise ConfigError("--kind preset needs --preset NAME: random-10, random-50, random-200, "
+                          "class3-half, knn-pixel-20, dm-pc1-top10, …")  # fmt: skip
+    if kind in ("random", "knn") and args.k is None:
+        raise ConfigError(f"a {kind} forget set needs --k, the number of points")
     params = dict(preset=args.preset, k=args.k, seed=args.seed, cls=args.cls, fraction=args.fraction,
                   anchor=args.anchor, space=args.space, component=args.component, top=args.top,
                   bottom=args.bottom)  # fmt: skip
-    if args.kind == "manual":
+    if kind == "manual":
         params["indices"] = [s.strip() for s in (args.indices or "").split(",") if s.strip()]
-    if args.kind == "upload":
+    if kind == "upload":
         data, filename = read_upload(args.file or "")
         params.update(data=data, filename=filename)
-    fs = make_forget_set(store, args.dataset, args.kind, args.name, **params)
+    fs = make_forget_set(store, args.dataset, kind, args.name, **params)
     fs_id = save_forget_set(store, fs, args.dataset)
     warn = "".join(f"\nwarning: {w}" for w in fs.warnings)
     emit(
@@ -185,7 +193,15 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     text = f"evaluation {run_id} ({args.method} on forget set {args.forget_set})\n" + table(
         rows, ("split", "metric", "p50", "p95", "p99", "mean", "count", "accuracy")
     )
-    emit(args, {"run_id": run_id, "summaries": summary}, text)
+    from ..audits import audit_summary
+    from .audit import summary_rows
+
+    audit = audit_summary(store, run_id)
+    if audit:
+        text += "\nmembership audits (floor: oracle vs oracle)\n" + table(
+            summary_rows(audit), ("audit", "metric", "value", "floor")
+        )
+    emit(args, {"run_id": run_id, "summaries": summary, "audit": audit}, text)
     return 0
 
 

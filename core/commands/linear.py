@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import command, emit, table
 from ..store import Store
+from .base import command, emit, table
 
 
 def _add(p: argparse.ArgumentParser) -> None:

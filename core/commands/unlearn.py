@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from ..cli import add_device_arg, command, emit, table
 from ..errors import ConfigError
 from ..store import Store
+from .base import add_device_arg, command, emit, table
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -51,6 +51,8 @@ def _grid(args: argparse.Namespace) -> list[dict]:
     _args
 )
 def unlearn(args: argparse.Namespace) -> int:
+    from ..audits import audit_summary
+    from ..divergence import Diverged
     from ..evaluation import evaluate, evaluation
     from ..unlearning import method_params
 
@@ -60,19 +62,28 @@ def unlearn(args: argparse.Namespace) -> int:
     store = Store(args.db, must_exist=True)
     rows = []
     for point in grid:
-        run_id = evaluate(
-            store, args.forget_set, args.method, args.device, original_set_id=args.originals,
-            recompute=args.recompute, **point,
-        )  # fmt: skip
+        try:
+            run_id = evaluate(
+                store, args.forget_set, args.method, args.device, original_set_id=args.originals,
+                recompute=args.recompute, **point,
+            )  # fmt: skip
+        except Diverged as err:  # recorded; the sweep goes on
+            rows.append({"run_id": err.run_id, **point, "status": "diverged", "message": str(err)})
+            continue
         ev = evaluation(store, run_id)
         s = ev["summaries"].set_index(["split", "metric"])
-        row = {"run_id": run_id, **point, "cost": float(ev["evaluation"]["compute_cost"])}
+        row = {"run_id": run_id, **point, "status": "ok",
+               "cost": float(ev["evaluation"]["compute_cost"])}  # fmt: skip
         for split in ("forget", "retain", "val"):
             row[f"{split}_p95"] = float(s.loc[(split, "klom"), "p95"])
             row[f"{split}_floor_p95"] = float(s.loc[(split, "floor"), "p95"])
             row[f"{split}_acc"] = float(s.loc[(split, "klom"), "accuracy"])
+        audit = audit_summary(store, run_id) or {}
+        row["ulira_bacc_mean"] = audit.get("ulira", {}).get("bacc_mean", {}).get("value")
+        row["audit"] = audit or None
         rows.append(row)
-    cols = ["run_id", *grid[0].keys(), "cost", "forget_p95", "retain_p95", "val_p95",
-            "forget_acc", "val_acc"]  # fmt: skip
-    emit(args, {"method": args.method, "runs": rows}, table(rows, cols))
+    cols = ["run_id", *grid[0].keys(), "status", "cost", "forget_p95", "retain_p95", "val_p95",
+            "forget_acc", "val_acc", "ulira_bacc_mean"]  # fmt: skip
+    notes = "".join(f"\nrun {r['run_id']}: {r['message']}" for r in rows if r["status"] != "ok")
+    emit(args, {"method": args.method, "runs": rows}, table(rows, cols) + notes)
     return 0

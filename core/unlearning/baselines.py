@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import UnlearnContext, UnlearnResult, register
+from .base import UnlearnContext, UnlearnResult, register
 
 
 @register

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from . import UnlearnContext, UnlearnResult, register
+from .base import UnlearnContext, UnlearnResult, register
 from .finetune import timer
 from .gradient import BATCH, LR, MOMENTUM
 from .params import Range

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from . import UnlearnContext, UnlearnResult
+from .base import UnlearnContext, UnlearnResult
 
 
 def budget_steps(ctx: UnlearnContext, examples_per_step: int) -> int:
@@ -97,7 +97,9 @@ def finish(ctx: UnlearnContext, ens, examples_per_model: int, t0: float) -> Unle
     x, y = ctx.data.all_points()
     margins, correct = ens.margins_and_correct(x, y)
     if not np.isfinite(margins).all():
-        raise ConfigError("the method diverged: its models produce non-finite outputs")
+        from ..divergence import Diverged
+
+        raise Diverged("its models produce non-finite outputs")
     masks = np.zeros((ens.n_models, ctx.data.n_train), dtype=bool)
     masks[:, ctx.retain] = True
     store_ensemble(ctx.store, ctx.unlearned_set_id, ens, margins, correct, masks, ctx.data, t0)

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import torch
 
-from . import UnlearnContext, UnlearnResult, register
+from .base import UnlearnContext, UnlearnResult, register
 from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
 from .gradient import BATCH, LR, MOMENTUM, _setup
 from .params import Range

@@ -23,7 +23,7 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from . import UnlearnContext, UnlearnResult, register
+from .base import UnlearnContext, UnlearnResult, register
 from .finetune import budget_steps, finish, seeds, sgd, timer
 from .gradient import BATCH, LR, MOMENTUM
 from .params import Choice, Range
@@ -31,8 +31,8 @@ from .params import Choice, Range
 
 def heldout_oracles(ctx: UnlearnContext) -> int:
     """The forget set's held-out oracle group for these originals: built (or resumed) here."""
-    from ..evaluation import ensure_model_set
     from ..model_sets import get_model_set
+    from ..oracles import ensure_model_set
 
     orig = get_model_set(ctx.store, ctx.original_set_id)
     return ensure_model_set(
@@ -47,7 +47,7 @@ def oracle_matching(
     ctx: UnlearnContext,
     *,
     target: Annotated[str, Choice(("shift", "mean", "paired"), "how targets are built")] = "shift",
-    lr: LR = 0.005,
+    lr: LR = 0.02,
     batch: BATCH = 64,
     forget_weight: Annotated[float, Range(0.0, 1000.0, "loss weight of forget points")] = 5.0,
     retain_sample: Annotated[int, Range(0, 1_000_000, "retain points matched per model")] = 250,

@@ -11,7 +11,7 @@ from typing import Annotated
 import torch
 import torch.nn.functional as F
 
-from . import UnlearnContext, UnlearnResult, register
+from .base import UnlearnContext, UnlearnResult, register
 from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
 from .gradient import BATCH, LR, MOMENTUM, _setup, relabel_loss, two_streams
 from .params import Range
@@ -21,8 +21,8 @@ from .params import Range
 def retrain(ctx: UnlearnContext) -> UnlearnResult:
     """The reference at cost 1.0: an independent group of oracles (the noise-floor group),
     retrained without F with the originals' recipe — its KLoM is the noise floor."""
-    from ..evaluation import pair_sets
     from ..model_sets import load_correct, load_margins
+    from ..oracles import pair_sets
 
     _, _, floor = pair_sets(ctx.store, ctx.forget_set_id, ctx.original_set_id)
     return UnlearnResult(load_margins(ctx.store, floor), load_correct(ctx.store, floor), 1.0, floor)

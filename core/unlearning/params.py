@@ -54,7 +54,10 @@ class Param:
         if isinstance(self.limits, Choice):
             return f"one of {', '.join(self.limits.options)}"
         lo = "(" if self.limits.lo_open else "["
-        return f"a {self.kind.__name__} in {lo}{self.limits.lo:g}, {self.limits.hi:g}]"
+        kind = {"int": "a whole number", "float": "a number"}.get(
+            self.kind.__name__, self.kind.__name__
+        )
+        return f"{kind} in {lo}{self.limits.lo:g}, {self.limits.hi:g}]"
 
     def check(self, value: Any) -> Any:
         """``value`` (a string from the CLI, or a number/str from a form) as this type, in range."""

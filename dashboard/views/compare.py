@@ -1,12 +1,22 @@
-"""Compare: every unlearning run on a forget set, KLoM against compute cost, per method."""
+"""Compare: every unlearning run on a forget set, KLoM against compute cost, per method; then
+point by point: KLoM distributions and the signed over/under-unlearning view."""
 
 import json
 
 import streamlit as st
 
+from core.compare import best_per_method, gap_summary
 from core.errors import LabError
 from dashboard import components, data_access
-from dashboard.compare_charts import SCORES, frontier_chart
+from dashboard.compare_charts import (
+    AUDIT_TABLE_COLUMNS,
+    SCORES,
+    distribution_chart,
+    frontier_chart,
+    gap_chart,
+    run_labels,
+)
+from dashboard.downloads import table_downloads
 
 st.title("Compare methods")
 st.caption("Every run on one forget set as a point: how close to the oracles (KLoM, lower is "
@@ -20,6 +30,7 @@ with st.expander("How to read this page"):
             "Noise floor",
             "Compute cost",
             "Accuracy",
+            "Membership audits",
         )
     )
 store = data_access.store()
@@ -37,15 +48,21 @@ score = st.radio("y axis", list(SCORES), horizontal=True, key="cmp_score",
                  format_func=lambda k: SCORES[k])  # fmt: skip
 try:
     runs = data_access.compare_runs(path, int(fs_id))
+    diverged = data_access.diverged_df(path, int(fs_id))
 except LabError as err:
     st.error(str(err))
     st.stop()
-st.plotly_chart(frontier_chart(runs, score), width="stretch", key="cmp_chart")
+clicked = data_access.clicked_customdata(st.session_state.get("cmp_chart"))
+if clicked and clicked != st.session_state.get("cmp_last_click"):  # a click picks the run below
+    st.session_state["cmp_open"] = int(clicked[0])
+st.session_state["cmp_last_click"] = clicked
+st.plotly_chart(frontier_chart(runs, score), width="stretch", key="cmp_chart", on_select="rerun",
+                selection_mode="points")  # fmt: skip
 st.caption("Accuracy alone misleads: gradient ascent can reach the oracles' forget accuracy "
            "while its KLoM is wrecked — read both columns.")  # fmt: skip
 view = runs[["run_id", "method", "budget", "params", "cost", "consumed_cost", "klom_p99_avg",
              "klom_p95_avg", "forget_p95", "retain_p95", "val_p95", "forget_floor_p95",
-             "forget_acc", "retain_acc", "val_acc"]]  # fmt: skip
+             "forget_acc", "retain_acc", "val_acc", *AUDIT_TABLE_COLUMNS]]  # fmt: skip
 st.dataframe(view, hide_index=True, width="stretch", column_config={
     "cost": st.column_config.NumberColumn("cost", format="%.3f",
                                           help="fine-tuning example-gradients / retraining's"),
@@ -56,15 +73,55 @@ st.dataframe(view, hide_index=True, width="stretch", column_config={
     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f")
        for c in view.columns if c.endswith(("_p95", "_acc"))},
 })  # fmt: skip
-c1, c2, c3 = st.columns(3)
-c1.download_button("CSV", runs.to_csv(index=False), f"compare-{fs_id}.csv", "text/csv",
-                   key="cmp_csv")  # fmt: skip
-c2.download_button("Parquet", data_access.to_parquet(runs), f"compare-{fs_id}.parquet",
-                   "application/octet-stream", key="cmp_parquet")  # fmt: skip
-run = c3.selectbox("open a run", runs["run_id"].tolist(), key="cmp_open",
-                   format_func=lambda r: f"run {r} · "
-                   + runs.set_index("run_id").loc[r, "method"])  # fmt: skip
-c3.page_link("views/klom.py", label=f"Run {run} in the KLoM explorer",
+table_downloads(runs, f"compare-{fs_id}", "cmp_runs")
+if len(diverged):
+    st.warning(f"{len(diverged)} grid point(s) diverged (non-finite outputs): recorded, not "
+               "scored — no KLoM exists for them.")  # fmt: skip
+    st.dataframe(diverged, hide_index=True, width="stretch")
+labels = run_labels(runs)
+run = st.selectbox("open a run in the KLoM explorer (or click its point in the chart)", runs["run_id"].tolist(), key="cmp_open",
+                   format_func=lambda r: labels[int(r)])  # fmt: skip
+st.page_link("views/klom.py", label=f"Run {run} in the KLoM explorer",
              query_params={"run": str(run)}, icon=":material/query_stats:")  # fmt: skip
+
+st.subheader("Point by point")
+max_cost = st.number_input(
+    "best run of each method at a cost of at most", 0.0, 10.0, float(runs["cost"].max()),
+    step=0.01, format="%.3f", key="cmp_max_cost",
+    help="the default choice below: each method's lowest score (the y axis) within this cost",
+)  # fmt: skip
+chosen = st.multiselect("runs", runs["run_id"].tolist(), key=f"cmp_runs_{fs_id}_{score}_{max_cost}",
+                        default=best_per_method(runs, score, max_cost),
+                        format_func=lambda r: labels[int(r)])  # fmt: skip
+if not chosen:
+    st.info("Choose runs to compare point by point.")
+    st.stop()
+points = data_access.compare_points(path, tuple(int(r) for r in chosen))
+dist, gaps = st.tabs(["KLoM distributions", "Over / under-unlearning"])
+with dist:
+    st.plotly_chart(distribution_chart(points, labels), width="stretch", key="cmp_dist")
+    st.caption("Each box: one run's KLoM over the points of a split; grey: the noise floor, what "
+               "a perfect unlearner scores with this many models.")  # fmt: skip
+with gaps:
+    st.plotly_chart(gap_chart(points, labels), width="stretch", key="cmp_gap", on_select="rerun",
+                    selection_mode="points")  # fmt: skip
+    hit = data_access.clicked_customdata(st.session_state.get("cmp_gap"))
+    if hit and len(hit) == 2:
+        st.page_link("views/klom.py", label=f"Point {int(hit[1])} of run {int(hit[0])} in the "
+                     "KLoM explorer", query_params={"run": str(int(hit[0])), "point": str(int(hit[1]))},
+                     icon=":material/query_stats:")  # fmt: skip
+    else:
+        st.caption("Click a dot to open that point of that run in the KLoM explorer.")
+    summary = gap_summary(points)
+    st.dataframe(summary, hide_index=True, width="stretch", column_config={
+        "mean_gap": st.column_config.NumberColumn("mean gap", format="%.3f"),
+        "under_share": st.column_config.NumberColumn("share under-unlearned", format="%.2f"),
+        "mean_abs_gap": st.column_config.NumberColumn("mean |gap|", format="%.3f"),
+    })  # fmt: skip
+    table_downloads(summary, f"gaps-{fs_id}", "cmp_gaps")
+    st.caption("A dot per forget point: its mean margin over the unlearned models minus its mean "
+               "over the oracles. Above 0 the models still remember it; below 0 they were pushed "
+               "past what retraining does (over-unlearning, e.g. gradient ascent).")  # fmt: skip
+table_downloads(points, f"points-{fs_id}", "cmp_points")
 with st.expander("Hyperparameters of every run"):
     st.json({int(r.run_id): json.loads(r.params) for r in runs.itertuples()}, expanded=False)

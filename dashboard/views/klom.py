@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.errors import LabError
 from core.metrics import SPLITS
-from dashboard import components, data_access, klom_charts, klom_tables
+from dashboard import components, data_access, klom_audits, klom_charts, klom_tables
 from dashboard.jobs_panel import jobs_panel
 
 st.title("KLoM explorer")
@@ -30,6 +30,11 @@ if wanted != st.session_state.get("klom_q_applied"):
         st.session_state["klom_eval"] = int(wanted)
 run_id = st.selectbox("evaluation", list(labels), format_func=labels.get, key="klom_eval")
 st.query_params["run"] = st.session_state["klom_q_applied"] = str(run_id)
+wanted_point = st.query_params.get("point")  # ?run=ID&point=P: open the drill-down at P
+if wanted_point != st.session_state.get("klom_qp_applied"):
+    st.session_state["klom_qp_applied"] = wanted_point
+    if wanted_point and wanted_point.isdigit():
+        st.session_state["klom_point"] = int(wanted_point)
 ev = data_access.evaluation(path, run_id)
 points, summ, row = ev["points"], ev["summaries"], ev["evaluation"]
 dataset = evals.set_index("run_id").loc[run_id, "dataset"]
@@ -37,7 +42,7 @@ dataset = evals.set_index("run_id").loc[run_id, "dataset"]
 with st.expander("How to read this page", expanded=False):
     st.markdown(components.concepts(
         "Reading the KLoM explorer", "Margin", "KLoM", "Noise floor", "Saturation", "Splits",
-        "P95, P99 and small splits", "Gap", "Accuracy", "Compute cost",
+        "P95, P99 and small splits", "Gap", "Accuracy", "Compute cost", "Membership audits",
     ))  # fmt: skip
     st.caption("From docs/concepts.md in the lab's folder.")
 
@@ -49,6 +54,13 @@ for note in klom_tables.small_split_notes(table):
 st.caption(klom_tables.compute_cost_sentence(float(row["compute_cost"]), row["method"]))
 st.caption(f"Models: originals set {row['original_set_id']}, oracles set {row['oracle_set_id']}, "
            f"noise-floor oracles set {row['floor_set_id']} (see the Models page).")  # fmt: skip
+audit = data_access.audits(path, run_id)
+if audit is None:
+    st.caption(klom_audits.NOT_AUDITED.format(run=run_id))
+else:
+    st.markdown("**Membership audits** of the forget points (a second judge beside KLoM)")
+    st.dataframe(klom_audits.summary_table(audit), hide_index=True, width="stretch",
+                 column_config=klom_audits.column_config())  # fmt: skip
 
 c1, c2 = st.columns([1, 1])
 mode = c1.radio("distribution", ["ecdf", "histogram"], horizontal=True, key="klom_mode",
@@ -95,6 +107,7 @@ a.markdown(
         f"label **{data.class_names[label]}**",
         f"KLoM **{info['klom']:.3f}** (noise floor {info['floor']:.3f})",
         f"gap **{info['gap']:+.3f}**",
+        *klom_audits.point_lines(audit, point),
     ])
 )  # fmt: skip
 b.plotly_chart(
