@@ -171,7 +171,7 @@ def test_cli_fits_lists_refuses_and_makes_forget_sets(lab, tmp_path):
     assert len(json.loads(cli("datamodels", "list", "--json", db=db).stdout)["datamodels"]) == len(
         listed
     )
-    for args, size in ((("--kind", "preset", "--preset", "dm-pc1-top10"), 10),
+    for args, size in ((("--preset", "dm-pc1-top10"), 10),
                        (("--kind", "datamodel_pc", "--component", "2", "--top", "25",
                          "--bottom", "25"), 50),
                        (("--kind", "knn", "--space", "datamodel", "--anchor", "4", "--k", "7"), 7)):  # fmt: skip
