@@ -14,6 +14,8 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
   ``divergence`` (diverged runs), ``compare`` (runs of a forget set, Pareto fronts, per point),
   ``audit_math`` (membership audits: U-LiRA, population MIA) and ``audits`` (stored audits)
 - unlearning methods: the ``unlearning`` package (interface and registry in ``base``)
+- datamodels: the ``attribution`` package (subset models, ridge / ℓ1 fits and LDS, stored
+  datamodels and their readers, forget sets from datamodels)
 - the linear study: ``linear`` (the math), ``linear_runs`` (stored runs)
 - the store: ``store`` (DuckDB), ``schema`` (migrations), ``store_files`` (array files),
   ``store_check`` (integrity, disk space)
