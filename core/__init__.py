@@ -20,7 +20,8 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
 - the store: ``store`` (DuckDB), ``schema`` (migrations), ``store_files`` (array files),
   ``store_check`` (integrity, disk space)
 - background work: ``jobs`` (queue, worker), ``job_registry``, ``job_kinds``, ``workers``
-- entry points: ``cli`` with the ``commands`` package, ``demo``; shared: ``config`` (checks of
+- entry points: ``cli`` with the ``commands`` package, ``demo``, ``presets`` (cifar10, with a
+  measured cost estimate); shared: ``config`` (checks of
   user values), ``errors`` (the errors a user sees)
 """
 
