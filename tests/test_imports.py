@@ -210,3 +210,47 @@ def test_cli_import_json_and_errors(tmp_path, db_path, capsys):
     assert "must be floating point" in capsys.readouterr().err
     assert main(["import-margins", "--kind", "oracle", "--rows", "5", orig]) == 2
     assert "START:STOP" in capsys.readouterr().err
+
+
+def test_compare_and_klom_pages_show_imported_runs(batch):
+    """The dashboard reads imported runs like any other: unknown cost (NaN) and unknown
+    accuracies draw, and an imported run is chosen by default like each method's best."""
+    from tests.test_dashboard_unlearn import page
+
+    store, fs = batch["store"], batch["fs"]
+    base = evaluate(store, fs, "do_nothing")
+    path = _fab(batch["tmp"], "ga.npy", batch["rng"].normal(size=(6, N_POINTS)))
+    run = import_margins(store, "digits", "unlearned", path, forget_set_id=fs, label="ga")["run_id"]
+    at = page("compare")
+    assert not at.error
+    assert set(at.dataframe[0].value["method"]) == {"do_nothing", "imported:ga"}
+    assert sorted(at.multiselect[0].value) == sorted([base, run])
+    at = page("klom")
+    assert not at.error
+
+
+def test_schema_8_upgrades_a_lab_with_trained_sets(tmp_path):
+    import duckdb
+
+    from core.schema import MIGRATIONS
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    for m in MIGRATIONS[:6]:
+        m(con)
+    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '6')")
+    con.execute(
+        "INSERT INTO model_sets (kind, role, dataset, arch, n_models, chunk_size, seed, "
+        "train_config, data_meta, code_version, device, status) VALUES ('original', 'main', "
+        "'digits', 'mlp', 2, 2, 0, '{}', '{}', 'x', 'cpu', 'complete')"
+    )
+    con.execute("INSERT INTO model_chunks VALUES (1, 0, 0, 2, 'w.pt', 'm.npy', 'k.npy', 0.5, 0.5, "
+                "1.0, 'cpu', current_timestamp, 'c.npy')")  # fmt: skip
+    con.close()
+    store = Store(path)
+    with store.transaction() as c:  # any write migrates
+        c.execute("SELECT 1")
+    assert store.schema_version() == len(MIGRATIONS)
+    assert store.query_df("SELECT weights_file FROM model_chunks")["weights_file"][0] == "w.pt"
+    assert store.query_df("SELECT source FROM model_sets")["source"].isna().all()
