@@ -284,25 +284,11 @@ def _import_unlearned(store, orig, fs_id, forget, margins, source, label, cost, 
             "sha256": source["sha256"], "n_models": source["n_models"], "reused": False}  # fmt: skip
 
 
-def read_index_file(path: str | Path, n_train: int) -> tuple[list[int] | np.ndarray, str]:
+def read_index_file(path: str | Path, n_train: int) -> tuple[list[int], str]:
     """Raw train indices of a forget-set file and its name: a ``.npy`` array of integers
-    (any shape, flattened; no pickles), else a text / CSV / JSON list (``forget_uploads``)."""
-    p = Path(path)
-    if p.suffix.lower() != ".npy":
-        data, name = read_upload(p)
-        return parse_upload(data, name, n_train), name
-    if not p.is_file():
-        raise ConfigError(f"{path}: no such file (expected a .npy array or a list of indices)")
-    try:
-        arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ConfigError(f"{p.name}: not a readable .npy array of indices ({err})") from None
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu":
-        raise ConfigError(f"{p.name}: dtype {getattr(arr, 'dtype', '?')} — forget-set indices "
-                          "must be integers")  # fmt: skip
-    if arr.size == 0:
-        raise ConfigError(f"{p.name}: no indices found")
-    return arr, p.name
+    (read flat, never unpickled), or a text / CSV / JSON list (``core.forget_uploads``)."""
+    data, name = read_upload(path)
+    return parse_upload(data, name, n_train), name
 
 
 def import_forget_set(

@@ -195,6 +195,12 @@ def test_forget_set_files(tmp_path, db_path):
         with pytest.raises(ConfigError, match=message):
             import_forget_set(store, "digits", _fab(tmp_path, "bad.npy", arr))
     assert len(store.query_df("SELECT id FROM forget_sets")) == 2
+    # the forget-set command's upload kind (and the dashboard's uploader) read .npy files too
+    npy = _fab(tmp_path, "ten.npy", np.arange(10, dtype=np.uint16))
+    assert main(["forget-set", "create", "--kind", "upload", "--file", npy, "--json"]) == 0
+    assert (
+        Store(db_path).query_df("SELECT size FROM forget_sets WHERE name = 'ten'")["size"][0] == 10
+    )
 
 
 def test_cli_import_json_and_errors(tmp_path, db_path, capsys):
