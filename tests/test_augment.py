@@ -103,5 +103,5 @@ def test_cuda_recipe_bf16_channels_last_and_exact_draws():
     cfg = TrainConfig(arch="cnn", epochs=2, augment=True, mixed_precision=True)
     ens = train_ensemble(data, np.ones((4, data.n_train), dtype=bool), [0, 1, 2, 3], cfg)
     assert ens.accuracy(data.x_val, data.y_val).mean() > 0.5
-    z = ens.net.layer1.conv(ens.net.kit.image_in(data.x_val[:4].expand(4, 4, 1, 8, 8)))
-    assert z.is_contiguous(memory_format=torch.channels_last)
+    x_in = ens.net.kit.image_in(data.x_val[:4].expand(4, 4, 1, 8, 8))  # (B, N*C, H, W)
+    assert x_in.is_contiguous(memory_format=torch.channels_last)
