@@ -22,6 +22,18 @@ def parse_rows(text: str | None) -> tuple[int, int] | None:
     return a, b
 
 
+def _dataset(args: argparse.Namespace):
+    """The dataset whose point order the file follows; ``--data-root`` holds for the
+    evaluation that scores imported unlearned margins too."""
+    import os
+
+    from ..data import load_dataset
+
+    if args.data_root is not None:
+        os.environ["LAB_DATA_ROOT"] = args.data_root
+    return load_dataset(args.dataset, "cpu", root=args.data_root, download=args.download)
+
+
 def _margins_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help=".npy of margins (n_models, n_train + n_val), train then val")
     p.add_argument("--dataset", default="digits", help="digits (default) or cifar10")
@@ -41,15 +53,15 @@ def _margins_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cost", type=float, default=None,
                    help="unlearned: compute cost as a share of retraining (default: unknown)")  # fmt: skip
     p.add_argument("--data-root", default=None, help="where cifar10 lives ($LAB_DATA_ROOT)")
+    p.add_argument("--download", action="store_true", help="download cifar10 if missing")
 
 
 @command("import-margins", "import margins of models trained elsewhere (no weights)")(_margins_args)
 def import_margins_cmd(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
     from ..imports import import_margins
 
     rows = parse_rows(args.rows)
-    data = load_dataset(args.dataset, "cpu", root=args.data_root)
+    data = _dataset(args)
     out = import_margins(
         Store(args.db), args.dataset, args.kind, args.file, forget_set_id=args.forget_set,
         role=args.role, original_set_id=args.originals, rows=rows, arch=args.arch,
@@ -72,16 +84,16 @@ def _fs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", help="digits (default) or cifar10")
     p.add_argument("--name", default=None, help="a name unique per dataset (default: the file's)")
     p.add_argument("--data-root", default=None, help="where cifar10 lives ($LAB_DATA_ROOT)")
+    p.add_argument("--download", action="store_true", help="download cifar10 if missing")
 
 
 @command("import-forget-set", "import a forget set from an index file (.npy, text or CSV)")(
     _fs_args
 )
 def import_forget_set_cmd(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
     from ..imports import import_forget_set
 
-    data = load_dataset(args.dataset, "cpu", root=args.data_root)
+    data = _dataset(args)
     fs_id, fs = import_forget_set(Store(args.db), args.dataset, args.file, args.name, data)
     warn = "".join(f"\nwarning: {w}" for w in fs.warnings)
     emit(args, {"id": fs_id, "dataset": args.dataset, **fs.to_dict()},
