@@ -5,8 +5,10 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
 
 - data and models: ``data`` (digits, CIFAR-10), ``models`` (MLP, CNN, ResNet-9 stacked as one
   ensemble), ``recipe`` (training config and recipe identity), ``ensemble`` (training N models
-  at once on a fixed schedule), ``device``, ``threads``
-- model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them)
+  at once on a fixed schedule), ``augment`` (flip and shift on the device, per model),
+  ``device``, ``threads``
+- model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them),
+  ``imports`` (ensembles trained elsewhere, imported as margins without weights)
 - forget sets: ``forget_sets`` (how points are chosen), ``forget_uploads`` (uploaded lists),
   ``forget_store`` (stored forget sets)
 - evaluation: ``oracles`` (oracle and noise-floor groups, pairing of one recipe), ``metrics``
@@ -20,7 +22,8 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
 - the store: ``store`` (DuckDB), ``schema`` (migrations), ``store_files`` (array files),
   ``store_check`` (integrity, disk space)
 - background work: ``jobs`` (queue, worker), ``job_registry``, ``job_kinds``, ``workers``
-- entry points: ``cli`` with the ``commands`` package, ``demo``; shared: ``config`` (checks of
+- entry points: ``cli`` with the ``commands`` package, ``demo``, ``presets`` (cifar10, with a
+  measured cost estimate); shared: ``config`` (checks of
   user values), ``errors`` (the errors a user sees)
 """
 

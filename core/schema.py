@@ -287,6 +287,17 @@ def _m7(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _m8(con: duckdb.DuckDBPyConnection) -> None:
+    """Model sets imported as margins only (``core.imports``): no weights, a source.
+
+    ``model_sets.source`` is NULL for a trained set; for an imported one it is JSON naming the
+    file it came from (name, sha-256 of the rows imported, which rows). Its one chunk has no
+    weights file (``weights_file`` NULL) and no correctness file.
+    """
+    con.execute("ALTER TABLE model_sets ADD COLUMN IF NOT EXISTS source JSON")
+    con.execute("ALTER TABLE model_chunks ALTER COLUMN weights_file DROP NOT NULL")
+
+
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
-    _m1, _m2, _m3, _m4, _m5, _m6, _m7,
+    _m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8,
 ]  # fmt: skip
