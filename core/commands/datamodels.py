@@ -43,7 +43,7 @@ def _f(v) -> str:
 
 def _row_text(r: dict) -> str:
     return (
-        f"datamodel {r['id']}: {r['kind']} on {r['target']}s of {r['n_models']} subset models "
+        f"datamodel {r['id']}: {r['kind']} on the {r['target'].rstrip('s')}s of {r['n_models']} subset models "
         f"(α {r['fraction']:g}, λ {r['lam']:.3g}); LDS train {_f(r['lds_train'])}, "
         f"val {_f(r['lds_val'])} (over {r['n_heldout']} held-out models)"
     )
