@@ -3,6 +3,7 @@
     python bench/datamodel_fit.py                 # digits-sized: 2,000 masks × 1,347 points
     python bench/datamodel_fit.py --targets 1797  # every digits point as a target
     python bench/datamodel_fit.py --json          # one JSON object on stdout
+    python bench/datamodel_fit.py --search --models 5000   # the whole fit, λ search included
 
 Masks are random halves; outputs are a sparse linear function of the mask plus noise. The
 vectorized fit is ``core.attribution.regression.ridge_fit`` (one Cholesky-class solve of
@@ -10,6 +11,11 @@ vectorized fit is ``core.attribution.regression.ridge_fit`` (one Cholesky-class 
 per-target fitter would (``--loop-targets`` of them, the time scaled to all targets), and a
 fairer loop shares one Cholesky factor of X̃ᵀX̃ + λI and solves per target. Exits 1 if
 the weights differ by more than 1e-6 (relative) or the speed-up is below ``--min-ratio``.
+
+``--search`` times instead what ``datamodels fit`` does with the outputs once the subset models
+exist (``core.attribution.fit``'s ridge path): the λ search on held-out models (an
+eigendecomposition, then every λ of the grid scored by LDS), the final fit on all fit models,
+and, apart, the LDS-against-M curve (refits on M/8, M/4, M/2); median of ``--repeats``.
 """
 
 from __future__ import annotations
@@ -44,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--min-ratio", type=float, default=1.0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--search", action="store_true", help="time the whole fit (λ search)")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     x, y = make_problem(args.models, args.points, args.targets, 0)
+    if args.search:
+        return search(x, y, args)
     t0 = time.perf_counter()
     w, b = ridge_fit(x, y, args.lam, args.device)
     t_all = time.perf_counter() - t0
@@ -84,6 +94,37 @@ def main(argv: list[str] | None = None) -> int:
             f"factor {t_shared:.2f} s → {t_shared / t_all:.1f}×; max relative difference {err:.1e}"
         )
     return 0 if err <= 1e-6 and t_loop / t_all >= args.min_ratio else 1
+
+
+def search(x: np.ndarray, y: np.ndarray, args) -> int:
+    """Median wall time of the ridge fit as ``fit_datamodel`` runs it: λ chosen by LDS on a
+    held-out block, the final weights, and the LDS-vs-M curve (timed apart)."""
+    import statistics
+
+    from core.attribution import fit as F
+
+    m, h = x.shape[0], int(round(x.shape[0] * 0.1))
+    n_fit = m - h
+    score = np.asarray
+    core_s, curve_s = [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        F._ridge(x, y, y, n_fit, h, score, args.points, args.device, None, with_curve=False)
+        core_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        F._ridge(x, y, y, n_fit, h, score, args.points, args.device, None)
+        curve_s.append(time.perf_counter() - t0)
+    out = {"models": m, "points": args.points, "targets": args.targets,
+           "search_and_fit_s": statistics.median(core_s),
+           "with_lds_curve_s": statistics.median(curve_s), "repeats": args.repeats,
+           "device": args.device}  # fmt: skip
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"ridge datamodels, {m} models × {args.points} points × {args.targets} targets on "
+              f"{args.device}: λ search + final fit {out['search_and_fit_s']:.2f} s; with the "
+              f"LDS-against-M curve {out['with_lds_curve_s']:.2f} s (medians of {args.repeats})")  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":

@@ -172,8 +172,9 @@ def _prefixes(n_fit: int) -> list[int]:
     return sorted({m for m in (n_fit // 8, n_fit // 4, n_fit // 2, n_fit) if m >= 10})
 
 
-def _ridge(x, y2, actual, n_fit, h, score, n_train, dev, progress):
-    """λ scale by LDS on the inner block, final fit, test LDS per target, LDS-vs-M curve."""
+def _ridge(x, y2, actual, n_fit, h, score, n_train, dev, progress, with_curve: bool = True):
+    """λ scale by LDS on the inner block, final fit, test LDS per target, LDS-vs-M curve
+    (``with_curve=False``: the final fit alone, for timing)."""
     inner = slice(0, n_fit - h)
     val = slice(n_fit - h, n_fit)
     test = slice(n_fit, n_fit + h)
@@ -186,7 +187,7 @@ def _ridge(x, y2, actual, n_fit, h, score, n_train, dev, progress):
     if progress is not None:
         progress(0.9, f"datamodel: λ scale {best:g} chosen; fitting {n_fit} models")
     curve = []
-    for m in _prefixes(n_fit):
+    for m in _prefixes(n_fit) if with_curve else [n_fit]:
         bm = R.ridge_basis(x[:m], y2[:m], dev)
         rho = R.spearman_columns(score(bm.predict(x[test], best)), actual[test])
         curve.append({"m": m, **_lds(rho, n_train)})
