@@ -23,8 +23,9 @@ def lds_curve(curve: pd.DataFrame) -> go.Figure:
         c = curve[curve["split"] == split]
         fig.add_trace(go.Scatter(x=c["m"], y=c["lds"], mode="lines+markers", name=split,
                                  line={"color": color}))  # fmt: skip
-    fig.update_layout(xaxis_title="subset models M", yaxis_title="LDS (Spearman)", height=260,
-                      xaxis_type="log", legend={"orientation": "h", "y": -0.35},
+    ms = sorted(set(curve["m"]))
+    fig.update_layout(xaxis={"title": "subset models M", "type": "log", "tickvals": ms},
+                      yaxis_title="LDS (Spearman)", height=260, legend={"orientation": "h", "y": -0.35},
                       margin=LAYOUT["margin"])  # fmt: skip
     return fig
 
@@ -59,7 +60,7 @@ def weight_heatmap(block: np.ndarray, rows: np.ndarray, cols: np.ndarray, title:
     gx, gy = np.meshgrid(np.arange(nc), np.arange(nr))
     fig.add_trace(go.Scatter(
         x=gx.ravel(), y=gy.ravel(), mode="markers", showlegend=False,
-        marker={"size": 10, "opacity": 0.01, "color": CHOSEN},
+        marker={"size": 10, "color": "rgba(0,0,0,0)"},
         customdata=np.column_stack([np.tile(cols, nr), np.repeat(rows, nc)]),
         hovertemplate="source %{customdata[0]} → target %{customdata[1]}<extra></extra>",
     ))  # fmt: skip
@@ -126,6 +127,10 @@ def klom_vs_self(df: pd.DataFrame, chosen: int | None) -> go.Figure:
                                  name=f"point {chosen}", hoverinfo="skip",
                                  marker={"size": 18, "color": "rgba(0,0,0,0)",
                                          "line": {"color": CHOSEN, "width": 2.5}}))  # fmt: skip
+    if len(df):
+        floor = float(np.percentile(df["floor"], 95))
+        fig.add_hline(y=floor, line_dash="dot", line_color="#64748b",
+                      annotation_text=f"noise floor P95 {floor:.2f}")  # fmt: skip
     fig.update_layout(xaxis_title="self-influence W[j, j]", yaxis_title="KLoM (nats)",
                       height=360, legend={"orientation": "h", "y": -0.3}, **LAYOUT)  # fmt: skip
     return fig

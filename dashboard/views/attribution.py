@@ -143,7 +143,7 @@ def show_point(p: int) -> pd.DataFrame:
         lines.append(f"KLoM **{r['klom']:.3f}** ({r['split']}, run {run_id})")
     a.markdown("\n\n".join(lines))
     if points is not None and p in set(points["point"]):
-        a.page_link("views/klom.py", label="Open in the KLoM explorer",
+        a.page_link("views/klom.py", label="KLoM explorer",
                     query_params={"run": str(run_id), "point": str(p)},
                     icon=":material/query_stats:")  # fmt: skip
     k = b.slider("influencers per side", 3, 20, 8, key="attr_k")
@@ -153,7 +153,7 @@ def show_point(p: int) -> pd.DataFrame:
                              ("negative", b, "lower its margin")):  # fmt: skip
         t = table[table["side"] == side]
         col.markdown(f"**Top {side} influencers** — training on them is predicted to {title}")
-        caps = [f"#{j} · {ad.label_of(data, int(j))} · {v:+.3g}"
+        caps = [f"#{j}{' (itself)' if j == p else ''} · {ad.label_of(data, int(j))} · {v:+.3g}"
                 for j, v in zip(t["source"], t["weight"], strict=True)]  # fmt: skip
         col.markdown(ad.image_grid(data, t["source"], caps,
                                    [ad.link(j, dm_id, run_id) for j in t["source"]]),
@@ -178,6 +178,8 @@ if group == "forget × forget" and forget.size:
                f"margin{' (first 60 points)' if forget.size > 60 else ''}. Click a cell to "
                "open its column's point.")  # fmt: skip
 elif group == "influencers × class" and table is not None:
+    if "attr_cls" not in st.session_state:  # start at the point's own class
+        st.session_state["attr_cls"] = data.class_names.index(ad.label_of(data, point))
     cls = st.selectbox("class", range(len(data.class_names)), key="attr_cls",
                        format_func=lambda c: data.class_names[c])  # fmt: skip
     cols = table["source"].to_numpy()
