@@ -12,6 +12,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 POS, NEG, FORGET, CHOSEN = "#2563eb", "#dc2626", "#dc2626", "#111827"
+
+
+def _ids(points) -> list[list[int]]:
+    """Customdata ``[[index], …]`` as plain lists: a NumPy array would travel as a typed array,
+    and a click's event then carries a dict instead of ``[index]``."""
+    return [[int(p)] for p in np.asarray(points).ravel()]
+
+
 LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "clickmode": "event+select",
           "hovermode": "closest"}  # fmt: skip
 
@@ -36,7 +44,7 @@ def influencer_bars(table: pd.DataFrame, labels: list[str], point: int) -> go.Fi
     names = [f"#{s} · {lab}" for s, lab in zip(table["source"], labels, strict=True)]
     fig = go.Figure(go.Bar(
         x=table["weight"], y=names, orientation="h", marker_color=colors,
-        customdata=table["source"].to_numpy()[:, None],
+        customdata=_ids(table["source"]),
         hovertemplate="train point %{customdata[0]}<br>weight %{x:.4g}<extra></extra>",
     ))  # fmt: skip
     fig.update_layout(xaxis_title=f"W[{point}, j]: predicted change of point {point}'s margin "
@@ -54,14 +62,14 @@ def weight_heatmap(block: np.ndarray, rows: np.ndarray, cols: np.ndarray, title:
     fig = go.Figure(go.Heatmap(
         z=block, x=list(range(nc)), y=list(range(nr)), colorscale="RdBu", zmid=0,
         zmin=-lim, zmax=lim, colorbar={"title": "W"},
-        customdata=np.broadcast_to(np.asarray(rows)[:, None], (nr, nc)),
+        customdata=[[int(r)] * nc for r in rows],
         hovertemplate="target %{customdata}<br>source col %{x}<br>W %{z:.4g}<extra></extra>",
     ))  # fmt: skip
     gx, gy = np.meshgrid(np.arange(nc), np.arange(nr))
     fig.add_trace(go.Scatter(
         x=gx.ravel(), y=gy.ravel(), mode="markers", showlegend=False,
         marker={"size": 10, "color": "rgba(0,0,0,0)"},
-        customdata=np.column_stack([np.tile(cols, nr), np.repeat(rows, nc)]),
+        customdata=[[int(c), int(r)] for r in rows for c in cols],
         hovertemplate="source %{customdata[0]} → target %{customdata[1]}<extra></extra>",
     ))  # fmt: skip
     fig.update_layout(
@@ -85,7 +93,7 @@ def self_influence_hist(si: np.ndarray, forget: np.ndarray, chosen: int | None) 
             x=si[f], y=np.zeros(f.size), mode="markers", name="forget set", yaxis="y2",
             marker={"symbol": "line-ns-open", "size": 16, "color": FORGET,
                     "line": {"width": 2, "color": FORGET}},
-            customdata=f[:, None], hovertemplate="point %{customdata[0]}<br>W[j,j] %{x:.4g}"
+            customdata=_ids(f), hovertemplate="point %{customdata[0]}<br>W[j,j] %{x:.4g}"
             "<extra>forget</extra>",
         ))  # fmt: skip
     if chosen is not None and 0 <= chosen < si.size:
@@ -104,7 +112,7 @@ def moved_bars(table: pd.DataFrame) -> go.Figure:
               for s, f in zip(table["shift"], table["in_forget"], strict=True)]  # fmt: skip
     fig = go.Figure(go.Bar(
         x=[str(p) for p in table["point"]], y=table["shift"], marker_color=colors,
-        customdata=table["point"].to_numpy()[:, None],
+        customdata=_ids(table["point"]),
         hovertemplate="point %{customdata[0]}<br>Δ margin %{y:.4g}<extra></extra>",
     ))  # fmt: skip
     fig.update_layout(xaxis={"title": "point (red: in the forget set)", "type": "category"},
@@ -117,7 +125,7 @@ def klom_vs_self(df: pd.DataFrame, chosen: int | None) -> go.Figure:
     fig = go.Figure(go.Scatter(
         x=df["self_influence"], y=df["klom"], mode="markers", name="forget points",
         marker={"color": FORGET, "size": 9, "opacity": 0.8},
-        customdata=df["point"].to_numpy()[:, None],
+        customdata=_ids(df["point"]),
         hovertemplate="point %{customdata[0]}<br>W[j,j] %{x:.4g}<br>KLoM %{y:.3f}"
         "<extra></extra>",
     ))  # fmt: skip
