@@ -122,6 +122,14 @@ def test_out_of_range_index_is_an_error(lab):
     assert not at.error
 
 
+def test_a_point_without_a_datamodel_target_is_refused():
+    from dashboard.attribution_data import check_point
+
+    assert check_point(5, 1797, 1797, 3) is None
+    assert "does not exist" in check_point(1797, 1797, 1797, 3)
+    assert "has no target in datamodel 3" in check_point(1500, 1797, 1347, 3)
+
+
 def test_a_click_on_the_klom_scatter_opens_that_point(lab):
     at = open_page()
     at.number_input(key="attr_point").set_value(0).run()
@@ -138,6 +146,12 @@ def test_a_click_on_the_klom_scatter_opens_that_point(lab):
     scatter = [s for s in spec if s["layout"].get("yaxis", {}).get("title", {}).get("text")
                == "KLoM (nats)" and s["data"][0].get("name") == "forget points"]  # fmt: skip
     assert scatter and len(scatter[0]["data"]) == 2  # the dots, and the chosen point's ring
+    notes = [a["text"] for a in scatter[0]["layout"]["annotations"]]
+    assert any(n.startswith("noise floor P95") for n in notes)
+    dots = scatter[0]["data"][0]
+    # plain [index] lists: a NumPy column would travel as a typed array, and a real click would
+    # hand the page a dict (tests/test_browser.py clicks for real)
+    assert dots["customdata"] == [[int(p)] for p in sorted(lab["forget"])]
 
 
 def test_heatmap_of_the_forget_set_and_its_cell_click(lab):
