@@ -136,8 +136,8 @@ def show_point(p: int) -> pd.DataFrame:
     lines = [f"**point {p}** · {split} · label **{ad.label_of(data, p)}**",
              f"target LDS **{components.fmt_value(lds)}**"]  # fmt: skip
     if split == "train":
-        rank = (si < si[p]).mean() * 100
-        lines.append(f"self-influence W[{p},{p}] **{si[p]:+.4g}** (above {rank:.0f}% of train)")
+        rank = int((si > si[p]).sum()) + 1
+        lines.append(f"self-influence W[{p},{p}] **{si[p]:+.4g}** (rank {rank} of {si.size})")
     if points is not None and p in set(points["point"]):
         r = points.set_index("point").loc[p]
         lines.append(f"KLoM **{r['klom']:.3f}** ({r['split']}, run {run_id})")
