@@ -52,6 +52,12 @@ nav = st.navigation(
             url_path="compare",
         ),
         st.Page(
+            PAGES / "attribution.py",
+            title="Attribution",
+            icon=":material/scatter_plot:",
+            url_path="attribution",
+        ),
+        st.Page(
             PAGES / "linear.py",
             title="Linear model",
             icon=":material/show_chart:",

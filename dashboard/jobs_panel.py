@@ -16,7 +16,7 @@ ICONS = {  # Streamlit's bundled icon font: emoji may lack a font on the machine
 }  # fmt: skip
 LABELS = {
     "build_models": "Build models", "oracles": "Build oracles", "evaluate": "Evaluate",
-    "demo": "Quick demo", "unlearn": "Unlearn",
+    "demo": "Quick demo", "unlearn": "Unlearn", "datamodel": "Fit datamodel",
 }  # fmt: skip
 
 
@@ -67,6 +67,9 @@ def job_links(kind: str, result: dict | None) -> list[tuple[str, str, dict]]:
         return [("views/compare.py", "Compare the runs", {}),
                 ("views/klom.py", f"Open run {r['run_ids'][-1]} in the KLoM explorer",
                  {"run": str(r["run_ids"][-1])})]  # fmt: skip
+    if kind == "datamodel" and "datamodel_id" in r:
+        return [("views/attribution.py", f"Open datamodel {r['datamodel_id']} on Attribution",
+                 {"datamodel": str(r["datamodel_id"])})]  # fmt: skip
     if kind in ("build_models", "oracles") and r:
         return [("views/models.py", "See the models", {})]
     return []

@@ -310,3 +310,68 @@ def test_whole_app_klom_explorer_drill_down(lab_server, page, tmp_path):
     page.get_by_text(f"point {point}", exact=False).first.wait_for(timeout=60_000)
     page.get_by_text("split forget", exact=False).first.wait_for(timeout=60_000)
     page.screenshot(path=str(tmp_path / "klom.png"), full_page=True)
+
+
+@pytest.fixture
+def attr_server(db_path, tmp_path):
+    """A server over a tiny lab with a do-nothing evaluation and a margin datamodel (~35 s)."""
+    from core.evaluation import evaluate
+    from tests.lab_fixtures import tiny_datamodel, tiny_lab
+
+    lab = tiny_lab(db_path, n_models=4)
+    lab["run_id"] = evaluate(lab["store"], lab["forget_set"], "do_nothing")
+    lab["dm"] = tiny_datamodel(lab["store"], lab["original"], "margin", 20)
+    for url in _serve(db_path, tmp_path):
+        yield url, lab
+
+
+# the KLoM-vs-self-influence scatter: the dot farthest (on screen) from every other, not `skip`
+PICK_DOT = f"""(skip) => {{
+  const gd = {PLOTS}.find(g => g.data && g.data.some(t => t.name === 'forget points'));
+  if (!gd || !gd._fullLayout) return null;
+  gd.scrollIntoView({{block: 'center'}});
+  const box = gd.getBoundingClientRect(), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const t = gd._fullData.find(t => t.name === 'forget points');
+  const p = Array.from(t.x, (x, i) => [box.left + xa._offset + xa.l2p(x),
+                                       box.top + ya._offset + ya.l2p(t.y[i])]);
+  let best = null;
+  p.forEach((a, i) => {{
+    const point = Number(t.customdata[i][0]);
+    if (point === skip) return;
+    let d = Infinity;
+    p.forEach((b, j) => {{ if (j !== i) d = Math.min(d, Math.hypot(a[0] - b[0], a[1] - b[1])); }});
+    if (!best || d > best.d) best = {{d, x: a[0], y: a[1], point}};
+  }});
+  return best;
+}}"""
+
+
+def test_attribution_page_loads_and_a_dot_opens_its_point(attr_server, page, tmp_path):
+    """From Home to Attribution with no exception box and nothing off localhost; a real click
+    on a dot of the KLoM-vs-self-influence scatter opens that point (its customdata arrives as
+    the point's index, not as an encoded array)."""
+    url, lab = attr_server
+    watch = Watch(page, url)
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("link", name="Attribution").first.click()
+    page.get_by_text("Hard to unlearn?").first.wait_for(timeout=60_000)
+    box = page.get_by_label("point index", exact=False)
+    before = int(box.input_value())
+    last, deadline = None, time.monotonic() + 60
+    while time.monotonic() < deadline:  # the page has settled: the same dot at the same place
+        target = page.evaluate(PICK_DOT, before)
+        if target and last and target["point"] == last["point"] \
+                and abs(target["x"] - last["x"]) < 0.5 and abs(target["y"] - last["y"]) < 0.5:  # fmt: skip
+            break
+        last = target
+        page.wait_for_timeout(400)
+    assert target and target["point"] != before
+    page.mouse.click(target["x"], target["y"])
+    deadline = time.monotonic() + 60
+    while box.input_value() != str(target["point"]) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert int(box.input_value()) == target["point"]
+    page.get_by_text(f"point {target['point']} · train", exact=False).first.wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(tmp_path / "attribution.png"), full_page=True)
+    watch.check()

@@ -53,6 +53,9 @@ st.markdown(
 - **KLoM explorer** — for a forget set and a method, the distribution of KLoM over forget,
   retain and validation points beside the noise floor; click any point to see its image and
   its margins under the method's models and under the oracles.
+- **Attribution** — from a datamodel fitted on models trained on random halves of the data:
+  which training points raise or lower a point's margin, which points the models memorize,
+  which points a forget set moves, and whether memorized points are the hard ones to unlearn.
 - **Linear model** — why *matching the oracle's outputs* (Oracle Matching) converges to the
   retrained model while gradient descent on the retain set stalls, in a ridge regression you
   can re-run with your own parameters.
@@ -60,7 +63,7 @@ st.markdown(
 )
 with st.expander("How to read the lab: the concepts in one place"):
     st.markdown(components.concepts("Margin", "Oracle", "KLoM", "Noise floor", "Saturation",
-                                    "Splits", "Coming later"))  # fmt: skip
+                                    "Splits", "Datamodels and the Attribution page"))  # fmt: skip
     st.caption("From docs/concepts.md in the lab's folder, which also explains every page.")
 st.info(
     "Everything you run is stored in a local DuckDB database, so results stay after you close "

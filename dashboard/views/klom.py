@@ -110,6 +110,9 @@ a.markdown(
         *klom_audits.point_lines(audit, point),
     ])
 )  # fmt: skip
+a.page_link("views/attribution.py", label="Its training influencers (Attribution)",
+            query_params={"point": str(point), "run": str(run_id)},
+            icon=":material/scatter_plot:")  # fmt: skip
 b.plotly_chart(
     klom_charts.margin_histograms(
         unlearned[:, point], oracle[:, point], f"margins of point {point}"

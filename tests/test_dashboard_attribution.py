@@ -1,0 +1,202 @@
+"""AppTest of the Attribution page on a tiny lab with a margin datamodel (20 subset models)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.attribution.datamodels import delete_datamodel, get_datamodel, load_weights
+from core.evaluation import evaluate, evaluation
+from core.store import Store
+from tests.conftest import ROOT
+from tests.lab_fixtures import tiny_datamodel, tiny_lab
+
+APP = str(ROOT / "dashboard" / "app.py")
+PAGE = "views/attribution.py"
+
+
+@pytest.fixture(scope="module")
+def lab_template(tmp_path_factory):
+    lab = tiny_lab(tmp_path_factory.mktemp("attr") / "lab.duckdb", n_models=4)
+    lab["run_id"] = evaluate(lab["store"], lab["forget_set"], "do_nothing")
+    lab["dm"] = tiny_datamodel(lab["store"], lab["original"], "margin", 20)
+    return lab
+
+
+@pytest.fixture
+def lab(lab_template, tmp_path, monkeypatch):
+    """A private copy of the template lab, exported as LAB_DB."""
+    src = lab_template["store"]
+    shutil.copy(src.path, tmp_path / "lab.duckdb")
+    shutil.copytree(src.files_dir, tmp_path / "lab.files")
+    monkeypatch.setenv("LAB_DB", str(tmp_path / "lab.duckdb"))
+    return {**lab_template, "store": Store(tmp_path / "lab.duckdb")}
+
+
+def open_page(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = str(v)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def text(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def influencer_table(at):
+    tables = [d.value for d in at.dataframe if "side" in d.value.columns]
+    assert len(tables) == 1
+    return tables[0]
+
+
+def test_page_renders_with_a_datamodel(lab):
+    at = open_page()
+    assert not at.error
+    dm = get_datamodel(lab["store"], lab["dm"])
+    assert at.selectbox(key="attr_dm").value == lab["dm"]
+    assert at.selectbox(key="attr_run").value == lab["run_id"]
+    assert at.selectbox(key="attr_fs").value == lab["forget_set"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["LDS train"] == f"{dm.lds_train:.3f}"
+    assert metrics["LDS val"] == f"{dm.lds_val:.3f}"
+    # the default point: the forget point the run left hardest to tell from the oracles
+    pts = evaluation(lab["store"], lab["run_id"])["points"]
+    f = pts[pts["split"] == "forget"]
+    worst = int(f.loc[f["klom"].idxmax(), "point"])
+    assert at.number_input(key="attr_point").value == worst
+    assert f"**point {worst}** · train" in text(at)
+    # every section drew, the images inline (no media-endpoint files)
+    keys = {c.proto.id for c in at.get("plotly_chart")}
+    assert len(keys) >= 5 and not at.get("image")
+    assert sum(m.value.count("<img") for m in at.markdown) >= 2 * 8 + 12 + 1
+    how = "\n".join(m.value for m in at.expander[0].markdown)
+    assert "#### Datamodels and the Attribution page" in how
+
+
+def test_influencer_table_has_the_stored_weights(lab):
+    at = open_page()
+    point = int(lab["forget"][1])
+    at.number_input(key="attr_point").set_value(point).run()
+    at.slider(key="attr_k").set_value(5).run()
+    assert not at.exception
+    row = load_weights(lab["store"], lab["dm"])[0][point].astype(np.float64)
+    pos = [j for j in np.argsort(row)[::-1][:5] if row[j] > 0]
+    neg = [j for j in np.argsort(row)[:5] if row[j] < 0]
+    table = influencer_table(at)
+    got_pos, got_neg = table[table["side"] == "positive"], table[table["side"] == "negative"]
+    assert got_pos["source"].tolist() == pos and got_neg["source"].tolist() == neg
+    np.testing.assert_allclose(got_pos["weight"], row[pos], rtol=1e-6)
+    np.testing.assert_allclose(got_neg["weight"], row[neg], rtol=1e-6)
+    assert len(table) == 10 and (got_pos["weight"] > 0).all() and (got_neg["weight"] < 0).all()
+    grids = [m.value for m in at.markdown if f'href="?point={pos[0]}&amp;' in m.value
+             or f'href="?point={pos[0]}&' in m.value]  # fmt: skip
+    assert grids and f"#{pos[0]} · " in grids[0]  # the image grid links to the influencer
+
+
+def test_a_link_opens_its_point_datamodel_and_run(lab):
+    point = int(lab["forget"][2])
+    at = open_page(point=point, datamodel=lab["dm"], run=lab["run_id"])
+    assert at.number_input(key="attr_point").value == point
+    assert f"**point {point}** · train" in text(at)
+    assert at.query_params["point"] == str(point)
+    # the next point typed moves the URL with it
+    at.number_input(key="attr_point").set_value(1400).run()
+    assert "**point 1400** · val" in text(at) and at.query_params["point"] == "1400"
+
+
+def test_out_of_range_index_is_an_error(lab):
+    at = open_page(point=5000)
+    assert at.error and "Point 5000 does not exist" in at.error[0].value
+    assert "0 to 1796" in at.error[0].value
+    at.number_input(key="attr_point").set_value(-3).run()
+    assert not at.exception and "Point -3 does not exist" in at.error[0].value
+    at.number_input(key="attr_point").set_value(7).run()
+    assert not at.error
+
+
+def test_a_point_without_a_datamodel_target_is_refused():
+    from dashboard.attribution_data import check_point
+
+    assert check_point(5, 1797, 1797, 3) is None
+    assert "does not exist" in check_point(1797, 1797, 1797, 3)
+    assert "has no target in datamodel 3" in check_point(1500, 1797, 1347, 3)
+
+
+def test_a_click_on_the_klom_scatter_opens_that_point(lab):
+    at = open_page()
+    at.number_input(key="attr_point").set_value(0).run()
+    point = int(lab["forget"][4])
+    at.session_state["attr_scatter"] = {
+        "selection": {"points": [{"customdata": [point], "x": 0.0, "y": 0.0}]}
+    }
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="attr_point").value == point
+    assert f"**point {point}** · train" in text(at)
+    # the scatter holds the run's forget points at their self-influence
+    spec = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    scatter = [s for s in spec if s["layout"].get("yaxis", {}).get("title", {}).get("text")
+               == "KLoM (nats)" and s["data"][0].get("name") == "forget points"]  # fmt: skip
+    assert scatter and len(scatter[0]["data"]) == 2  # the dots, and the chosen point's ring
+    notes = [a["text"] for a in scatter[0]["layout"]["annotations"]]
+    assert any(n.startswith("noise floor P95") for n in notes)
+    dots = scatter[0]["data"][0]
+    # plain [index] lists: a NumPy column would travel as a typed array, and a real click would
+    # hand the page a dict (tests/test_browser.py clicks for real)
+    assert dots["customdata"] == [[int(p)] for p in sorted(lab["forget"])]
+
+
+def test_heatmap_of_the_forget_set_and_its_cell_click(lab):
+    at = open_page()
+    at.radio(key="attr_group").set_value("forget × forget").run()
+    assert not at.exception
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text")
+              for c in at.get("plotly_chart")]  # fmt: skip
+    assert "W[forget, forget]" in titles
+    src = int(lab["forget"][6])
+    at.session_state["attr_heat"] = {
+        "selection": {"points": [{"customdata": [src, int(lab["forget"][0])]}]}
+    }
+    at.run()
+    assert at.number_input(key="attr_point").value == src
+
+
+def test_no_datamodel_shows_the_command_and_starts_a_fit(lab):
+    delete_datamodel(lab["store"], lab["dm"])
+    at = open_page()
+    assert at.info and "python -m core datamodels fit" in at.info[0].value
+    assert at.selectbox(key="attr_fit_orig").value == lab["original"]
+    at.number_input(key="attr_fit_m").set_value(40)
+    at.button(key="attr_fit").click().run()
+    assert not at.exception and not at.error
+    job = jobs.list_jobs(lab["store"]).iloc[0]
+    assert job["kind"] == "datamodel"
+    params = jobs.get_job(lab["store"], int(job["id"]))["params"]
+    assert params == {"dataset": "digits", "models": 40, "target": "margin",
+                      "original_set_id": lab["original"]}  # fmt: skip
+    jobs.cancel(lab["store"], int(job["id"]))
+
+
+def test_empty_store_shows_the_command(db_path):
+    at = open_page()
+    assert at.info and "python -m core datamodels fit" in at.info[0].value
+    assert not at.error and not [b for b in at.button if b.key == "attr_fit"]
+    assert any(p.proto.page == "models" for p in at.page_link)
+
+
+def test_klom_explorer_links_to_the_point_on_attribution(lab):
+    point = int(lab["forget"][3])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["run"], at.query_params["point"] = str(lab["run_id"]), str(point)
+    at.switch_page("views/klom.py").run()
+    assert not at.exception
+    links = [p.proto for p in at.page_link if p.proto.page == "attribution"]
+    assert links and links[0].query_string == f"point={point}&run={lab['run_id']}"
