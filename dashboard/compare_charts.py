@@ -49,7 +49,7 @@ def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
         front = g[pareto_front(g["cost"].to_numpy(), g[score].to_numpy())].sort_values("cost")
         fig.add_trace(go.Scatter(
             x=g["cost"], y=g[score], mode="markers", name=method, legendgroup=method,
-            customdata=g[["run_id"]].to_numpy(), text=g["params"],
+            customdata=[[int(r)] for r in g["run_id"]], text=g["params"],
             hovertemplate="run %{customdata[0]}<br>cost %{x:.3f}<br>score %{y:.3f}<br>%{text}",
         ))  # fmt: skip
         if len(front) > 1:
@@ -88,7 +88,7 @@ def distribution_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figur
                          marker_color="#9ca3af", boxpoints=False))  # fmt: skip
     for run_id, g in points.groupby("run_id", sort=False):
         fig.add_trace(go.Box(x=g["split"], y=g["klom"], name=labels.get(int(run_id), str(run_id)),
-                             boxpoints="outliers", customdata=g[["point"]].to_numpy(),
+                             boxpoints="outliers", customdata=[[int(p)] for p in g["point"]],
                              hovertemplate="point %{customdata[0]}<br>KLoM %{y:.3f}"))  # fmt: skip
     fig.update_layout(boxmode="group", yaxis_title="KLoM per point (lower is better)",
                       height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -113,7 +113,8 @@ def gap_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
                              marker_color="#9ca3af", hoverinfo="skip"))  # fmt: skip
         fig.add_trace(go.Scatter(
             x=i + jitter, y=g["gap"], mode="markers", marker={"size": 7, "opacity": 0.8},
-            customdata=np.stack([np.full(len(g), int(run_id)), g["point"]], axis=1),
+            customdata=[[int(run_id), int(p)] for p in g["point"]],  # plain lists: a
+            # NumPy array would reach the browser as a typed array, and a click as a dict
             hovertemplate="point %{customdata[1]}<br>gap %{y:.3f}<extra></extra>",
         ))  # fmt: skip
     fig.add_hline(y=0, line_dash="dash", line_color="#6b7280",

@@ -149,7 +149,7 @@ def clicked_customdata(state) -> list | None:
     if not pts:
         return None
     data = pts[-1].get("customdata")
-    if data is None:
+    if data is None or isinstance(data, dict):  # a dict: a typed array, not a chart's ids
         return None
     return list(data) if isinstance(data, list | tuple) else [data]
 

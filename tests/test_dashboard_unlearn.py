@@ -111,3 +111,24 @@ def test_unlearn_page_starts_a_grid_job_and_refuses_bad_values(lab):  # noqa: F8
     at.button(key="ul_go").click().run()
     assert at.error and "budgets must be numbers" in at.error[0].value
     assert len(jobs.list_jobs(lab["store"])) == n  # no job for refused input
+
+
+def test_compare_charts_send_plain_ids_to_the_browser(lab):  # noqa: F811
+    """A NumPy customdata column reaches the browser as a typed array ({dtype, bdata}); a real
+    click then hands the page a dict instead of the run or point id. The Attribution page's
+    browser test caught it there; the Compare charts must send plain lists."""
+    from core.compare import point_values
+    from dashboard.compare_charts import distribution_chart, frontier_chart, gap_chart, run_labels
+    from dashboard.data_access import clicked_customdata
+
+    store, fs = lab["store"], lab["forget_set"]
+    ga = evaluate(store, fs, "gradient_ascent", budget=0.1)
+    runs = runs_table(store, fs)
+    pts = point_values(store, [lab["run_id"], ga])
+    for fig in (frontier_chart(runs, "klom_p99_avg"), gap_chart(pts, run_labels(runs)),
+                distribution_chart(pts, run_labels(runs))):  # fmt: skip
+        for trace in json.loads(fig.to_json())["data"]:  # x and y may be typed arrays: drawn
+            if "customdata" in trace:  # only the ids come back with a click
+                assert isinstance(trace["customdata"], list), trace["customdata"]
+                assert all(isinstance(v, int) for row in trace["customdata"] for v in row)
+    assert clicked_customdata({"selection": {"points": [{"customdata": {"bdata": "AA=="}}]}}) is None
