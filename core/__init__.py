@@ -6,7 +6,9 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
 - data and models: ``data`` (digits, CIFAR-10), ``models`` (MLP, CNN, ResNet-9 stacked as one
   ensemble), ``recipe`` (training config and recipe identity), ``ensemble`` (training N models
   at once on a fixed schedule), ``device``, ``threads``
-- model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them)
+- model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them),
+  ``tasks`` (a chunk of models as a pure task: spec in, arrays out, no store), ``executors``
+  (where tasks run: here, or as Ray tasks on a cluster; the driver alone writes)
 - forget sets: ``forget_sets`` (how points are chosen), ``forget_uploads`` (uploaded lists),
   ``forget_store`` (stored forget sets)
 - evaluation: ``oracles`` (oracle and noise-floor groups, pairing of one recipe), ``metrics``
