@@ -25,6 +25,7 @@ to be reachable first: Ray itself would wait minutes). Every node needs the lab 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -162,7 +163,8 @@ class RayExecutor(Executor):
         num_cpus: int | None = None,
     ) -> None:
         gpus_per_task = float(gpus_per_task)
-        if not (0.0 <= gpus_per_task <= 1.0 or gpus_per_task.is_integer()):
+        g = gpus_per_task
+        if not (math.isfinite(g) and g >= 0 and (g <= 1 or g.is_integer())):
             raise ConfigError(
                 f"--gpus-per-task must be 0, a fraction up to 1, or a whole number; got {gpus_per_task}"
             )
@@ -205,6 +207,8 @@ class RayExecutor(Executor):
                 "a Ray task sees a GPU only when it asks for one: add --gpus-per-task (1, or a "
                 "fraction such as 0.25 to let 4 tasks share a GPU)"
             )
+        if base != "cuda" and self.gpus_per_task > 0:
+            raise ConfigError(f"--gpus-per-task reserves GPUs that --device {base} would not use")
         ray = self._ray()
         if self.gpus_per_task > 0:
             have = float(ray.cluster_resources().get("GPU", 0.0))

@@ -12,8 +12,10 @@ also name the originals they pair with (``base_set_id``).
 A build is resumable: models are trained ``chunk_size`` at a time; each finished chunk writes
 its weights, margins and masks as files and then one row in ``model_chunks`` in a single
 transaction (retried with backoff while another process holds the database; its files are
-removed if it cannot be recorded). A rerun skips the chunks that have a row. Margins and
-argmax correctness are on every point of the global point space: train points
+removed if it cannot be recorded). A rerun skips the chunks that have a row. A chunk is a
+pure task (``core.tasks``) that an executor runs here or on a Ray cluster
+(``core.executors``); this process alone writes, committing each result as it arrives.
+Margins and argmax correctness are on every point of the global point space: train points
 ``0 … n_train−1``, then val points ``n_train …``.
 """
 

@@ -34,6 +34,7 @@ def test_local_executor_runs_in_order_with_progress():
         ({"address": "auto"}, "need --executor ray"),
         ({"gpus_per_task": 1.0}, "need --executor ray"),
         ({"name": "ray", "gpus_per_task": 1.5}, "gpus-per-task"),
+        ({"name": "ray", "gpus_per_task": -1.0}, "gpus-per-task"),
         ({"name": "ray", "address": "no-port"}, "HOST:PORT"),
     ],
 )

@@ -147,6 +147,8 @@ def test_devices_and_chunks_on_ray(ray_instance, tmp_path):
         ex.device("cuda")
     with pytest.raises(ConfigError, match="0 GPUs"):
         RayExecutor(gpus_per_task=0.5).device(None)
+    with pytest.raises(ConfigError, match="would not use"):
+        RayExecutor(gpus_per_task=0.5).device("cpu")
     store = Store(tmp_path / "lab.duckdb")  # default chunks: the models over the 2 CPUs
     set_id = create_model_set(store, "original", ONE_EPOCH, 6, executor=ex)
     assert (
@@ -179,3 +181,23 @@ def test_an_unreachable_cluster_is_refused_fast(tmp_path, capsys):
         or Store(tmp_path / "lab.duckdb").query_df("SELECT count(*) FROM model_sets").iloc[0, 0]
         == 0
     )
+
+
+def sleepy(task, progress, should_stop):
+    import time
+
+    time.sleep(60)
+
+
+def test_a_stopped_build_cancels_its_tasks(ray_instance):
+    """should_stop (a job's cancel) ends the wait at once and cancels what is still running."""
+    import time
+
+    from core.ensemble import Cancelled
+
+    t0, calls = time.perf_counter(), []
+    with pytest.raises(Cancelled):
+        list(
+            RayExecutor().run(sleepy, [0, 1], should_stop=lambda: calls.append(1) or len(calls) > 2)
+        )
+    assert time.perf_counter() - t0 < 10
