@@ -18,8 +18,11 @@ arrives. So a model set built on a Ray cluster lands in the store exactly as one
 Ray is optional (``requirements-ray.txt``) and imported only when a ``RayExecutor`` is used.
 With no ``address`` it starts a local Ray instance (the machine's cores, or ``num_cpus``);
 ``auto`` joins the cluster this machine belongs to; ``HOST:PORT`` the head node's GCS (checked
-to be reachable first: Ray itself would wait minutes). Every node needs the lab importable
-(start ``ray start`` from the lab's folder, or with it on ``PYTHONPATH``).
+to be reachable first: Ray itself would wait minutes). Every node needs the lab importable at
+the driver's path (a shared checkout, or the lab on ``PYTHONPATH``) and, for CIFAR-10, the data
+(``LAB_DATA_ROOT`` or ``--data-root``). A cluster started with token authentication (Ray ≥ 2.59
+turns it on for ``ray start``) wants ``RAY_AUTH_MODE=token`` and its token in the driver's
+environment too, else Ray refuses the connection ("cannot connect to the Ray cluster").
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--address", default=None,
-        help="ray: the cluster's head node HOST:PORT, or auto (default: start Ray here)",
+        help="ray: the cluster's head node HOST:PORT (its GCS port, 6379 by default), or auto "
+        "(the cluster this machine joined); default: start Ray here",
     )  # fmt: skip
     p.add_argument(
         "--gpus-per-task", type=float, default=None, dest="gpus_per_task",
