@@ -5,10 +5,12 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
 
 - data and models: ``data`` (digits, CIFAR-10), ``models`` (MLP, CNN, ResNet-9 stacked as one
   ensemble), ``recipe`` (training config and recipe identity), ``ensemble`` (training N models
-  at once on a fixed schedule), ``device``, ``threads``
+  at once on a fixed schedule), ``augment`` (flip and shift on the device, per model),
+  ``device``, ``threads``
 - model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them),
-  ``tasks`` (a chunk of models as a pure task: spec in, arrays out, no store), ``executors``
-  (where tasks run: here, or as Ray tasks on a cluster; the driver alone writes)
+  ``imports`` (ensembles trained elsewhere, imported as margins without weights), ``tasks`` (a
+  chunk of models as a pure task: spec in, arrays out, no store), ``executors`` (where tasks
+  run: here, or as Ray tasks on a cluster; the driver alone writes)
 - forget sets: ``forget_sets`` (how points are chosen), ``forget_uploads`` (uploaded lists),
   ``forget_store`` (stored forget sets)
 - evaluation: ``oracles`` (oracle and noise-floor groups, pairing of one recipe), ``metrics``
@@ -16,11 +18,14 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
   ``divergence`` (diverged runs), ``compare`` (runs of a forget set, Pareto fronts, per point),
   ``audit_math`` (membership audits: U-LiRA, population MIA) and ``audits`` (stored audits)
 - unlearning methods: the ``unlearning`` package (interface and registry in ``base``)
+- datamodels: the ``attribution`` package (subset models, ridge / ℓ1 fits and LDS, stored
+  datamodels and their readers, forget sets from datamodels)
 - the linear study: ``linear`` (the math), ``linear_runs`` (stored runs)
 - the store: ``store`` (DuckDB), ``schema`` (migrations), ``store_files`` (array files),
   ``store_check`` (integrity, disk space)
 - background work: ``jobs`` (queue, worker), ``job_registry``, ``job_kinds``, ``workers``
-- entry points: ``cli`` with the ``commands`` package, ``demo``; shared: ``config`` (checks of
+- entry points: ``cli`` with the ``commands`` package, ``demo``, ``presets`` (cifar10, with a
+  measured cost estimate); shared: ``config`` (checks of
   user values), ``errors`` (the errors a user sees)
 """
 

@@ -101,8 +101,10 @@ def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 def best_per_method(runs: pd.DataFrame, score: str, max_cost: float | None = None) -> list[int]:
     """Each method's run with the lowest ``score`` among those that cost at most ``max_cost``
-    (fine-tuning; all runs when None), do-nothing and retrain included: run ids by method."""
-    pick = runs if max_cost is None else runs[runs["cost"] <= max_cost + 1e-12]
+    (fine-tuning; all runs when None), do-nothing and retrain included: run ids by method.
+    A run of unknown cost (NaN: imported unlearned margins without ``--cost``) is kept."""
+    cost = runs["cost"]
+    pick = runs if max_cost is None else runs[(cost <= max_cost + 1e-12) | cost.isna()]
     pick = pick.dropna(subset=[score])
     if pick.empty:
         return []

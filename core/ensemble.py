@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .augment import augment
 from .data import Dataset
 from .device import resolve_device
 from .errors import ConfigError, LabError
@@ -268,7 +269,8 @@ def train_ensemble(
         net, gens = _init(data, [int(seeds[i]) for i in idx], cfg)
         pools = torch.from_numpy(np.stack([np.flatnonzero(masks[i]) for i in idx]))  # (N, m)
         net.to(dev)
-        loop = _train_mlp_fast if (cfg.arch == "mlp" and cfg.fast_path) else _train_autograd
+        fast = cfg.arch == "mlp" and cfg.fast_path and not cfg.augment
+        loop = _train_mlp_fast if fast else _train_autograd
         with _cpu_threads(dev, len(idx) * cfg.batch_size):
             loop(net, x, y, pools, gens, steps, cfg, tick)
         parts.append(Ensemble(cfg.arch, net, data.input_shape, data.num_classes))
@@ -305,14 +307,17 @@ def _train_autograd(net, x, y, pools, gens, steps, cfg, tick) -> None:
         net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
         weight_decay=cfg.weight_decay,
     )  # fmt: skip
-    amp = cfg.mixed_precision and x.device.type == "cuda"
+    amp = cfg.mixed_precision and x.device.type == "cuda"  # bf16 on CUDA only: CPU stays exact
     ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
     net.train()
     total = steps
     for t, idx in enumerate(_batches(pools, gens, total, b, x.device)):  # idx (N, B)
         tick(t)
+        xb = x[idx]  # (N, B, C, H, W)
+        if cfg.augment:  # drawn from each model's generator (core.augment)
+            xb = augment(xb, gens, cfg.translate, cfg.augment_pad)
         with ctx:
-            z = net(x[idx])  # (N, B, K)
+            z = net(xb)  # (N, B, K)
         # sum over models of each model's mean loss: the models' gradients stay separate
         loss = F.cross_entropy(
             z.float().reshape(n * b, k), y[idx].reshape(-1),

@@ -23,7 +23,7 @@ from .config import check_float
 from .data import load_dataset
 from .device import resolve_device
 from .divergence import Diverged, find_diverged, record_diverged
-from .errors import NotFoundError
+from .errors import ConfigError, NotFoundError
 from .forget_store import get_forget_set
 from .metrics import SPLITS, klom, margin_gap, split_accuracy, split_indices, split_summary
 from .oracles import (  # noqa: F401  (re-exported: the oracles of an evaluation)
@@ -34,8 +34,11 @@ from .oracles import (  # noqa: F401  (re-exported: the oracles of an evaluation
     pair_sets,
 )
 from .store import Store
-from .unlearning import PARAMS, UnlearnContext, get_method, method_params
-from .zoo import delete_model_set, load_correct, load_margins
+from .unlearning import PARAMS, UnlearnContext, UnlearnResult, get_method, method_params
+from .zoo import delete_model_set, get_model_set, load_correct, load_margins
+
+# methods that read stored margins only: they run on imported originals (no weights) too
+MARGINS_ONLY = ("do_nothing", "retrain")
 
 
 def find_evaluation(
@@ -85,6 +88,13 @@ def evaluate(
     dev = str(resolve_device(device))  # an unknown device is refused before any work
     fs, dataset = get_forget_set(store, forget_set_id)
     original_id, oracle_id, floor_id = pair_sets(store, forget_set_id, original_set_id)
+    originals = get_model_set(store, original_id)
+    if originals.imported and method not in MARGINS_ONLY:
+        raise ConfigError(
+            f"{method} needs the original models' weights, and original set {original_id} was "
+            f"imported as margins only; on it run {' or '.join(MARGINS_ONLY)}, or import the "
+            "unlearned models' margins (python -m core import-margins --kind unlearned)"
+        )
     if not recompute:
         found = find_evaluation(
             store, forget_set_id, method, (original_id, oracle_id, floor_id), params
@@ -116,8 +126,34 @@ def evaluate(
         run = record_diverged(store, config, dev, time.perf_counter() - t0, str(err))
         raise Diverged(f"{method} diverged: {err}; recorded as run {run}, no KLoM stored",
                        run) from None  # fmt: skip
+    return store_scored(
+        store, config, result, forget_set_id, method, (data.n_train, data.n_val), fs.indices,
+        dev, t0,
+    )  # fmt: skip
+
+
+def store_scored(
+    store: Store,
+    config: dict,
+    result: UnlearnResult,
+    forget_set_id: int,
+    method: str,
+    sizes: tuple[int, int],
+    forget: np.ndarray,
+    device: str,
+    t0: float,
+) -> int:
+    """Score ``result``'s margins against the evaluation's oracles and store the run in one
+    transaction (run, evaluation, points, summaries), then its audits; returns the run id.
+
+    ``config`` names the sets (``original_set_id``, ``oracle_set_id``, ``floor_set_id``);
+    ``sizes`` is ``(n_train, n_val)``. A result without correctness (margins imported without
+    logits: ``result.correct`` None) and a floor group without it get NaN accuracies: unknown,
+    not missing (NULL marks evaluations stored before argmax accuracy, which are recomputed).
+    """
+    oracle_id, floor_id = config["oracle_set_id"], config["floor_set_id"]
     oracle, floor_group = load_margins(store, oracle_id), load_margins(store, floor_id)
-    splits = split_indices(data.n_train, data.n_val, fs.indices)
+    splits = split_indices(*sizes, forget)
     k_values = klom(result.margins, oracle)  # (n_points,)
     f_values = klom(floor_group, oracle)
     gap = margin_gap(result.margins, oracle)
@@ -145,13 +181,13 @@ def evaluate(
             f"evaluations/{run_id}.margins.npy", result.margins.astype(np.float32)
         )
         store.insert_run(
-            con, "evaluation", json.dumps(config), None, dev,
+            con, "evaluation", json.dumps(config), None, device,
             time.perf_counter() - t0, json.dumps(headline), run_id=run_id,
         )  # fmt: skip
         con.execute(
             "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, forget_set_id, method, result.unlearned_set_id, original_id, oracle_id,
-             floor_id, float(result.compute_cost), margins_file],
+            [run_id, forget_set_id, method, result.unlearned_set_id, config["original_set_id"],
+             oracle_id, floor_id, float(result.compute_cost), margins_file],
         )  # fmt: skip
         points.insert(0, "run_id", run_id)
         con.register("points_df", points)
@@ -177,7 +213,11 @@ def _summaries(k_values, f_values, unlearned_correct, floor_correct, splits) -> 
         ("floor", f_values, floor_correct),
     ):
         stats = split_summary(values, splits)
-        acc = split_accuracy(correct, splits)
+        acc = (
+            split_accuracy(correct, splits)
+            if correct is not None
+            else dict.fromkeys(SPLITS, np.nan)
+        )
         for split in SPLITS:
             out[(split, metric)] = {**stats[split], "accuracy": acc[split]}
     return out

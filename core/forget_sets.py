@@ -21,7 +21,8 @@ import numpy as np
 from .config import check_float, check_int
 from .errors import ConfigError
 
-KINDS = ("random", "class", "knn_pixel", "knn_feature", "manual", "upload")
+KINDS = ("random", "class", "knn_pixel", "knn_feature", "manual", "upload", "datamodel_pc",
+         "knn_datamodel")  # the last two: core.attribution.forget  # fmt: skip
 INDEX_COLUMNS = ("index", "indices", "idx")
 PRESET_NAMES = ("random-10", "random-50", "random-200", "class3-half", "knn-pixel-20")
 QUICK_PRESETS = ("random-10", "random-50", "class3-half")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from .attribution.forget import PC_PRESETS
 from .divergence import delete_diverged
 from .errors import ConfigError, NotFoundError
 from .forget_sets import ForgetSet, check_name
@@ -134,7 +135,8 @@ def make_forget_set(
     """Build a forget set of ``kind`` for ``dataset`` from user parameters (validated).
 
     kinds: ``preset`` (name), ``random`` (k, seed), ``class`` (cls, k | fraction, seed),
-    ``knn`` (anchor, k, space = pixel | feature), ``manual`` (indices), ``upload`` (data, filename).
+    ``knn`` (anchor, k, space = pixel | feature | datamodel), ``manual`` (indices), ``upload``
+    (data, filename), ``datamodel_pc`` (component, top, bottom).
     """
     from . import forget_sets as F
     from .data import load_dataset
@@ -144,6 +146,12 @@ def make_forget_set(
     data = load_dataset(dataset, "cpu")
     n, labels = data.n_train, data.y_train.numpy()
     pixels = data.raw_train.reshape(n, -1)
+    if kind == "preset" and p.get("preset") in PC_PRESETS:  # from the datamodel's components
+        c, top, bottom = PC_PRESETS[p["preset"]]
+        return datamodel_forget_set(store, dataset, "datamodel_pc", name or p["preset"],
+                                    component=c, top=top, bottom=bottom)  # fmt: skip
+    if kind == "datamodel_pc" or (kind == "knn" and p.get("space") == "datamodel"):
+        return datamodel_forget_set(store, dataset, kind, name, **p)
     if kind == "preset":
         if dataset != "digits":
             raise ConfigError("presets exist for digits only; build a forget set by kind instead")
@@ -165,5 +173,25 @@ def make_forget_set(
 
         return upload_forget_set(p["data"], p["filename"], n, name)
     raise ConfigError(
-        f"unknown forget-set kind {kind!r}: preset, random, class, knn, manual, upload"
+        f"unknown forget-set kind {kind!r}: preset, random, class, knn, manual, upload, "
+        "datamodel_pc"
     )
+
+
+def datamodel_forget_set(
+    store: Store, dataset: str, kind: str, name: str | None = None, **p
+) -> ForgetSet:
+    """A forget set from the newest margin datamodel of the newest originals' recipe:
+    ``datamodel_pc`` (component, top, bottom) or ``knn`` in datamodel space (anchor, k)."""
+    from .attribution.datamodels import datamodel_for, train_matrix
+    from .attribution.forget import knn_datamodel_forget_set, pc_forget_set
+
+    dm = datamodel_for(store, originals_for(store, dataset), "margin")
+    d = train_matrix(store, dm.id)
+    if kind == "datamodel_pc":
+        comp = p.get("component") or 1
+        top, bottom = p.get("top"), p.get("bottom") or 0
+        if top is None:
+            top = p.get("k") or 10
+        return pc_forget_set(d, comp, top, bottom, name, dm.id)
+    return knn_datamodel_forget_set(d, p.get("anchor"), p.get("k"), name, dm.id)

@@ -1,4 +1,4 @@
-"""Forget sets from uploaded files: a CSV column or a JSON list of train indices.
+"""Forget sets from uploaded files: a CSV column, a JSON list or a ``.npy`` array of train indices.
 
 Bounded and linear: at most ``MAX_UPLOAD_BYTES`` (a forget set is never larger than the train
 split, and 50,000 CIFAR-10 indices as CSV take under 300 KB), read in one pass that keeps only
@@ -125,7 +125,8 @@ def parse_upload(data: bytes, filename: str, n_train: int | None = None) -> list
     """Raw indices from an uploaded file (range-checked only when ``n_train`` is given).
 
     CSV (``.csv``/``.txt``): one integer per line, or a column named index/indices/idx under a
-    header. JSON (``.json``): a list of integers or ``{"indices": [...]}``. Other names are
+    header. JSON (``.json``): a list of integers or ``{"indices": [...]}``. NumPy (``.npy``): an
+    integer array, read flat (``allow_pickle=False``). Other names are
     sniffed: text starting with ``[`` or ``{`` is JSON. At most ``MAX_UPLOAD_BYTES``; one pass,
     linear in the size. Malformed input → ``ConfigError`` saying what and where.
     """
@@ -134,6 +135,8 @@ def parse_upload(data: bytes, filename: str, n_train: int | None = None) -> list
             f"{filename}: {len(data) / 1e6:.1f} MB is too large for a list of indices "
             f"(at most {MAX_UPLOAD_BYTES / 1e6:.0f} MB; 50,000 indices take about 0.3 MB)"
         )
+    if PurePath(filename).suffix.lower() == ".npy":
+        return _parse_npy(data, filename, n_train)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -150,11 +153,32 @@ def parse_upload(data: bytes, filename: str, n_train: int | None = None) -> list
     return values
 
 
+def _parse_npy(data: bytes, filename: str, n_train: int | None) -> list[int]:
+    """A NumPy ``.npy`` array of integers (any shape, read flat; never unpickled)."""
+    import numpy as np
+
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise ConfigError(f"{filename}: not a readable .npy array of indices ({err})") from None
+    if arr.dtype.kind not in "iu":
+        raise ConfigError(f"{filename}: dtype {arr.dtype} — indices must be integers")
+    values = arr.reshape(-1).tolist()
+    if not values:
+        raise ConfigError(f"{filename}: no indices found")
+    if not _in_range(values, n_train):
+        bad = next(v for v in values if not 0 <= v < n_train)
+        raise ConfigError(f"{filename}: {_outside(bad, n_train)}")
+    return values
+
+
 def read_upload(path: str | os.PathLike) -> tuple[bytes, str]:
     """The bytes and name of an index file on disk, refused by size before it is read."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"--file must name a CSV or JSON file of indices, got {str(path)!r}")
+        raise ConfigError(
+            f"--file must name a CSV, JSON or .npy file of indices, got {str(path)!r}"
+        )
     size = p.stat().st_size
     if size > MAX_UPLOAD_BYTES:
         raise ConfigError(

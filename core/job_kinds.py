@@ -195,3 +195,48 @@ def _unlearn(store: Store, params: dict, ctx: JobContext) -> dict:
         except Diverged as err:  # recorded as a diverged run; the grid goes on
             diverged.append({"run_id": err.run_id, **point, "message": str(err)})
     return {"run_ids": runs, "diverged": diverged, "forget_set_id": int(params["forget_set_id"])}
+
+
+def _choice(*options: str) -> Check:
+    def check(store: Store, name: str, value: Any) -> None:
+        if value not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+
+    return check
+
+
+def _fraction(store: Store, name: str, value: Any) -> None:
+    from .config import check_float
+
+    check_float(name, value, 0.0, 1.0, lo_open=True, hi_open=True)
+
+
+def _dm_models(store: Store, name: str, value: Any) -> None:
+    check_int(name, value, 20, MAX_MODELS)
+
+
+@job_kind(
+    "datamodel",
+    params_check(
+        "datamodel", {},
+        {"dataset": _choice("digits", "cifar10"), "models": _dm_models, "fraction": _fraction,
+         "kind": _choice("ridge", "lasso"), "target": _choice("margin", "logits"),
+         "device": _device, **_ORIGINALS},
+    ),
+)  # fmt: skip
+def _datamodel(store: Store, params: dict, ctx: JobContext) -> dict:
+    """params: dataset (digits), models M (2000), fraction α (0.5), kind (ridge | lasso),
+    target (margin | logits), original_set_id (default: the newest originals), device. Trains
+    the subset models it lacks (resumable), fits, stores; returns the datamodel id and LDS."""
+    from .attribution.datamodels import get_datamodel
+    from .attribution.fit import DEFAULT_FRACTION, DEFAULT_MODELS, fit_datamodel
+
+    dm_id = fit_datamodel(
+        store, params.get("dataset", "digits"), original_set_id=params.get("original_set_id"),
+        n_models=int(params.get("models", DEFAULT_MODELS)),
+        fraction=float(params.get("fraction", DEFAULT_FRACTION)),
+        kind=params.get("kind", "ridge"), target=params.get("target", "margin"),
+        device=params.get("device"), progress=ctx.progress, should_stop=ctx.should_stop,
+    )  # fmt: skip
+    dm = get_datamodel(store, dm_id)
+    return {"datamodel_id": dm_id, "lds_train": dm.lds_train, "lds_val": dm.lds_val}

@@ -36,6 +36,21 @@ class ModelSet:
     device: str
     recipe_id: str = ""
     base_set_id: int | None = None
+    source: dict | None = None  # imported margins (``core.imports``): file, sha-256, rows
+
+    @property
+    def imported(self) -> bool:
+        """True for a set imported as margins only: it has no weights and no correctness."""
+        return self.source is not None
+
+    def recipe_text(self) -> str:
+        """One line for messages: the recipe id and what it stands for, and the size."""
+        what = (
+            f"margins imported from {self.source.get('file', '?')}"
+            if self.source is not None
+            else self.train.describe()
+        )
+        return f"{self.recipe_id}: {what}, {self.n_models} models"
 
     @property
     def n_chunks(self) -> int:
@@ -50,17 +65,26 @@ def get_model_set(store: Store, set_id: int) -> ModelSet:
     with store.connect(read_only=True) as con:
         row = con.execute(
             """SELECT id, kind, role, dataset, arch, n_models, chunk_size, seed, fraction,
-               forget_set_id, train_config, status, device, recipe_id, base_set_id
+               forget_set_id, train_config, status, device, recipe_id, base_set_id, source
                FROM model_sets WHERE id = ?""",
             [set_id],
         ).fetchone()
     if row is None:
         raise NotFoundError(f"there is no model set with id {set_id}")
-    *head, train_json, status, device, recipe_id, base = row
+    *head, train_json, status, device, recipe_id, base, source = row
     return ModelSet(
         *head, TrainConfig.from_dict(json.loads(train_json)), status=status, device=device,
         recipe_id=recipe_id or "", base_set_id=None if base is None else int(base),
+        source=None if source is None else json.loads(source),
     )  # fmt: skip
+
+
+def _no_weights(ms: ModelSet, what: str) -> ConfigError:
+    return ConfigError(
+        f"model set {ms.id} holds margins imported from {ms.source.get('file', 'a file')} and "
+        f"no weights, so {what} cannot be computed from it; only margins-only methods "
+        "(do_nothing, imported unlearned margins) and KLoM, the audits and Compare work on it"
+    )
 
 
 def done_chunks(store: Store, set_id: int) -> set[int]:
@@ -111,14 +135,17 @@ def load_masks(store: Store, set_id: int) -> np.ndarray:
     return np.concatenate([store.load_array(f) for f in rows["masks_file"]])
 
 
-def load_correct(store: Store, set_id: int) -> np.ndarray:
-    """Argmax correctness of a complete set, ``(n_models, n_train + n_val)`` bool.
+def load_correct(store: Store, set_id: int) -> np.ndarray | None:
+    """Argmax correctness of a complete set, ``(n_models, n_train + n_val)`` bool; None for an
+    imported set (margins do not determine the argmax: unknown, not guessed).
 
     Chunks stored before correctness was kept are evaluated once more from their weights.
     """
     from .data import load_dataset
     from .ensemble import Ensemble
 
+    if get_model_set(store, set_id).imported:
+        return None
     rows = _chunk_rows(store, set_id)
     parts, data = [], None
     for r in rows.itertuples():
@@ -145,6 +172,8 @@ def load_ensemble(store: Store, set_id: int, device: str | None = None):
     from .ensemble import Ensemble
 
     ms = get_model_set(store, set_id)
+    if ms.imported:
+        raise _no_weights(ms, "the models' outputs")
     rows = _chunk_rows(store, set_id)
     meta = json.loads(
         store.query_df("SELECT data_meta FROM model_sets WHERE id = ?", [set_id])["data_meta"][0]
@@ -168,7 +197,8 @@ def list_model_sets(store: Store) -> pd.DataFrame:
                   sum(c.val_acc * c.n_models) / nullif(sum(c.n_models), 0) AS mean_val_acc,
                   sum(c.train_acc * c.n_models) / nullif(sum(c.n_models), 0) AS mean_train_acc,
                   s.device, coalesce(sum(c.wall_time_s), 0) AS wall_time_s, s.created_at,
-                  s.recipe_id, s.base_set_id, s.seed, s.seed + s.n_models - 1 AS last_seed
+                  s.recipe_id, s.base_set_id, s.seed, s.seed + s.n_models - 1 AS last_seed,
+                  s.source IS NOT NULL AS imported
            FROM model_sets s LEFT JOIN model_chunks c ON c.set_id = s.id
            GROUP BY ALL ORDER BY s.id DESC"""
     )
@@ -219,7 +249,12 @@ def originals_for(store: Store, dataset: str, original_set_id: int | None = None
                 "train resumes it)"
             )
         return original_set_id
-    set_id = find_model_set(store, "original", dataset)
+    df = store.query_df(  # by default the newest trained originals: imported ones have no weights
+        """SELECT id FROM model_sets WHERE kind = 'original' AND dataset = ? AND role = 'main'
+           AND status = 'complete' AND source IS NULL ORDER BY id DESC LIMIT 1""",
+        [dataset],
+    )
+    set_id = None if df.empty else int(df["id"][0])
     if set_id is None:
         raise ConfigError(
             f"there are no original models for {dataset} yet: build them first "

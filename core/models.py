@@ -149,7 +149,9 @@ class BatchedKit(SingleKit):
 
     def image_in(self, x: Tensor) -> Tensor:  # (N, B, C, H, W) -> (B, N*C, H, W)
         n, b = x.shape[:2]
-        return x.transpose(0, 1).reshape(b, n * x.shape[2], *x.shape[3:])
+        out = x.transpose(0, 1).reshape(b, n * x.shape[2], *x.shape[3:])
+        # channels_last on CUDA only (faster bf16 convolutions); the CPU path stays as it was
+        return out.contiguous(memory_format=torch.channels_last) if out.is_cuda else out
 
     def flat_in(self, x: Tensor) -> Tensor:  # (N, B, C, H, W) -> (N, B, C*H*W)
         return x.flatten(2)
@@ -160,7 +162,7 @@ class BatchedKit(SingleKit):
 
     def global_max(self, x: Tensor) -> Tensor:  # (B, N*C, H, W) -> (N, B, C)
         b = x.shape[0]
-        return x.amax(dim=(2, 3)).view(b, self.n, -1).transpose(0, 1)
+        return x.amax(dim=(2, 3)).reshape(b, self.n, -1).transpose(0, 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -88,6 +88,13 @@ def build_oracles(
     (executor or LocalExecutor()).device(device)  # refused even when every set exists
     fs, dataset = get_forget_set(store, forget_set_id)
     orig = get_model_set(store, originals_for(store, dataset, original_set_id))
+    if orig.imported:  # no recipe to train by: their oracles come from the same source
+        raise ConfigError(
+            f"original set {orig.id} was imported as margins ({orig.recipe_text()}); oracles "
+            "cannot be trained to match it: import its oracles too (python -m core "
+            f"import-margins --kind oracle --forget-set {forget_set_id} --originals {orig.id} "
+            "FILE.npy)"
+        )
     if n_models is not None and n_models != orig.n_models:
         raise ConfigError(
             f"the originals (set {orig.id}) are {orig.n_models} models, and oracles must match "
@@ -120,7 +127,7 @@ def build_oracles(
 
 
 def _recipe_text(ms: ModelSet) -> str:
-    return f"{ms.recipe_id}: {ms.train.describe()}, {ms.n_models} models"
+    return ms.recipe_text()
 
 
 def pair_sets(
@@ -184,7 +191,11 @@ def original_choices(store: Store, forget_set_id: int) -> tuple[list[tuple[int, 
         [dataset],
     )
     sets = [get_model_set(store, int(i)) for i in df["id"]]
-    choices = [(ms.id, f"set {ms.id} · {ms.n_models} × {ms.train.describe()}") for ms in sets]
+    choices = [
+        (ms.id, f"set {ms.id} · {ms.n_models} × "
+         + (f"imported ({ms.source.get('file')})" if ms.imported else ms.train.describe()))
+        for ms in sets
+    ]  # fmt: skip
     try:
         default = pair_sets(store, forget_set_id)[0]
     except ConfigError:  # no oracles (of a stored recipe) yet

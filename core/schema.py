@@ -249,4 +249,55 @@ def _m6(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_m1, _m2, _m3, _m4, _m5, _m6]
+def _m7(con: duckdb.DuckDBPyConnection) -> None:
+    """Datamodels: linear maps from subset models' training masks to every point's outputs.
+
+    Numbered 7: written beside ``_m6`` (audits); the two create different objects.
+    """
+    con.execute("CREATE SEQUENCE IF NOT EXISTS datamodel_id_seq START 1")
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS datamodels (
+            id BIGINT PRIMARY KEY DEFAULT nextval('datamodel_id_seq'),
+            dataset VARCHAR NOT NULL,
+            subset_set_id BIGINT NOT NULL,    -- the subset models' set (its first n_models)
+            original_set_id BIGINT,           -- the originals whose recipe it was fitted for
+            recipe_id VARCHAR NOT NULL,       -- shared by the subset models and the originals
+            n_models INTEGER NOT NULL,        -- M: subset models used (fit + held out)
+            n_fit INTEGER NOT NULL,           -- models the stored weights were fitted on
+            n_heldout INTEGER NOT NULL,       -- models LDS is measured on (never fitted on)
+            fraction DOUBLE NOT NULL,         -- α: share of train points per subset model
+            kind VARCHAR NOT NULL,            -- ridge | lasso
+            target VARCHAR NOT NULL,          -- margin | logits
+            lam DOUBLE NOT NULL,              -- ridge: λ; lasso: α of the ℓ1 penalty
+            n_train INTEGER NOT NULL,
+            n_targets INTEGER NOT NULL,       -- train then val points (global point order)
+            num_classes INTEGER NOT NULL,
+            lds_train DOUBLE,                 -- mean Spearman over held-out models, train targets
+            lds_val DOUBLE,                   -- the same, val targets
+            lds_curve JSON NOT NULL,          -- [{"m": fit models, "lds_train", "lds_val"}, ...]
+            weights_file VARCHAR NOT NULL,    -- (n_targets, n_train) or (n_targets, K, n_train)
+            bias_file VARCHAR NOT NULL,       -- (n_targets,) or (n_targets, K)
+            lds_file VARCHAR NOT NULL,        -- (n_targets,) float64 Spearman per target (NaN: none)
+            config JSON NOT NULL,             -- λ grid and its scores, holdout, seeds
+            code_version VARCHAR NOT NULL,
+            device VARCHAR NOT NULL,
+            wall_time_s DOUBLE NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )"""
+    )
+
+
+def _m8(con: duckdb.DuckDBPyConnection) -> None:
+    """Model sets imported as margins only (``core.imports``): no weights, a source.
+
+    ``model_sets.source`` is NULL for a trained set; for an imported one it is JSON naming the
+    file it came from (name, sha-256 of the rows imported, which rows). Its one chunk has no
+    weights file (``weights_file`` NULL) and no correctness file.
+    """
+    con.execute("ALTER TABLE model_sets ADD COLUMN IF NOT EXISTS source JSON")
+    con.execute("ALTER TABLE model_chunks ALTER COLUMN weights_file DROP NOT NULL")
+
+
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
+    _m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8,
+]  # fmt: skip

@@ -24,3 +24,11 @@ def tiny_lab(path, n_models: int = 6, forget_k: int = 20) -> dict:
     main, floor = build_oracles(store, fs_id, n_models)
     return {"store": store, "original": orig, "forget_set": fs_id, "forget": np.asarray(fs.indices),
             "oracle": main, "floor": floor}  # fmt: skip
+
+
+def tiny_datamodel(store, original_set_id: int, target: str = "logits", n_models: int = 40) -> int:
+    """A ridge datamodel of the originals' (tiny) recipe from ``n_models`` subset models."""
+    from core.attribution.fit import fit_datamodel
+
+    return fit_datamodel(store, "digits", original_set_id=original_set_id, n_models=n_models,
+                         target=target)  # fmt: skip

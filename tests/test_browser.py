@@ -202,6 +202,21 @@ PICK_FORGET = f"""() => {{
 }}"""
 
 
+def _settled_target(page, timeout: float = 60) -> dict:
+    """The forget dot to click, once the page has stopped moving: two reads 400 ms apart give
+    the same point at the same place. (A table rendered late above the chart — the membership
+    audits — moved the chart after the coordinates were read, and the click hit a val point.)"""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        t = page.evaluate(PICK_FORGET)
+        if t and last and t["point"] == last["point"] and abs(t["x"] - last["x"]) < 0.5 \
+                and abs(t["y"] - last["y"]) < 0.5:  # fmt: skip
+            return t
+        last = t
+        page.wait_for_timeout(400)
+    pytest.fail(f"the per-point chart never settled; last target {last}")
+
+
 def _wait(page, js: str, test, timeout: float = 60):
     """Poll ``js`` in the page until ``test(value)`` holds; returns the value."""
     deadline = time.monotonic() + timeout
@@ -242,13 +257,13 @@ def test_demo_every_page_offline_and_exact_drill_down(demo_server, page, tmp_pat
     # a click on a forget point opens exactly that point
     box = page.get_by_label("point index", exact=False)
     before = int(box.input_value())
-    target = page.evaluate(PICK_FORGET)
+    target = _settled_target(page)
     assert target["split"] == "forget"
     if target["point"] == before:  # already shown: type another index first
         box.fill("0")
         box.press("Enter")
         page.get_by_text("point 0 · split", exact=False).first.wait_for(timeout=60_000)
-        target = page.evaluate(PICK_FORGET)
+        target = _settled_target(page)
     page.mouse.click(target["x"], target["y"])
     page.get_by_text(f"point {target['point']} · split forget", exact=False).first.wait_for(
         timeout=60_000
@@ -274,12 +289,12 @@ def test_whole_app_klom_explorer_drill_down(lab_server, page, tmp_path):
     # a click on a dot in the per-point chart (Streamlit's selection event) moves the drill-down
     box = page.get_by_label("point index", exact=False)
     before = int(box.input_value())
-    target = page.evaluate(PICK_FORGET)
+    target = _settled_target(page)
     if target["point"] == before:  # already shown: type another index first
         box.fill("0")
         box.press("Enter")
         page.get_by_text("point 0 · split", exact=False).first.wait_for(timeout=60_000)
-        before, target = 0, page.evaluate(PICK_FORGET)
+        before, target = 0, _settled_target(page)
     page.mouse.click(target["x"], target["y"])
     deadline = time.monotonic() + 60
     while int(box.input_value()) == before and time.monotonic() < deadline:

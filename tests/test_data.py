@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.data import CIFAR_DIR, clear_cache, import_torchvision, load_dataset
+from core.data import CIFAR_DIR, clear_cache, load_dataset
 from core.errors import ConfigError, LabError
 
 
@@ -63,20 +63,9 @@ def _write_cifar(root, per_batch: int = 3) -> None:
 def test_cifar10_on_fabricated_files(tmp_path, monkeypatch):
     # torchvision's own CIFAR10 class reads the files, integrity check included; only its table
     # of the real files' md5 sums is swapped for the fabricated files' sums
-    import hashlib
+    from tests.cifar_fixtures import fabricate_cifar
 
-    _write_cifar(tmp_path)
-    cifar10 = import_torchvision().datasets.CIFAR10
-    folder = tmp_path / CIFAR_DIR
-
-    def md5(name: str) -> str:
-        return hashlib.md5((folder / name).read_bytes()).hexdigest()
-
-    monkeypatch.setattr(
-        cifar10, "train_list", [[f"data_batch_{i}", md5(f"data_batch_{i}")] for i in range(1, 6)]
-    )
-    monkeypatch.setattr(cifar10, "test_list", [["test_batch", md5("test_batch")]])
-    monkeypatch.setattr(cifar10, "meta", {**cifar10.meta, "md5": md5("batches.meta")})
+    fabricate_cifar(tmp_path, monkeypatch, per_batch=3)
     d = load_dataset("cifar10", root=tmp_path)
     assert (d.n_train, d.n_val) == (15, 3)
     assert d.x_train.shape == (15, 3, 32, 32) and d.x_train.dtype == torch.float32

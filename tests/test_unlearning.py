@@ -14,15 +14,18 @@ from core.store import Store
 from core.unlearning import METHODS, PARAMS, method_params
 from core.unlearning.params import Choice, Range
 from core.zoo import get_model_set, list_model_sets, load_margins
-from tests.lab_fixtures import TINY, tiny_lab
+from tests.lab_fixtures import TINY, tiny_datamodel, tiny_lab
 
-TRAINING = sorted(m for m in METHODS if m != "do_nothing")
+PREDICTORS = ("do_nothing", "dm_direct")  # keep no models of their own (tests of their own)
+TRAINING = sorted(m for m in METHODS if m not in PREDICTORS)
 # retraining a TINY model: 2 epochs × ⌊1347 / 64⌋ = 42 steps of 64 = 2,688 example-gradients
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    return tiny_lab(tmp_path_factory.mktemp("unlearn") / "lab.duckdb", n_models=4)
+    lab = tiny_lab(tmp_path_factory.mktemp("unlearn") / "lab.duckdb", n_models=4)
+    tiny_datamodel(lab["store"], lab["original"])  # for Datamodel Matching
+    return lab
 
 
 def _weights_bytes(store, set_id):

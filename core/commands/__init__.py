@@ -1,4 +1,5 @@
 """CLI sub-commands, one module per area; importing them registers them in ``core.cli``."""
 
-from . import klom, linear, unlearn, zoo  # noqa: F401, I001  (order = help order)
+from . import datamodels, klom, linear, unlearn, zoo  # noqa: F401, I001  (order = help order)
 from . import audit  # noqa: F401  (after the commands whose runs it audits)
+from . import imports, preset  # noqa: F401

@@ -32,22 +32,29 @@ def _fs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", nargs="?", type=int, help="forget-set id (show, delete)")
     p.add_argument("--dataset", default="digits", help="digits (default) or cifar10")
     p.add_argument(
-        "--kind", default=None, choices=("preset", "random", "class", "knn", "manual", "upload"),
+        "--kind", default=None,
+        choices=("preset", "random", "class", "knn", "manual", "upload", "datamodel_pc"),
         help="how the points are chosen (create; default preset when --preset is given, else random)",
     )  # fmt: skip
     p.add_argument("--name", default=None, help="a name unique per dataset (default: from kind)")
     p.add_argument(
-        "--preset", default=None, help="random-10, random-50, random-200, class3-half, knn-pixel-20"
-    )
+        "--preset", default=None,
+        help="random-10, random-50, random-200, class3-half, knn-pixel-20; from the datamodel: "
+        "dm-pc1-top10, dm-pc1-top50, dm-pc1-top25-bottom25 (and pc2)",
+    )  # fmt: skip
     p.add_argument("--k", type=int, default=None, help="number of points (random, class, knn)")
     p.add_argument("--seed", type=int, default=0, help="random seed (random, class)")
     p.add_argument("--cls", type=int, default=None, help="class (kind class)")
     p.add_argument("--fraction", type=float, default=None, help="share of the class (kind class)")
     p.add_argument("--anchor", type=int, default=None, help="centre point (kind knn)")
     p.add_argument(
-        "--space", default="pixel", choices=("pixel", "feature"),
-        help="distance space of kind knn: pixels, or the original models' features",
+        "--space", default="pixel", choices=("pixel", "feature", "datamodel"),
+        help="distance space of kind knn: pixels, the original models' features, or the rows "
+        "of the newest margin datamodel",
     )  # fmt: skip
+    p.add_argument("--component", type=int, default=1, help="principal component (datamodel_pc)")
+    p.add_argument("--top", type=int, default=None, help="highest scores (datamodel_pc; 10)")
+    p.add_argument("--bottom", type=int, default=0, help="lowest scores (datamodel_pc; 0)")
     p.add_argument("--indices", default=None, help="comma-separated train indices (kind manual)")
     p.add_argument("--file", default=None, help="CSV or JSON of indices (kind upload)")
 
@@ -92,11 +99,12 @@ def forget_set(args: argparse.Namespace) -> int:
         raise ConfigError(f"--preset names a preset; it cannot be combined with --kind {kind}")
     if kind == "preset" and not args.preset:
         raise ConfigError("--kind preset needs --preset NAME: random-10, random-50, random-200, "
-                          "class3-half, knn-pixel-20")  # fmt: skip
+                          "class3-half, knn-pixel-20, dm-pc1-top10, …")  # fmt: skip
     if kind in ("random", "knn") and args.k is None:
         raise ConfigError(f"a {kind} forget set needs --k, the number of points")
     params = dict(preset=args.preset, k=args.k, seed=args.seed, cls=args.cls, fraction=args.fraction,
-                  anchor=args.anchor, space=args.space)  # fmt: skip
+                  anchor=args.anchor, space=args.space, component=args.component, top=args.top,
+                  bottom=args.bottom)  # fmt: skip
     if kind == "manual":
         params["indices"] = [s.strip() for s in (args.indices or "").split(",") if s.strip()]
     if kind == "upload":

@@ -46,6 +46,10 @@ def train(args: argparse.Namespace) -> int:
     from ..recipe import default_train_config
     from ..zoo import build_model_set, create_model_set
 
+    if args.data_root is not None:  # the build and later commands load the dataset again
+        import os
+
+        os.environ["LAB_DATA_ROOT"] = args.data_root
     cfg = default_train_config(args.dataset, args.arch)
     if args.epochs is not None:
         cfg = cfg.replace(epochs=args.epochs)

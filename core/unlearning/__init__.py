@@ -17,7 +17,14 @@ tests pick it up.
 
 from __future__ import annotations
 
-from . import baselines, gradient, localized, matching, more  # noqa: E402, F401  (registers)
+from . import (  # noqa: E402, F401  (registers)
+    baselines,
+    datamodel_methods,
+    gradient,
+    localized,
+    matching,
+    more,
+)
 from .base import (  # noqa: F401  (the interface, re-exported)
     METHODS,
     PARAMS,

@@ -68,7 +68,7 @@ class UnlearnContext:
 @dataclass
 class UnlearnResult:
     margins: np.ndarray  # (n_models, n_train + n_val)
-    correct: np.ndarray  # (n_models, n_train + n_val) bool: argmax prediction == label
+    correct: np.ndarray | None  # (n_models, n_train + n_val) bool: argmax == label; None: unknown
     compute_cost: float  # example-gradients spent / (total_steps × batch_size) of retraining
     unlearned_set_id: int | None = None  # a stored model set, when the method keeps its models
     consumed_cost: float = 0.0  # what else it used (e.g. oracle models), in retrainings per model

@@ -66,6 +66,20 @@ def oracle_matching(
         o = ens.logits(x)
     t_all = {"mean": h.mean(0, keepdim=True).expand_as(o), "paired": h,
              "shift": o + (h.mean(0, keepdim=True) - o.mean(0, keepdim=True))}[target]  # fmt: skip
+    result = match_logits(ctx, ens, t_all, lr, batch, forget_weight, retain_sample, momentum, t0)
+    result.consumed_cost = 1.0  # the held-out oracle group: one retraining per model
+    return result
+
+
+def match_logits(
+    ctx: UnlearnContext, ens, t_all: torch.Tensor, lr: float, batch: int, forget_weight: float,
+    retain_sample: int, momentum: float, t0: float,
+) -> UnlearnResult:  # fmt: skip
+    """Fine-tune ``ens`` so model i's logits on the forget set and its own retain sample match
+    ``t_all[i]`` (``(N, n_train, K)`` targets on every train point; the loss is the module's),
+    within the budget; store the models (``finish``). Shared by OM and Datamodel Matching."""
+    dev = ens.device
+    x = ctx.data.x_train.to(dev)
     steps = budget_steps(ctx, batch)
     s = seeds(ctx, ens.n_models)
     retain = ctx.retain
@@ -92,6 +106,4 @@ def oracle_matching(
         return ((err * w).sum(1) / w.sum(1).clamp_min(1e-12)).sum()
 
     sgd(ens, steps, loss, lr, momentum)
-    result = finish(ctx, ens, steps * batch, t0)
-    result.consumed_cost = 1.0  # the held-out oracle group: one retraining per model
-    return result
+    return finish(ctx, ens, steps * batch, t0)

@@ -86,7 +86,7 @@ st.page_link("views/klom.py", label=f"Run {run} in the KLoM explorer",
 
 st.subheader("Point by point")
 max_cost = st.number_input(
-    "best run of each method at a cost of at most", 0.0, 10.0, float(runs["cost"].max()),
+    "best run of each method at a cost of at most", 0.0, 10.0, float(runs["cost"].fillna(0.0).max()),
     step=0.01, format="%.3f", key="cmp_max_cost",
     help="the default choice below: each method's lowest score (the y axis) within this cost",
 )  # fmt: skip

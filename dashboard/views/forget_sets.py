@@ -56,8 +56,8 @@ elif kind == "manual":
     p["indices"] = [s.strip() for s in text.replace("\n", ",").split(",") if s.strip()]
 else:
     up = st.file_uploader(
-        "a CSV (one index per line, or an 'index' column) or a JSON list",
-        type=["csv", "json", "txt"],
+        "a CSV (one index per line, or an 'index' column), a JSON list or a .npy array",
+        type=["csv", "json", "txt", "npy"],
         key="fs_upload",
     )
     if up is not None:

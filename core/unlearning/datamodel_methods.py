@@ -1,0 +1,130 @@
+"""Unlearning from datamodels: Datamodel-Direct (a predictor) and Datamodel Matching (DMM).
+
+A datamodel of the originals' recipe (``core.attribution``) predicts how leaving the forget set
+F out of training shifts every point's output: ``Δ(x) = −Σ_{j∈F} W[x, j]`` (per class for a
+``logits`` datamodel). Model i's predicted unlearned output is its own output plus that shift:
+
+    Datamodel-Direct   m̂_i(x) = m_i(x) + Δ(x)          (margins; or logits z_i(x) + Δ(x))
+    DMM                fine-tune model i to T_i(x) = z_i(x) + Δ(x) on F ∪ its retain sample
+
+(the ``shift`` form of Oracle Matching's targets, with the datamodel in place of oracles:
+``core.unlearning.matching.match_logits`` does the fine-tuning). The shift is the same for every
+model, so the N predictions keep the originals' natural spread.
+
+Accounting. Datamodel-Direct trains nothing: compute cost 0. DMM: its fine-tuning's
+example-gradients over retraining's, as OM. Both *consumed* the M subset models behind the
+datamodel, each trained with the recipe's full number of steps (one retraining each):
+``consumed_cost = M / N`` retrainings per unlearned model when this run is charged the whole
+zoo. The same datamodel serves every forget set, so over k forget sets the share is M / (N·k);
+the run's ``info`` records M, N and the datamodel.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .base import UnlearnContext, UnlearnResult, register
+from .finetune import timer
+from .gradient import BATCH, LR, MOMENTUM
+from .params import Range
+
+
+def _datamodel(ctx: UnlearnContext, target: str | None):
+    """The newest datamodel of the originals' recipe, checked against the dataset;
+    ``ConfigError`` naming the fitting command when none. ``target`` None: the first found of
+    ridge on margins, ridge on logits, lasso on margins — ridge first, because the ℓ1 fit
+    shrinks the weights' size, and so the predicted shift (on digits its forget-set KLoM was
+    5× the ridge one's despite a higher LDS)."""
+    from ..attribution.datamodels import datamodel_for, find_datamodel, get_datamodel
+    from ..model_sets import get_model_set
+
+    if target is not None:
+        dm = datamodel_for(ctx.store, ctx.original_set_id, target)
+    else:
+        recipe = get_model_set(ctx.store, ctx.original_set_id).recipe_id
+        for t, kind in (("margin", "ridge"), ("logits", "ridge"), ("margin", "lasso")):
+            found = find_datamodel(ctx.store, recipe, t, kind)
+            if found is not None:
+                dm = get_datamodel(ctx.store, found)
+                break
+        else:
+            dm = datamodel_for(ctx.store, ctx.original_set_id)  # none: the error names the fix
+    n_points = ctx.data.n_train + ctx.data.n_val
+    if (dm.n_train, dm.n_targets) != (ctx.data.n_train, n_points):
+        raise ConfigError(
+            f"datamodel {dm.id} is for {dm.n_train} train / {dm.n_targets} points, the data has "
+            f"{ctx.data.n_train} / {n_points}"
+        )
+    return dm
+
+
+def _shift(ctx: UnlearnContext, dm) -> np.ndarray:
+    """``Δ = −Σ_{j∈F} W[:, …, j]``: ``(n_points,)`` or ``(n_points, K)``, float32."""
+    from ..attribution.datamodels import forget_shift, load_weights
+
+    return forget_shift(load_weights(ctx.store, dm.id)[0], ctx.forget).astype(np.float32)
+
+
+def _accounting(ctx: UnlearnContext, dm, n_models: int) -> tuple[float, dict]:
+    consumed = dm.n_models / n_models
+    info = {"datamodel_id": dm.id, "datamodel_kind": dm.kind, "datamodel_target": dm.target,
+            "subset_set_id": dm.subset_set_id, "subset_models": dm.n_models,
+            "unlearned_models": n_models, "lds_train": dm.lds_train, "lds_val": dm.lds_val,
+            "consumed": "M/N: the subset models (one retraining each) charged to this run's "
+                        "N models; shared by every forget set the datamodel serves"}  # fmt: skip
+    return consumed, info
+
+
+@register
+def dm_direct(ctx: UnlearnContext) -> UnlearnResult:
+    """Datamodel-Direct: each original's outputs plus the datamodel's predicted shift of the
+    forget set, ``m̂_i(x) = m_i(x) − Σ_{j∈F} W[x, j]``; no training (compute cost 0).
+
+    A margin datamodel shifts the margins (correct: m̂ > 0); a logits one shifts the logits
+    (margins and argmax from the shifted logits)."""
+    from ..metrics import margins_from_logits
+
+    dm = _datamodel(ctx, None)
+    shift = _shift(ctx, dm)
+    if dm.target == "margin":
+        margins = ctx.original_margins() + shift[None, :]  # (N, n_points)
+        correct = margins > 0
+    else:
+        x, y = ctx.data.all_points()
+        with torch.no_grad():
+            z = ctx.originals().logits(x).cpu() + torch.from_numpy(shift)  # (N, n_points, K)
+        margins = margins_from_logits(z, y).numpy().astype(np.float32)
+        correct = (z.argmax(-1) == y).numpy()
+    consumed, info = _accounting(ctx, dm, margins.shape[0])
+    return UnlearnResult(margins.astype(np.float32), correct, 0.0, consumed_cost=consumed,
+                         info=info)  # fmt: skip
+
+
+@register
+def dm_matching(
+    ctx: UnlearnContext,
+    *,
+    lr: LR = 0.005,
+    batch: BATCH = 64,
+    forget_weight: Annotated[float, Range(0.0, 1000.0, "loss weight of forget points")] = 5.0,
+    retain_sample: Annotated[int, Range(0, 1_000_000, "retain points matched per model")] = 250,
+    momentum: MOMENTUM = 0.9,
+) -> UnlearnResult:
+    """DMM: Oracle Matching with Datamodel-Direct's logits as targets, no oracle used —
+    model i is fine-tuned towards ``z_i(x) − Σ_{j∈F} W[x, :, j]`` (MSE on logits) on F ∪ its
+    retain sample. Needs a ``logits`` datamodel of the originals' recipe."""
+    from .matching import match_logits
+
+    t0 = timer()
+    dm = _datamodel(ctx, "logits")
+    shift = torch.from_numpy(_shift(ctx, dm)[: ctx.data.n_train])  # (n_train, K)
+    ens = ctx.originals()
+    with torch.no_grad():
+        t_all = ens.logits(ctx.data.x_train) + shift.to(ens.device)  # (N, n_train, K)
+    result = match_logits(ctx, ens, t_all, lr, batch, forget_weight, retain_sample, momentum, t0)
+    result.consumed_cost, result.info = _accounting(ctx, dm, ens.n_models)
+    return result
