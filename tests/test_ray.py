@@ -201,3 +201,21 @@ def test_a_stopped_build_cancels_its_tasks(ray_instance):
             RayExecutor().run(sleepy, [0, 1], should_stop=lambda: calls.append(1) or len(calls) > 2)
         )
     assert time.perf_counter() - t0 < 10
+
+
+def test_cli_datamodels_trains_its_subset_models_with_ray(ray_instance, tmp_path):
+    """The subset models of a datamodel train as Ray tasks (2 chunks on the 2 CPUs) and equal
+    the same set built here in one chunk; the fit itself runs in this process."""
+    from core.zoo import get_model_set
+
+    db = str(tmp_path / "lab.duckdb")
+    assert main(["train", "--db", db, "--models", "2", "--epochs", "1", "--seed", "0"]) == 0
+    assert main(["datamodels", "fit", "--db", db, "--models", "20", "--executor", "ray"]) == 0
+    store = Store(db)
+    sid = int(store.query_df("SELECT id FROM model_sets WHERE kind = 'subset'").iloc[0, 0])
+    ms = get_model_set(store, sid)
+    assert ms.status == "complete" and ms.chunk_size == 10
+    here = Store(tmp_path / "here.duckdb")
+    local = create_model_set(here, "subset", ms.train, 20, fraction=ms.fraction, seed=ms.seed)
+    build_model_set(here, local)
+    np.testing.assert_array_equal(load_margins(here, local), load_margins(store, sid))
