@@ -218,7 +218,9 @@ def build_model_set(
     ms = get_model_set(store, set_id)
     ex = executor or LocalExecutor()
     dev = ex.device(device or ms.device)
-    data = load_dataset(ms.dataset, "cpu", root=data_root)  # the driver needs its sizes only
+    # the driver needs the split sizes only; here, the copy the local tasks train on (cached)
+    here = isinstance(ex, LocalExecutor)
+    data = load_dataset(ms.dataset, dev if here else "cpu", root=data_root)
     if ms.kind == "oracle" and forget is None:
         raise ConfigError("building an oracle set needs its forget set's indices")
     masks = masks_for(ms, data.n_train, forget)
