@@ -8,7 +8,9 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
   at once on a fixed schedule), ``augment`` (flip and shift on the device, per model),
   ``device``, ``threads``
 - model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them),
-  ``imports`` (ensembles trained elsewhere, imported as margins without weights)
+  ``imports`` (ensembles trained elsewhere, imported as margins without weights), ``tasks`` (a
+  chunk of models as a pure task: spec in, arrays out, no store), ``executors`` (where tasks
+  run: here, or as Ray tasks on a cluster; the driver alone writes)
 - forget sets: ``forget_sets`` (how points are chosen), ``forget_uploads`` (uploaded lists),
   ``forget_store`` (stored forget sets)
 - evaluation: ``oracles`` (oracle and noise-floor groups, pairing of one recipe), ``metrics``

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .device import resolve_device
 from .errors import ConfigError, NotFoundError
+from .executors import Executor, LocalExecutor
 from .forget_store import get_forget_set
 from .model_sets import originals_for
 from .recipe import TrainConfig, default_train_config
@@ -44,9 +44,11 @@ def ensure_model_set(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     base_set_id: int | None = None,
+    executor: Executor | None = None,
 ) -> int:
     """The newest complete set of this kind, recipe and size; else resume an unfinished one;
-    else build a new one. Sets of another recipe or another number of models never match."""
+    else build a new one. Sets of another recipe or another number of models never match.
+    ``executor``: where its chunks train (default: here; see ``core.executors``)."""
     train = train or default_train_config(dataset)
     key = dict(forget_set_id=forget_set_id, role=role, recipe_id=train.recipe_id(),
                n_models=n_models)  # fmt: skip
@@ -57,11 +59,12 @@ def ensure_model_set(
     if set_id is None:
         set_id = create_model_set(
             store, kind, train, n_models, forget_set_id=forget_set_id, forget_indices=forget,
-            role=role, device=device, base_set_id=base_set_id,
+            role=role, device=device, base_set_id=base_set_id, executor=executor,
         )  # fmt: skip
     build_model_set(
-        store, set_id, forget=forget, device=device, progress=progress, should_stop=should_stop
-    )
+        store, set_id, forget=forget, device=device, progress=progress, should_stop=should_stop,
+        executor=executor,
+    )  # fmt: skip
     return set_id
 
 
@@ -73,14 +76,16 @@ def build_oracles(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     original_set_id: int | None = None,
+    executor: Executor | None = None,
 ) -> tuple[int, int]:
     """Build (or reuse, or resume) the oracle group and the noise-floor group of a forget set
     for a set of originals (default: the newest); returns their set ids.
 
     Both copy the originals' recipe and number of models, so an oracle differs from an
     original only in its data and its seed. ``n_models``, if given, must equal the originals'.
+    ``executor``: where their chunks train (default: here; see ``core.executors``).
     """
-    resolve_device(device)  # an unknown device is refused even when every set exists
+    (executor or LocalExecutor()).device(device)  # refused even when every set exists
     fs, dataset = get_forget_set(store, forget_set_id)
     orig = get_model_set(store, originals_for(store, dataset, original_set_id))
     if orig.imported:  # no recipe to train by: their oracles come from the same source
@@ -115,6 +120,7 @@ def build_oracles(
                 progress=sub,
                 should_stop=should_stop,
                 base_set_id=orig.id,
+                executor=executor,
             )  # fmt: skip
         )
     return ids[0], ids[1]

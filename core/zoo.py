@@ -12,8 +12,10 @@ also name the originals they pair with (``base_set_id``).
 A build is resumable: models are trained ``chunk_size`` at a time; each finished chunk writes
 its weights, margins and masks as files and then one row in ``model_chunks`` in a single
 transaction (retried with backoff while another process holds the database; its files are
-removed if it cannot be recorded). A rerun skips the chunks that have a row. Margins and
-argmax correctness are on every point of the global point space: train points
+removed if it cannot be recorded). A rerun skips the chunks that have a row. A chunk is a
+pure task (``core.tasks``) that an executor runs here or on a Ray cluster
+(``core.executors``); this process alone writes, committing each result as it arrives.
+Margins and argmax correctness are on every point of the global point space: train points
 ``0 … n_train−1``, then val points ``n_train …``.
 """
 
@@ -30,9 +32,9 @@ import torch
 from . import code_version
 from .config import check_float, check_int
 from .data import Dataset, load_dataset
-from .device import resolve_device
-from .ensemble import Ensemble, train_ensemble
+from .ensemble import Ensemble
 from .errors import ConfigError, StoreBusyError, StoreError
+from .executors import Executor, LocalExecutor
 from .model_sets import (
     ModelSet,
     delete_model_set,
@@ -49,6 +51,7 @@ from .model_sets import (
 )
 from .recipe import TrainConfig, random_subset_masks
 from .store import Store
+from .tasks import ChunkSpec, train_chunk
 
 __all__ = [  # the model-set readers are re-exported: callers import them from here too
     "ModelSet", "all_points", "build_model_set", "create_model_set", "delete_model_set",
@@ -84,13 +87,15 @@ def create_model_set(
     device: str | None = None,
     data: Dataset | None = None,
     base_set_id: int | None = None,
+    executor: Executor | None = None,
 ) -> int:
     """Validate everything a build needs, then insert the set's row (``building``); its id.
 
     Nothing is written when the input is bad: unknown kind, models < 1, a fraction outside
     (0, 1) for subsets, an oracle without its forget set's indices, a training set (mask)
     smaller than one batch, a seed outside [0, 2⁶²) or whose range ``[seed, seed + n)``
-    overlaps another set's, an unknown device, a dataset that cannot be loaded.
+    overlaps another set's, an unknown device (for ``executor``: a Ray cluster that cannot be
+    reached, or has no GPU for a CUDA build), a dataset that cannot be loaded.
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
@@ -107,7 +112,8 @@ def create_model_set(
         raise ConfigError(f"a {kind} model set needs a forget set")
     if kind == "oracle" and forget_indices is None:
         raise ConfigError("an oracle model set needs its forget set's indices")
-    dev = str(resolve_device(device))
+    ex = executor or LocalExecutor()
+    dev = ex.device(device)
     data = data or load_dataset(train.dataset, "cpu")  # fails early on a missing dataset
     train.total_steps(data.n_train)  # the batch fits the train split
     mask_size = _mask_size(kind, data.n_train, fraction, forget_indices)
@@ -116,7 +122,8 @@ def create_model_set(
             f"each model would train on {mask_size} of {data.n_train} points, fewer than one "
             f"batch ({train.batch_size}); use a larger fraction or a smaller forget set"
         )
-    chunk_size = chunk_size or min(n_models, train.model_chunk)
+    # default: the models spread over the tasks that can run at once (here: one)
+    chunk_size = chunk_size or min(train.model_chunk, -(-n_models // ex.slots()))
     check_int("chunk size", chunk_size, 1)
     with store.transaction() as con:
         set_id = con.execute("SELECT nextval('model_set_id_seq')").fetchone()[0]
@@ -196,42 +203,47 @@ def build_model_set(
     device: str | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    executor: Executor | None = None,
+    data_root: str | None = None,
 ) -> ModelSet:
     """Train every chunk of the set that is not stored yet; resumable and idempotent.
 
     ``forget``: train indices left out by an oracle set (read from its forget set by callers).
-    Files of chunks that no row names (left by a killed build) are removed first.
+    Files of chunks that no row names (left by a killed build) are removed first. Each chunk
+    is a pure task (``core.tasks.train_chunk``) run by ``executor`` (default: in this process,
+    in order; ``RayExecutor``: all at once on a cluster); this process commits each result as
+    it arrives, so the stored set does not depend on where its chunks were trained.
+    ``data_root``: where a dataset that is not embedded lives (on the machines that train).
     """
     ms = get_model_set(store, set_id)
-    dev = resolve_device(device or ms.device)
-    data = load_dataset(ms.dataset, dev)
+    ex = executor or LocalExecutor()
+    dev = ex.device(device or ms.device)
+    # the driver needs the split sizes only; here, the copy the local tasks train on (cached)
+    here = isinstance(ex, LocalExecutor)
+    data = load_dataset(ms.dataset, dev if here else "cpu", root=data_root)
     if ms.kind == "oracle" and forget is None:
         raise ConfigError("building an oracle set needs its forget set's indices")
     masks = masks_for(ms, data.n_train, forget)
-    x_all, y_all = all_points(data)
     done = done_chunks(store, set_id)
     remove_unnamed_files(store, set_id)
     todo = [c for c in range(ms.n_chunks) if c not in done]
+    specs = [
+        ChunkSpec(ms.dataset, ms.train.to_dict(), tuple(ms.seed + i for i in ms.chunk_range(c)),
+                  masks[ms.chunk_range(c).start : ms.chunk_range(c).stop], dev, data_root)
+        for c in todo
+    ]  # fmt: skip
     n_done = sum(len(ms.chunk_range(c)) for c in done)
-    for chunk in todo:
-        idx = ms.chunk_range(chunk)
-        base = n_done / ms.n_models
 
-        def tick(step: int, total: int, base: float = base, idx: range = idx) -> None:
-            if progress is not None:
-                frac = base + (step / max(total, 1)) * len(idx) / ms.n_models
-                progress(frac, f"set {set_id}: training models {idx.start}–{idx.stop - 1}")
+    def tick(k: int, frac: float) -> None:  # task k is frac done
+        if progress is not None:
+            idx = ms.chunk_range(todo[k])
+            progress((n_done + frac * len(idx)) / ms.n_models,
+                     f"set {set_id}: training models {idx.start}–{idx.stop - 1}")  # fmt: skip
 
-        t0 = time.perf_counter()
-        ens = train_ensemble(
-            data, masks[idx.start : idx.stop], [ms.seed + i for i in idx], ms.train,
-            device=dev, progress=tick, should_stop=should_stop,
-        )  # fmt: skip
-        margins, correct = ens.margins_and_correct(x_all, y_all, chunk=ms.train.eval_chunk)
-        _commit_chunk(
-            store, ms, chunk, ens, margins, correct, masks[idx.start : idx.stop], data, dev, t0
-        )
-        n_done += len(idx)
+    for k, res in ex.run(train_chunk, specs, progress=tick, should_stop=should_stop):
+        _commit_chunk(store, ms, todo[k], res.state, res.margins, res.correct, specs[k].masks,
+                      data, res.device, res.wall_s)  # fmt: skip
+        n_done += specs[k].n_models
     if progress is not None:
         progress(1.0, f"set {set_id}: {ms.n_models} models ready")
     with store.transaction() as con:
@@ -247,7 +259,8 @@ def store_ensemble(
     ms = get_model_set(store, set_id)
     if ms.n_models != ens.n_models or ms.chunk_size != ens.n_models:
         raise ConfigError(f"model set {set_id} expects {ms.n_models} models in one chunk")
-    _commit_chunk(store, ms, 0, ens, margins, correct, masks, data, ens.device, t0)
+    _commit_chunk(store, ms, 0, ens.state_dict(), margins, correct, masks, data, ens.device,
+                  time.perf_counter() - t0)  # fmt: skip
     with store.transaction() as con:
         con.execute("UPDATE model_sets SET status = 'complete' WHERE id = ?", [set_id])
     return get_model_set(store, set_id)
@@ -266,8 +279,10 @@ def commit_patience() -> float:
     return value
 
 
-def _commit_chunk(store, ms, chunk, ens, margins, correct, masks, data, dev, t0) -> None:
+def _commit_chunk(store, ms, chunk, state, margins, correct, masks, data, dev, wall_s) -> None:
     """Write the chunk's files, then its row: the row exists only if the files are complete.
+
+    ``state``: the stacked weights ``{name: (n, ...)}``; ``wall_s``: the chunk's training time.
 
     A database held by another process is retried with exponential backoff for
     ``commit_patience()`` seconds; if the row still cannot be written, the chunk's files are
@@ -275,7 +290,7 @@ def _commit_chunk(store, ms, chunk, ens, margins, correct, masks, data, dev, t0)
     """
     stem = f"model_sets/{ms.id}/chunk{chunk:05d}"
     files = [
-        store.save_tensors(f"{stem}.weights.pt", ens.state_dict()),
+        store.save_tensors(f"{stem}.weights.pt", state),
         store.save_array(f"{stem}.margins.npy", margins.astype(np.float32)),
         store.save_array(f"{stem}.masks.npy", masks),
         store.save_array(f"{stem}.correct.npy", correct),
@@ -283,7 +298,7 @@ def _commit_chunk(store, ms, chunk, ens, margins, correct, masks, data, dev, t0)
     train_acc = float(correct[:, : data.n_train].mean())  # argmax accuracy
     val_acc = float(correct[:, data.n_train :].mean())
     row = [ms.id, chunk, ms.chunk_range(chunk).start, len(margins), *files[:3], train_acc,
-           val_acc, time.perf_counter() - t0, str(dev), files[3]]  # fmt: skip
+           val_acc, float(wall_s), str(dev), files[3]]  # fmt: skip
     deadline, delay = time.monotonic() + commit_patience(), 0.2
     while True:
         try:

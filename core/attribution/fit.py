@@ -84,11 +84,15 @@ def fit_datamodel(
     device: str | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    executor=None,
 ) -> int:
     """Train the missing subset models (originals' recipe), fit a datamodel of every point's
     ``target`` (margin | logits) from the masks, score it (LDS), store it; returns its id.
 
     ``kind``: ``ridge`` (closed form, λ on a grid) or ``lasso`` (ℓ1, margins only).
+    ``executor``: where the subset models train (``core.executors``; default here). On a Ray
+    executor they train on the device its tasks get (a GPU when ``gpus_per_task`` > 0, else
+    the CPU); ``device`` is where this process reads their outputs and fits.
     """
     from ..data import load_dataset
     from ..device import resolve_device
@@ -108,8 +112,10 @@ def fit_datamodel(
     orig = get_model_set(store, originals_for(store, dataset, original_set_id))
     if subset_set_id is None:
         sub = None if progress is None else (lambda f, m: progress(0.8 * f, m))  # noqa: E731
-        subset_set_id = ensure_subsets(store, orig.train, n_models, fraction, device=str(dev),
-                                       progress=sub, should_stop=should_stop)  # fmt: skip
+        here = executor is None or executor.name == "local"
+        subset_set_id = ensure_subsets(store, orig.train, n_models, fraction,
+                                       device=str(dev) if here else None, progress=sub,
+                                       should_stop=should_stop, executor=executor)  # fmt: skip
     subset = get_model_set(store, subset_set_id)
     check_recipe(subset, orig)
     fraction = float(subset.fraction)

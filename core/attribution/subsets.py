@@ -59,9 +59,11 @@ def ensure_subsets(
     device: str | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    executor=None,
 ) -> int:
     """A complete subset set of ``recipe`` with ≥ ``n_models`` models at ``fraction``: a stored
-    one, else an unfinished one of exactly this size resumed, else a new one built here."""
+    one, else an unfinished one of exactly this size resumed, else a new one built (its chunks
+    trained by ``executor``: here by default, or as Ray tasks, see ``core.executors``)."""
     from ..model_sets import find_model_set
     from ..zoo import build_model_set, create_model_set
 
@@ -74,9 +76,11 @@ def ensure_subsets(
     )  # fmt: skip
     if set_id is None:
         set_id = create_model_set(
-            store, "subset", recipe, n_models, fraction=float(fraction), device=device
-        )
-    build_model_set(store, set_id, device=device, progress=progress, should_stop=should_stop)
+            store, "subset", recipe, n_models, fraction=float(fraction), device=device,
+            executor=executor,
+        )  # fmt: skip
+    build_model_set(store, set_id, device=device, progress=progress, should_stop=should_stop,
+                    executor=executor)  # fmt: skip
     return set_id
 
 

@@ -1,5 +1,5 @@
-"""What every sub-command shares: the registry (``@command``), ``--device``, and output as
-strict JSON (``--json``) or a plain text table."""
+"""What every sub-command shares: the registry (``@command``), ``--device``, the executor
+options, and output as strict JSON (``--json``) or a plain text table."""
 
 from __future__ import annotations
 
@@ -48,6 +48,31 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
         "--device", type=device_name, default=None,
         help="auto, cpu, cuda[:N] or mps (default: $LAB_DEVICE, else auto)",
     )  # fmt: skip
+
+
+def add_executor_args(p: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--address`` and ``--gpus-per-task``: where model-set chunks train."""
+    p.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="local: train the chunks here, one after another (default); ray: as Ray tasks, "
+        "all at once (pip install -r requirements-ray.txt)",
+    )  # fmt: skip
+    p.add_argument(
+        "--address", default=None,
+        help="ray: the cluster's head node HOST:PORT (its GCS port, 6379 by default), or auto "
+        "(the cluster this machine joined); default: start Ray here",
+    )  # fmt: skip
+    p.add_argument(
+        "--gpus-per-task", type=float, default=None, dest="gpus_per_task",
+        help="ray: GPUs per chunk task (1, or a fraction such as 0.25 to share one; default 0)",
+    )  # fmt: skip
+
+
+def executor_from_args(args: argparse.Namespace):
+    """The ``core.executors.Executor`` the executor options ask for (use it in ``with``)."""
+    from ..executors import make_executor  # light: Ray is imported only when it is used
+
+    return make_executor(args.executor, args.address, args.gpus_per_task)
 
 
 def plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ import argparse
 from ..config import check_float, check_int
 from ..errors import ConfigError
 from ..store import Store
-from .base import add_device_arg, command, emit, table
+from .base import add_device_arg, add_executor_args, command, emit, executor_from_args, table
 from .progress import bar
 
 
@@ -35,6 +35,7 @@ def _args(p: argparse.ArgumentParser) -> None:
         help="use this stored subset set (of the originals' recipe) instead of finding one",
     )  # fmt: skip
     add_device_arg(p)
+    add_executor_args(p)
 
 
 def _f(v) -> str:
@@ -78,11 +79,11 @@ def datamodels(args: argparse.Namespace) -> int:
 
     resolve_device(args.device)
     store = Store(args.db)
-    with bar("datamodel", quiet=args.json) as progress:
+    with executor_from_args(args) as ex, bar("datamodel", quiet=args.json) as progress:
         dm_id = fit_datamodel(
             store, args.dataset, original_set_id=args.originals, n_models=args.models,
             fraction=args.fraction, kind=args.kind, target=args.target, holdout=args.holdout,
-            subset_set_id=args.subset_set, device=args.device, progress=progress,
+            subset_set_id=args.subset_set, device=args.device, progress=progress, executor=ex,
         )  # fmt: skip
     dm = get_datamodel(store, dm_id)
     row = {k: v for k, v in vars(dm).items() if not k.endswith("_file")}

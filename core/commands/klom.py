@@ -10,7 +10,7 @@ import argparse
 from ..config import check_int
 from ..errors import ConfigError
 from ..store import Store
-from .base import add_device_arg, command, emit, table
+from .base import add_device_arg, add_executor_args, command, emit, executor_from_args, table
 from .progress import bar
 
 
@@ -132,6 +132,7 @@ def _oracle_args(p: argparse.ArgumentParser) -> None:
         help="models per group (two groups); must equal the originals' number (default)",
     )  # fmt: skip
     add_device_arg(p)
+    add_executor_args(p)
 
 
 @command("oracles", "train the oracle models (and the noise-floor group) for a forget set")(
@@ -142,10 +143,13 @@ def oracles(args: argparse.Namespace) -> int:
     from ..evaluation import build_oracles
 
     store = Store(args.db, must_exist=True)
-    with bar(f"oracles for forget set {args.forget_set}", quiet=args.json) as progress:
+    with (
+        executor_from_args(args) as ex,
+        bar(f"oracles for forget set {args.forget_set}", quiet=args.json) as progress,
+    ):
         main, floor = build_oracles(
             store, args.forget_set, args.models, args.device, progress,
-            original_set_id=args.originals,
+            original_set_id=args.originals, executor=ex,
         )  # fmt: skip
     emit(
         args,

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import ConfigError
 from ..store import Store
-from .base import add_device_arg, command, emit, table
+from .base import add_device_arg, add_executor_args, command, emit, executor_from_args, table
 from .progress import bar
 
 
@@ -34,6 +34,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--data-root", default=None, help="where cifar10 lives ($LAB_DATA_ROOT)")
     p.add_argument("--download", action="store_true", help="download cifar10 if missing")
+    add_executor_args(p)
 
 
 @command("train", "train a set of models at once (originals on the full train set, or subsets)")(
@@ -41,7 +42,6 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 )
 def train(args: argparse.Namespace) -> int:
     from ..data import load_dataset  # the engine (torch) only when the command runs
-    from ..device import resolve_device
     from ..model_sets import list_model_sets
     from ..recipe import default_train_config
     from ..zoo import build_model_set, create_model_set
@@ -55,19 +55,23 @@ def train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(epochs=args.epochs)
     data = load_dataset(args.dataset, "cpu", root=args.data_root, download=args.download)
     store = Store(args.db)
-    set_id = unfinished_match(store, args.kind, cfg, args.models, args.fraction, args.seed)
-    if set_id is None:
-        set_id = create_model_set(
-            store, args.kind, cfg, args.models, seed=args.seed, fraction=args.fraction,
-            device=args.device, data=data, chunk_size=args.chunk_size,
-        )  # fmt: skip
-    else:
-        resolve_device(args.device)
-        done = int(list_model_sets(store).set_index("id").loc[set_id, "models_done"])
-        if not args.json:
-            print(f"resuming unfinished model set {set_id} ({done} of {args.models} models done)")
-    with bar(f"set {set_id}", quiet=args.json) as progress:
-        build_model_set(store, set_id, device=args.device, progress=progress)
+    with executor_from_args(args) as ex:
+        set_id = unfinished_match(store, args.kind, cfg, args.models, args.fraction, args.seed)
+        if set_id is None:
+            set_id = create_model_set(
+                store, args.kind, cfg, args.models, seed=args.seed, fraction=args.fraction,
+                device=args.device, data=data, chunk_size=args.chunk_size, executor=ex,
+            )  # fmt: skip
+        else:
+            ex.device(args.device)
+            done = int(list_model_sets(store).set_index("id").loc[set_id, "models_done"])
+            if not args.json:
+                print(
+                    f"resuming unfinished model set {set_id} ({done} of {args.models} models done)"
+                )
+        with bar(f"set {set_id}", quiet=args.json) as progress:
+            build_model_set(store, set_id, device=args.device, progress=progress, executor=ex,
+                            data_root=args.data_root)  # fmt: skip
     row = list_model_sets(store).set_index("id").loc[set_id].to_dict()
     row["id"] = set_id
     text = (

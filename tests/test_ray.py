@@ -1,0 +1,221 @@
+"""Model sets built as Ray tasks land in the store exactly as local builds (issue 12).
+
+One local Ray instance (2 CPUs) is shared by the module; every build is a few digits models
+for one epoch. Skipped where Ray is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+ray = pytest.importorskip(
+    "ray", reason="Ray is not installed (pip install -r requirements-ray.txt)"
+)
+
+from core.cli import main  # noqa: E402
+from core.errors import ConfigError  # noqa: E402
+from core.executors import RayExecutor  # noqa: E402
+from core.store import Store  # noqa: E402
+from core.zoo import build_model_set, create_model_set, load_margins  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
+from tests.lab_fixtures import TINY  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+ONE_EPOCH = TINY.replace(epochs=1)
+SET = dict(kind="subset", train=ONE_EPOCH, n_models=4, fraction=0.5, seed=5, chunk_size=2)
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance for the module; its workers import the lab from this checkout."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), old]))
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+@pytest.fixture(scope="module")
+def local_set(tmp_path_factory):
+    """The reference: the set built in this process."""
+    store = Store(tmp_path_factory.mktemp("local") / "lab.duckdb")
+    set_id = _create(store)
+    build_model_set(store, set_id)
+    return store, set_id
+
+
+def _create(store: Store, executor=None) -> int:
+    s = dict(SET)
+    return create_model_set(store, s.pop("kind"), s.pop("train"), s.pop("n_models"), **s,
+                            executor=executor)  # fmt: skip
+
+
+def _chunks(store: Store, set_id: int):
+    return store.query_df(
+        "SELECT * EXCLUDE (wall_time_s, set_id, created_at) FROM model_chunks WHERE set_id = ? ORDER BY chunk",
+        [set_id],
+    )
+
+
+def _assert_same_set(a: tuple[Store, int], b: tuple[Store, int]) -> None:
+    """Same rows (but wall times), same margins, byte-identical array and weight files."""
+    (sa, ia), (sb, ib) = a, b
+    ra, rb = _chunks(sa, ia), _chunks(sb, ib)
+    assert ra.drop(columns=[c for c in ra if c.endswith("_file")]).equals(
+        rb.drop(columns=[c for c in rb if c.endswith("_file")])
+    )
+    np.testing.assert_array_equal(load_margins(sa, ia), load_margins(sb, ib))
+    for fa, fb in zip(ra.filter(like="_file").values.ravel(), rb.filter(like="_file").values.ravel(),
+                      strict=True):  # fmt: skip
+        assert fa.replace(f"/{ia}/", "/") == fb.replace(f"/{ib}/", "/")
+        assert sa.file_path(fa).read_bytes() == sb.file_path(fb).read_bytes(), fa
+    wa = sa.load_tensors(ra["weights_file"][0])
+    wb = sb.load_tensors(rb["weights_file"][0])
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ray_build_equals_the_local_one(ray_instance, local_set, tmp_path):
+    store = Store(tmp_path / "lab.duckdb")
+    ex = RayExecutor(max_retries=1)
+    set_id = _create(store, ex)
+    ms = build_model_set(store, set_id, executor=ex)
+    assert ms.status == "complete" and ms.device == "cpu"
+    _assert_same_set(local_set, (store, set_id))
+
+
+def crash_once(spec, progress, should_stop, *, fn, marker: str, how: str):
+    """A chunk task whose first attempt (of all tasks) dies: the worker process exits, or the
+    task raises."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return fn(spec, progress, should_stop)
+    if how == "exit":
+        os._exit(1)
+    if how == "config":
+        raise ConfigError("bad input, every time")
+    raise RuntimeError("a transient failure")
+
+
+class FlakyRay(RayExecutor):
+    """Runs every task through ``crash_once``."""
+
+    def __init__(self, marker, how: str, **kw) -> None:
+        super().__init__(**kw)
+        self.marker, self.how = str(marker), how
+
+    def run(self, fn, tasks, **kw):
+        return super().run(
+            partial(crash_once, fn=fn, marker=self.marker, how=self.how), tasks, **kw
+        )
+
+
+@pytest.mark.parametrize("how", ["exit", "raise"])
+def test_a_lost_worker_or_failed_task_is_retried(ray_instance, local_set, tmp_path, how):
+    """exit: the worker dies, Ray retries the task; raise: the driver resubmits it."""
+    store, marker = Store(tmp_path / "lab.duckdb"), tmp_path / "crashed"
+    ex = FlakyRay(marker, how, max_retries=1)
+    set_id = _create(store, ex)
+    build_model_set(store, set_id, executor=ex)
+    assert marker.exists()  # one attempt did fail
+    _assert_same_set(local_set, (store, set_id))
+
+
+def test_a_lab_error_is_not_retried_and_nothing_is_stored(ray_instance, tmp_path):
+    store = Store(tmp_path / "lab.duckdb")
+    ex = FlakyRay(tmp_path / "crashed", "config", max_retries=3)
+    set_id = _create(store, ex)
+    with pytest.raises(ConfigError, match="bad input"):
+        build_model_set(store, set_id, executor=ex)
+    rows = store.query_df("SELECT chunk FROM model_chunks WHERE set_id = ?", [set_id])
+    assert len(rows) <= 1  # the other chunk may have been committed; the failed one is not
+
+
+def test_devices_and_chunks_on_ray(ray_instance, tmp_path):
+    ex = RayExecutor()
+    assert ex.slots() == 2 and ex.device(None) == "cpu"
+    with pytest.raises(ConfigError, match="--gpus-per-task"):
+        ex.device("cuda")
+    with pytest.raises(ConfigError, match="0 GPUs"):
+        RayExecutor(gpus_per_task=0.5).device(None)
+    with pytest.raises(ConfigError, match="would not use"):
+        RayExecutor(gpus_per_task=0.5).device("cpu")
+    store = Store(tmp_path / "lab.duckdb")  # default chunks: the models over the 2 CPUs
+    set_id = create_model_set(store, "original", ONE_EPOCH, 6, executor=ex)
+    assert (
+        store.query_df("SELECT chunk_size FROM model_sets WHERE id = ?", [set_id]).iloc[0, 0] == 3
+    )
+
+
+def test_cli_train_and_oracles_with_ray(ray_instance, local_set, tmp_path, capsys):
+    db = str(tmp_path / "lab.duckdb")
+    args = ["--db", db, "--kind", "subset", "--fraction", "0.5", "--models", "4", "--epochs",
+            "1", "--seed", "5", "--chunk-size", "2", "--executor", "ray", "--json"]  # fmt: skip
+    assert main(["train", *args]) == 0
+    store = Store(db)
+    _assert_same_set(local_set, (store, 1))
+    assert main(["train", "--db", db, "--models", "2", "--epochs", "1", "--executor", "ray"]) == 0
+    assert main(["forget-set", "create", "--db", db, "--k", "20", "--seed", "1"]) == 0
+    capsys.readouterr()
+    assert main(["oracles", "--db", db, "--forget-set", "1", "--executor", "ray", "--json"]) == 0
+    assert '"floor_set_id": 4' in capsys.readouterr().out
+    assert load_margins(store, 4).shape == (2, 1347 + 450)
+
+
+def test_an_unreachable_cluster_is_refused_fast(tmp_path, capsys):
+    code = main(["train", "--db", str(tmp_path / "lab.duckdb"), "--executor", "ray",
+                 "--address", "127.0.0.1:1"])  # fmt: skip
+    assert code == 2
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in capsys.readouterr().err
+    assert (
+        not (tmp_path / "lab.duckdb").exists()
+        or Store(tmp_path / "lab.duckdb").query_df("SELECT count(*) FROM model_sets").iloc[0, 0]
+        == 0
+    )
+
+
+def sleepy(task, progress, should_stop):
+    import time
+
+    time.sleep(60)
+
+
+def test_a_stopped_build_cancels_its_tasks(ray_instance):
+    """should_stop (a job's cancel) ends the wait at once and cancels what is still running."""
+    import time
+
+    from core.ensemble import Cancelled
+
+    t0, calls = time.perf_counter(), []
+    with pytest.raises(Cancelled):
+        list(
+            RayExecutor().run(sleepy, [0, 1], should_stop=lambda: calls.append(1) or len(calls) > 2)
+        )
+    assert time.perf_counter() - t0 < 10
+
+
+def test_cli_datamodels_trains_its_subset_models_with_ray(ray_instance, tmp_path):
+    """The subset models of a datamodel train as Ray tasks (2 chunks on the 2 CPUs) and equal
+    the same set built here in one chunk; the fit itself runs in this process."""
+    from core.zoo import get_model_set
+
+    db = str(tmp_path / "lab.duckdb")
+    assert main(["train", "--db", db, "--models", "2", "--epochs", "1", "--seed", "0"]) == 0
+    assert main(["datamodels", "fit", "--db", db, "--models", "20", "--executor", "ray"]) == 0
+    store = Store(db)
+    sid = int(store.query_df("SELECT id FROM model_sets WHERE kind = 'subset'").iloc[0, 0])
+    ms = get_model_set(store, sid)
+    assert ms.status == "complete" and ms.chunk_size == 10
+    here = Store(tmp_path / "here.duckdb")
+    local = create_model_set(here, "subset", ms.train, 20, fraction=ms.fraction, seed=ms.seed)
+    build_model_set(here, local)
+    np.testing.assert_array_equal(load_margins(here, local), load_margins(store, sid))
