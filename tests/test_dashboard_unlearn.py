@@ -131,4 +131,6 @@ def test_compare_charts_send_plain_ids_to_the_browser(lab):  # noqa: F811
             if "customdata" in trace:  # only the ids come back with a click
                 assert isinstance(trace["customdata"], list), trace["customdata"]
                 assert all(isinstance(v, int) for row in trace["customdata"] for v in row)
-    assert clicked_customdata({"selection": {"points": [{"customdata": {"bdata": "AA=="}}]}}) is None
+    assert (
+        clicked_customdata({"selection": {"points": [{"customdata": {"bdata": "AA=="}}]}}) is None
+    )
