@@ -64,12 +64,13 @@ def test_every_command_prints_strict_json(db_path):
     assert listed[0]["id"] == job_id and listed[0]["eta_s"] is None
     assert listed[0]["started_at"] is None and isinstance(listed[0]["created_at"], str)
     # listing pumps the queue, so the job may have started by now: it ends cancelled either way
-    status = strict("jobs", "cancel", str(job_id), db=db_path)["jobs"][0]["status"]
-    assert status in ("cancelled", "running")
+    row = strict("jobs", "cancel", str(job_id), db=db_path)["jobs"][0]
+    assert row["status"] in ("cancelled", "running"), row
     from tests.test_jobs import wait_for
 
     wait_for(lambda: jobs.get_job(Store(db_path), job_id)["status"] in jobs.FINAL)
-    assert jobs.get_job(Store(db_path), job_id)["status"] == "cancelled"
+    done = jobs.get_job(Store(db_path), job_id)
+    assert done["status"] == "cancelled", done
 
     demo = strict("demo", "--models", "2", "--epochs", "1", db=db_path)
     assert len(demo["evaluations"]) == 3
