@@ -134,3 +134,13 @@ def test_nearest_neighbours_in_datamodel_space():
     assert set(fs.indices) == set(np.argsort(dist)[:6]) and 3 in fs.indices
     with pytest.raises(ConfigError, match="anchor"):
         knn_datamodel_forget_set(d, anchor=99, k=3)
+
+
+def test_few_models_are_named_with_an_m_to_use():
+    from core.attribution.fit import few_models_warning
+
+    assert few_models_warning(2000, 1347) is None
+    assert few_models_warning(1500, 1347) is None
+    msg = few_models_warning(200, 1347)
+    assert "200 subset models are few for 1,347 train points" in msg and "--models 2694" in msg
+    assert "--models 2000" in few_models_warning(500, 600)

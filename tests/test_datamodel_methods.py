@@ -160,6 +160,8 @@ def test_cli_fits_lists_refuses_and_makes_forget_sets(lab, tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["target"] == "margin" and out["n_models"] == SUBSETS and "lds_train" in out
+    # so few models are allowed (tests, a first look) but named as too few, with an M to use
+    assert "warning: " in res.stderr and "use --models 2694 or more" in res.stderr
     listed = json.loads(cli("datamodels", "list", "--json", db=db).stdout)["datamodels"]
     assert out["id"] in [r["id"] for r in listed]
     for args, needle in ((("--models", "5"), "models must be at least 20"),

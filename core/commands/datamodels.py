@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..config import check_float, check_int
 from ..errors import ConfigError
@@ -78,6 +79,12 @@ def datamodels(args: argparse.Namespace) -> int:
     from ..device import resolve_device
 
     resolve_device(args.device)
+    from ..attribution.fit import few_models_warning
+    from ..data import load_dataset
+
+    warn = few_models_warning(args.models, load_dataset(args.dataset, "cpu").n_train)
+    if warn:
+        print(f"warning: {warn}", file=sys.stderr)
     store = Store(args.db)
     with executor_from_args(args) as ex, bar("datamodel", quiet=args.json) as progress:
         dm_id = fit_datamodel(
