@@ -35,12 +35,13 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2), then
     the membership audits' figures and their oracle-vs-oracle floors (``AUDIT_COLUMNS``)."""
     ev = store.query_df(
-        """SELECT e.run_id, e.method, e.compute_cost, r.config, r.created_at
+        """SELECT e.run_id, e.method, e.compute_cost, r.config, r.device, r.wall_time_s, r.created_at
            FROM evaluations e JOIN runs r ON r.id = e.run_id
            WHERE e.forget_set_id = ? ORDER BY e.run_id""",
         [forget_set_id],
     )
-    cols = ["run_id", "method", "budget", "params", "cost", "consumed_cost", "created_at"]
+    cols = ["run_id", "method", "budget", "params", "cost", "consumed_cost", "device", "wall_time_s",
+            "created_at"]  # fmt: skip
     for s in SPLITS:
         cols += [f"{s}_p95", f"{s}_p99", f"{s}_floor_p95", f"{s}_floor_p99", f"{s}_acc"]
     if ev.empty:
@@ -59,6 +60,7 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
         row = {"run_id": int(r.run_id), "method": r.method, "budget": budget,
                "params": json.dumps(opts, sort_keys=True), "cost": float(r.compute_cost),
                "consumed_cost": float(cfg.get("consumed_cost") or 0.0),
+               "device": r.device, "wall_time_s": float(r.wall_time_s),
                "created_at": r.created_at}  # fmt: skip
         for s in SPLITS:
             k, f = summ.loc[(r.run_id, s, "klom")], summ.loc[(r.run_id, s, "floor")]

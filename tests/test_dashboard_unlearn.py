@@ -43,6 +43,7 @@ def test_compare_table_matches_the_stored_summaries(lab):  # noqa: F811
     assert row["klom_p99_avg"] == pytest.approx(
         np.mean([s.loc[(k, "klom"), "p99"] for k in ("forget", "retain", "val")]))  # fmt: skip
     assert row["val_acc"] == s.loc[("val", "klom"), "accuracy"]
+    assert row["device"] == "cpu" and row["wall_time_s"] > 0  # every run shows where it ran
     assert np.isnan(df.loc[lab["run_id"], "budget"])  # do-nothing has no budget
 
 

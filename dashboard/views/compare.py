@@ -62,7 +62,8 @@ st.caption("Accuracy alone misleads: gradient ascent can reach the oracles' forg
            "while its KLoM is wrecked — read both columns.")  # fmt: skip
 view = runs[["run_id", "method", "budget", "params", "cost", "consumed_cost", "klom_p99_avg",
              "klom_p95_avg", "forget_p95", "retain_p95", "val_p95", "forget_floor_p95",
-             "forget_acc", "retain_acc", "val_acc", *AUDIT_TABLE_COLUMNS]]  # fmt: skip
+             "forget_acc", "retain_acc", "val_acc", *AUDIT_TABLE_COLUMNS, "device",
+             "wall_time_s"]]  # fmt: skip
 st.dataframe(view, hide_index=True, width="stretch", column_config={
     "cost": st.column_config.NumberColumn("cost", format="%.3f",
                                           help="fine-tuning example-gradients / retraining's"),
