@@ -49,11 +49,16 @@ GRID: dict[str, tuple[str, dict, dict]] = {
         )
         for t in ("shift", "paired", "mean")
     },
-    "dm_matching": ("dm_matching", {}, {"lr": [0.01, 0.02], "forget_weight": [5, 20]}),
+    "dm_matching": ("dm_matching", {}, {"lr": [0.01, 0.02], "top_k": [0, 20]}),
 }
 # methods without hyperparameters or budget: one run per forget set (dm_direct needs a stored
 # datamodel, ``python -m core datamodels fit``; without one it is left out, with a note)
-REFERENCES = ("do_nothing", "retrain", "dm_direct")
+REFERENCES = {
+    "do_nothing": ("do_nothing", {}),
+    "retrain": ("retrain", {}),
+    "dm_direct": ("dm_direct", {}),
+    "dm_direct_top20": ("dm_direct", {"top_k": 20}),
+}
 SPLITS = ("forget", "retain", "val")
 AUDITS = ("ulira_bacc_mean", "ulira_floor_bacc_mean", "ulira_tpr1", "ulira_floor_tpr1",
           "mia_forget_member_share", "mia_floor_forget_member_share")  # fmt: skip
@@ -76,9 +81,10 @@ def ensure_set(store: Store, name: str) -> int:
 def run_grid(store: Store, fs_id: int, budgets: list[float], methods: list[str]) -> list[dict]:
     """Every grid point of ``methods`` (plus ``REFERENCES``) on one forget set."""
     out = []
-    for ref in REFERENCES:
+    for ref, (method, params) in REFERENCES.items():
         try:
-            out.append({"label": ref, "run_id": evaluate(store, fs_id, ref)})
+            out.append({"label": ref, "run_id": evaluate(store, fs_id, method, **params),
+                        "params": params})  # fmt: skip
         except LabError as err:
             print(f"  {ref}: {err}", file=sys.stderr)
     for label in methods:

@@ -34,7 +34,7 @@ from .oracles import (  # noqa: F401  (re-exported: the oracles of an evaluation
     pair_sets,
 )
 from .store import Store
-from .unlearning import PARAMS, UnlearnContext, UnlearnResult, get_method, method_params
+from .unlearning import UnlearnContext, UnlearnResult, get_method, method_params, uses_budget
 from .zoo import delete_model_set, get_model_set, load_correct, load_margins
 
 # methods that read stored margins only: they run on imported originals (no weights) too
@@ -80,7 +80,7 @@ def evaluate(
     to a reused run stored before audits existed)."""
     fn = get_method(method)
     params = method_params(method, options)
-    if not PARAMS[method]:  # nothing to train (do_nothing, retrain): a budget means nothing
+    if not uses_budget(method):  # nothing to train (do_nothing, retrain, dm_direct)
         budget = None
     if budget is not None:
         check_float("budget", budget, 0.0, 10.0, lo_open=True)

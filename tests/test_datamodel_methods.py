@@ -112,6 +112,15 @@ def test_dm_direct_is_the_hand_computed_shift(lab):
     hand = load_margins(store, lab["original"]) - np.array([wm[t, f].sum() for t in range(1797)])
     np.testing.assert_allclose(evaluation_margins(store, run)[0], hand, atol=1e-4)
     assert store.run(run)["config"]["info"]["datamodel_id"] == dm_m
+    # top_k: each target keeps its k largest |weights| over all train points (a naive loop)
+    run = evaluate(store, lab["forget_set"], "dm_direct", top_k=3, budget=0.1)
+    kept = np.zeros_like(wm)
+    for t in range(wm.shape[0]):
+        top = np.argsort(-np.abs(wm[t]), kind="stable")[:3]
+        kept[t, top] = wm[t, top]
+    hand = load_margins(store, lab["original"]) - kept[:, f].sum(1)
+    np.testing.assert_allclose(evaluation_margins(store, run)[0], hand, atol=1e-4)
+    assert store.run(run)["config"]["options"] == {"top_k": 3}  # a predictor: no budget kept
     # the readers agree with the weights
     assert self_influence(store, dm_m)[7] == wm[7, 7]
     top = top_influencers(store, dm_m, 3, k=5)

@@ -300,3 +300,23 @@ def test_del_resets_the_requested_share_and_trains_only_that_and_the_last_layer(
         assert changed[mask].float().mean() > 0.9, name  # reset (and retrained) entries moved
     info = store.run(run)["config"]["info"]
     assert set(info["reset_share"]) == set(names) and 0.3 <= info["reset_total"] < 0.4
+
+
+def test_a_sweep_of_a_method_without_budget_runs_each_setting_once(lab, tmp_path):
+    """do-nothing (and predictors such as dm_direct) spend no budget: the default budgets of
+    ``unlearn`` do not multiply their runs, and no budget is stored with them."""
+    import json
+    import shutil
+
+    from core.unlearning import uses_budget
+    from tests.test_cli import cli
+
+    assert not uses_budget("do_nothing") and not uses_budget("dm_direct")
+    assert uses_budget("dm_matching") and uses_budget("gradient_descent")
+    shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
+    res = cli("unlearn", "--forget-set", str(lab["forget_set"]), "--method", "do_nothing",
+              "--budget", "0.02,0.1", "--json", db=tmp_path / "copy.duckdb")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    runs = json.loads(res.stdout)["runs"]
+    assert len(runs) == 1 and "budget" not in runs[0]

@@ -54,9 +54,12 @@ def unlearn(args: argparse.Namespace) -> int:
     from ..audits import audit_summary
     from ..divergence import Diverged
     from ..evaluation import evaluate, evaluation
-    from ..unlearning import method_params
+    from ..unlearning import method_params, uses_budget
 
     grid = _grid(args)
+    if not uses_budget(args.method):  # do-nothing, retrain, predictors: one run per setting
+        keys = dict.fromkeys(tuple((k, v) for k, v in p.items() if k != "budget") for p in grid)
+        grid = [dict(k) for k in keys]
     for point in grid:  # every point is checked before the first one runs
         method_params(args.method, {k: v for k, v in point.items() if k != "budget"})
     store = Store(args.db, must_exist=True)

@@ -34,4 +34,5 @@ from .base import (  # noqa: F401  (the interface, re-exported)
     get_method,
     method_params,
     register,
+    uses_budget,
 )

@@ -87,6 +87,13 @@ def register(fn: Method) -> Method:
     return fn
 
 
+def uses_budget(name: str) -> bool:
+    """Whether method ``name`` trains within a budget: it has hyperparameters and is not a
+    predictor (a function marked ``predictor = True``, such as Datamodel-Direct, computes its
+    outputs without training, whatever its hyperparameters)."""
+    return bool(PARAMS.get(name)) and not getattr(METHODS.get(name), "predictor", False)
+
+
 def get_method(name: str) -> Method:
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}: choose one of {', '.join(sorted(METHODS))}")

@@ -62,11 +62,25 @@ def _datamodel(ctx: UnlearnContext, target: str | None):
     return dm
 
 
-def _shift(ctx: UnlearnContext, dm) -> np.ndarray:
-    """``Δ = −Σ_{j∈F} W[:, …, j]``: ``(n_points,)`` or ``(n_points, K)``, float32."""
+TOP_K = Annotated[int, Range(0, 100_000, "keep only each target's k largest |weights| (0: all)")]
+
+
+def _shift(ctx: UnlearnContext, dm, top_k: int = 0) -> np.ndarray:
+    """``Δ = −Σ_{j∈F} W'[:, …, j]``: ``(n_points,)`` or ``(n_points, K)``, float32, where
+    ``W' = W`` or, with ``top_k`` = k > 0, each target's (and class's) row of W with all but
+    its k largest-magnitude weights over the train points set to 0. A dense fit spreads every
+    target's error over all train points, and the sum over a forget set adds that noise to
+    every target; the largest weights carry most of the signal."""
     from ..attribution.datamodels import forget_shift, load_weights
 
-    return forget_shift(load_weights(ctx.store, dm.id)[0], ctx.forget).astype(np.float32)
+    w = load_weights(ctx.store, dm.id)[0]
+    if top_k and top_k < w.shape[-1]:
+        mag = np.abs(w)
+        kth = -np.partition(-mag, top_k - 1, axis=-1)[..., top_k - 1 : top_k]  # k-th largest
+        f = np.asarray(ctx.forget, dtype=np.int64)
+        wf = np.where(mag[..., f] >= kth, w[..., f], 0.0)
+        return forget_shift(wf, np.arange(f.size)).astype(np.float32)
+    return forget_shift(w, ctx.forget).astype(np.float32)
 
 
 def _accounting(ctx: UnlearnContext, dm, n_models: int) -> tuple[float, dict]:
@@ -80,16 +94,17 @@ def _accounting(ctx: UnlearnContext, dm, n_models: int) -> tuple[float, dict]:
 
 
 @register
-def dm_direct(ctx: UnlearnContext) -> UnlearnResult:
+def dm_direct(ctx: UnlearnContext, *, top_k: TOP_K = 0) -> UnlearnResult:
     """Datamodel-Direct: each original's outputs plus the datamodel's predicted shift of the
-    forget set, ``m̂_i(x) = m_i(x) − Σ_{j∈F} W[x, j]``; no training (compute cost 0).
+    forget set, ``m̂_i(x) = m_i(x) − Σ_{j∈F} W[x, j]`` (``top_k``: each target's largest
+    weights only, see ``_shift``); no training (compute cost 0).
 
     A margin datamodel shifts the margins (correct: m̂ > 0); a logits one shifts the logits
     (margins and argmax from the shifted logits)."""
     from ..metrics import margins_from_logits
 
     dm = _datamodel(ctx, None)
-    shift = _shift(ctx, dm)
+    shift = _shift(ctx, dm, top_k)
     if dm.target == "margin":
         margins = ctx.original_margins() + shift[None, :]  # (N, n_points)
         correct = margins > 0
@@ -104,6 +119,9 @@ def dm_direct(ctx: UnlearnContext) -> UnlearnResult:
                          info=info)  # fmt: skip
 
 
+dm_direct.predictor = True  # computed, not trained: no budget (``base.uses_budget``)
+
+
 @register
 def dm_matching(
     ctx: UnlearnContext,
@@ -113,15 +131,17 @@ def dm_matching(
     forget_weight: Annotated[float, Range(0.0, 1000.0, "loss weight of forget points")] = 5.0,
     retain_sample: Annotated[int, Range(0, 1_000_000, "retain points matched per model")] = 250,
     momentum: MOMENTUM = 0.9,
+    top_k: TOP_K = 0,
 ) -> UnlearnResult:
     """DMM: Oracle Matching with Datamodel-Direct's logits as targets, no oracle used —
-    model i is fine-tuned towards ``z_i(x) − Σ_{j∈F} W[x, :, j]`` (MSE on logits) on F ∪ its
-    retain sample. Needs a ``logits`` datamodel of the originals' recipe."""
+    model i is fine-tuned towards ``z_i(x) − Σ_{j∈F} W[x, :, j]`` (MSE on logits; ``top_k``:
+    each target's largest weights only) on F ∪ its retain sample. Needs a ``logits``
+    datamodel of the originals' recipe."""
     from .matching import match_logits
 
     t0 = timer()
     dm = _datamodel(ctx, "logits")
-    shift = torch.from_numpy(_shift(ctx, dm)[: ctx.data.n_train])  # (n_train, K)
+    shift = torch.from_numpy(_shift(ctx, dm, top_k)[: ctx.data.n_train])  # (n_train, K)
     ens = ctx.originals()
     with torch.no_grad():
         t_all = ens.logits(ctx.data.x_train) + shift.to(ens.device)  # (N, n_train, K)

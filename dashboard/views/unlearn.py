@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.config import check_float
 from core.errors import ConfigError, LabError
-from core.unlearning import METHODS, PARAMS, method_params
+from core.unlearning import METHODS, PARAMS, method_params, uses_budget
 from core.unlearning.params import Choice
 from dashboard import components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
@@ -56,10 +56,11 @@ for k, p in enumerate(spec):
 sweep = st.selectbox("sweep one hyperparameter over comma-separated values (optional)",
                      ["—"] + [p.name for p in spec], key=f"ul_sweep_{method}")  # fmt: skip
 budgets = st.text_input("budgets (shares of retraining, comma-separated)", "0.02,0.05,0.1",
-                        key="ul_budgets", disabled=not spec)  # fmt: skip
+                        key="ul_budgets", disabled=not uses_budget(method))  # fmt: skip
 if st.button("Run in the background", type="primary", key="ul_go"):
     try:
-        bs = [float(b) for b in budgets.split(",") if b.strip()] if spec else [None]
+        trains = uses_budget(method)
+        bs = [float(b) for b in budgets.split(",") if b.strip()] if trains else [None]
         for b in bs:
             if b is not None:
                 check_float("budget", b, 0.0, 10.0, lo_open=True)
