@@ -40,6 +40,25 @@ def axis_title(score: str) -> str:
     return f"KLoM {SCORES[score]} (lower is better)"
 
 
+# one colour per method on every chart of the page (the registry's methods first, in a fixed
+# order, so that a method keeps its colour whichever runs are shown)
+_ORDER = ("do_nothing", "retrain", "gradient_descent", "gradient_ascent", "ga_gd",
+          "random_labels", "l1_sparse", "salun", "scrub", "del", "oracle_matching", "dm_direct",
+          "dm_matching")  # fmt: skip
+_PALETTE = ("#6b7280", "#111827", "#2563eb", "#f97316", "#a16207", "#db2777", "#0891b2",
+            "#9333ea", "#65a30d", "#b91c1c", "#16a34a", "#eab308", "#4f46e5", "#0d9488",
+            "#be185d", "#1d4ed8")  # fmt: skip
+
+
+def method_color(method: str) -> str:
+    """The colour of ``method`` on the Compare page's charts."""
+    import zlib
+
+    if method in _ORDER:
+        return _PALETTE[_ORDER.index(method)]
+    return _PALETTE[len(_ORDER) + zlib.crc32(method.encode()) % (len(_PALETTE) - len(_ORDER))]
+
+
 def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
     """Each run a marker at (cost, score); each method's Pareto front a line; do-nothing and
     retrain (the noise floor) as dotted reference lines."""
@@ -47,14 +66,17 @@ def frontier_chart(runs: pd.DataFrame, score: str) -> go.Figure:
     runs = runs[runs[score].notna()]  # runs not audited (stored before audits) have no figure
     for method, g in runs.groupby("method", sort=True):
         front = g[pareto_front(g["cost"].to_numpy(), g[score].to_numpy())].sort_values("cost")
+        color = method_color(str(method))
         fig.add_trace(go.Scatter(
             x=g["cost"], y=g[score], mode="markers", name=method, legendgroup=method,
+            marker={"color": color},
             customdata=[[int(r)] for r in g["run_id"]], text=g["params"],
             hovertemplate="run %{customdata[0]}<br>cost %{x:.3f}<br>score %{y:.3f}<br>%{text}",
         ))  # fmt: skip
         if len(front) > 1:
             fig.add_trace(go.Scatter(x=front["cost"], y=front[score], mode="lines",
-                                     legendgroup=method, showlegend=False, hoverinfo="skip"))  # fmt: skip
+                                     line={"color": color}, legendgroup=method,
+                                     showlegend=False, hoverinfo="skip"))  # fmt: skip
     for ref, dash in (("do_nothing", "dot"), ("retrain", "dash")):
         hit = runs[runs["method"] == ref]
         if len(hit):
@@ -88,6 +110,7 @@ def distribution_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figur
                          marker_color="#9ca3af", boxpoints=False))  # fmt: skip
     for run_id, g in points.groupby("run_id", sort=False):
         fig.add_trace(go.Box(x=g["split"], y=g["klom"], name=labels.get(int(run_id), str(run_id)),
+                             marker_color=method_color(str(g["method"].iloc[0])),
                              boxpoints="outliers", customdata=[[int(p)] for p in g["point"]],
                              hovertemplate="point %{customdata[0]}<br>KLoM %{y:.3f}"))  # fmt: skip
     fig.update_layout(boxmode="group", yaxis_title="KLoM per point (lower is better)",
@@ -107,12 +130,13 @@ def gap_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
     fig = go.Figure()
     ticks = []
     for i, (run_id, g) in enumerate(f.groupby("run_id", sort=False)):
-        ticks.append(labels.get(int(run_id), str(run_id)))
+        ticks.append(f"{g['method'].iloc[0]} · run {int(run_id)}")  # short: 13 fit side by side
         jitter = np.random.default_rng(int(run_id)).uniform(-0.18, 0.18, len(g))
         fig.add_trace(go.Box(x=np.full(len(g), i), y=g["gap"], boxpoints=False, width=0.5,
                              marker_color="#9ca3af", hoverinfo="skip"))  # fmt: skip
         fig.add_trace(go.Scatter(
-            x=i + jitter, y=g["gap"], mode="markers", marker={"size": 7, "opacity": 0.8},
+            x=i + jitter, y=g["gap"], mode="markers",
+            marker={"size": 7, "opacity": 0.8, "color": method_color(str(g["method"].iloc[0]))},
             customdata=[[int(run_id), int(p)] for p in g["point"]],  # plain lists: a
             # NumPy array would reach the browser as a typed array, and a click as a dict
             hovertemplate="point %{customdata[1]}<br>gap %{y:.3f}<extra></extra>",
@@ -120,6 +144,7 @@ def gap_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
     fig.add_hline(y=0, line_dash="dash", line_color="#6b7280",
                   annotation_text="the oracles' mean margin", annotation_position="bottom right")  # fmt: skip
     fig.update_layout(yaxis_title="mean margin gap on forget points (unlearned − oracle)",
-                      xaxis={"tickvals": list(range(len(ticks))), "ticktext": ticks},
+                      xaxis={"tickmode": "array", "tickvals": list(range(len(ticks))),
+                             "ticktext": ticks, "tickangle": -35, "automargin": True},
                       showlegend=False, height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10})  # fmt: skip
     return fig

@@ -135,3 +135,33 @@ def test_compare_charts_send_plain_ids_to_the_browser(lab):  # noqa: F811
     assert (
         clicked_customdata({"selection": {"points": [{"customdata": {"bdata": "AA=="}}]}}) is None
     )
+
+
+def test_every_method_keeps_one_colour_on_every_chart(lab):  # noqa: F811
+    """The frontier's markers and Pareto line, the distribution boxes and the gap dots of a
+    method share one colour, and the registry's methods all have different ones."""
+    from core.compare import point_values
+    from core.unlearning import METHODS
+    from dashboard.compare_charts import (
+        distribution_chart,
+        frontier_chart,
+        gap_chart,
+        method_color,
+        run_labels,
+    )
+
+    assert len({method_color(m) for m in METHODS}) == len(METHODS)
+    store, fs = lab["store"], lab["forget_set"]
+    ga = [evaluate(store, fs, "gradient_ascent", budget=b) for b in (0.05, 0.1)]
+    runs = runs_table(store, fs)
+    pts = point_values(store, [lab["run_id"], ga[0]])
+    want = method_color("gradient_ascent")
+    front = frontier_chart(runs, "klom_p99_avg")
+    assert {t.marker.color for t in front.data if t.name == "gradient_ascent"} == {want}
+    lines = [t for t in front.data if t.mode == "lines" and t.legendgroup == "gradient_ascent"]
+    assert all(t.line.color == want for t in lines)
+    dist = distribution_chart(pts, run_labels(runs))
+    assert [t.marker.color for t in dist.data if "gradient_ascent" in t.name] == [want]
+    gap = gap_chart(pts, run_labels(runs))
+    dots = [t for t in gap.data if t.type == "scatter"]
+    assert dots[-1].marker.color == want and len(gap.layout.xaxis.ticktext) == 2
