@@ -3,6 +3,9 @@ colour per method, Pareto fronts."""
 
 from __future__ import annotations
 
+import zlib
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -52,8 +55,6 @@ _PALETTE = ("#6b7280", "#111827", "#2563eb", "#f97316", "#a16207", "#db2777", "#
 
 def method_color(method: str) -> str:
     """The colour of ``method`` on the Compare page's charts."""
-    import zlib
-
     if method in _ORDER:
         return _PALETTE[_ORDER.index(method)]
     return _PALETTE[len(_ORDER) + zlib.crc32(method.encode()) % (len(_PALETTE) - len(_ORDER))]
@@ -124,8 +125,6 @@ def gap_chart(points: pd.DataFrame, labels: dict[int, str]) -> go.Figure:
     margin gap (unlearned − oracle) as a dot (customdata ``[run_id, point]``, clickable) over
     its box. Above 0 the point is still remembered (under-unlearned); below 0 it is pushed
     further than retraining would (over-unlearned)."""
-    import numpy as np
-
     f = points[points["split"] == "forget"]
     fig = go.Figure()
     ticks = []

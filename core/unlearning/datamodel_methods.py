@@ -75,11 +75,9 @@ def _shift(ctx: UnlearnContext, dm, top_k: int = 0) -> np.ndarray:
 
     w = load_weights(ctx.store, dm.id)[0]
     if top_k and top_k < w.shape[-1]:
-        mag = np.abs(w)
-        kth = -np.partition(-mag, top_k - 1, axis=-1)[..., top_k - 1 : top_k]  # k-th largest
-        f = np.asarray(ctx.forget, dtype=np.int64)
-        wf = np.where(mag[..., f] >= kth, w[..., f], 0.0)
-        return forget_shift(wf, np.arange(f.size)).astype(np.float32)
+        kth = -np.partition(-np.abs(w), top_k - 1, axis=-1)[..., top_k - 1 : top_k]
+        wf = w[..., np.asarray(ctx.forget, dtype=np.int64)]  # only F's columns are summed
+        return (-np.where(np.abs(wf) >= kth, wf, 0.0).sum(-1)).astype(np.float32)
     return forget_shift(w, ctx.forget).astype(np.float32)
 
 

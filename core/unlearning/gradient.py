@@ -60,22 +60,28 @@ def wrong_labels(y: torch.Tensor, k: int, model_seeds: list[int]) -> torch.Tenso
     return torch.stack([(y.cpu() + d) % k for d in draws]).to(y.device)
 
 
+def _fine_tune_on(ctx: UnlearnContext, pool, sign: float, lr: float, batch: int,
+                  momentum: float) -> UnlearnResult:  # fmt: skip
+    """SGD on ``sign · CE`` over batches of ``pool`` (+1: descent, −1: ascent)."""
+    t0 = timer()
+    ens, dev, x, y = _setup(ctx)
+    steps = budget_steps(ctx, batch)
+    b = stream(pool, seeds(ctx, ens.n_models), steps, batch, dev)
+
+    def loss(t: int) -> torch.Tensor:
+        idx = next(b)  # (N, B)
+        return sign * model_loss(ens.forward_train(x[idx]), y[idx])
+
+    sgd(ens, steps, loss, lr, momentum)
+    return finish(ctx, ens, steps * batch, t0)
+
+
 @register
 def gradient_descent(
     ctx: UnlearnContext, *, lr: LR = 0.01, batch: BATCH = 64, momentum: MOMENTUM = 0.9
 ) -> UnlearnResult:
     """GD: minimise ``CE`` on batches of R (fine-tuning on what is kept)."""
-    t0 = timer()
-    ens, dev, x, y = _setup(ctx)
-    steps = budget_steps(ctx, batch)
-    r = stream(ctx.retain, seeds(ctx, ens.n_models), steps, batch, dev)
-
-    def loss(t: int) -> torch.Tensor:
-        idx = next(r)  # (N, B)
-        return model_loss(ens.forward_train(x[idx]), y[idx])
-
-    sgd(ens, steps, loss, lr, momentum)
-    return finish(ctx, ens, steps * batch, t0)
+    return _fine_tune_on(ctx, ctx.retain, 1.0, lr, batch, momentum)
 
 
 @register
@@ -83,17 +89,7 @@ def gradient_ascent(
     ctx: UnlearnContext, *, lr: LR = 0.001, batch: BATCH = 32, momentum: MOMENTUM = 0.0
 ) -> UnlearnResult:
     """GA: maximise ``CE`` on batches of F (push the forget points' loss up)."""
-    t0 = timer()
-    ens, dev, x, y = _setup(ctx)
-    steps = budget_steps(ctx, batch)
-    f = stream(ctx.forget, seeds(ctx, ens.n_models), steps, batch, dev)
-
-    def loss(t: int) -> torch.Tensor:
-        idx = next(f)
-        return -model_loss(ens.forward_train(x[idx]), y[idx])
-
-    sgd(ens, steps, loss, lr, momentum)
-    return finish(ctx, ens, steps * batch, t0)
+    return _fine_tune_on(ctx, ctx.forget, -1.0, lr, batch, momentum)
 
 
 @register
