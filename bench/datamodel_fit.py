@@ -4,6 +4,8 @@
     python bench/datamodel_fit.py --targets 1797  # every digits point as a target
     python bench/datamodel_fit.py --json          # one JSON object on stdout
     python bench/datamodel_fit.py --search --models 5000   # the whole fit, λ search included
+    python bench/datamodel_fit.py --search --on-device --device cuda --models 10000 \
+        --points 50000 --targets 10000 --repeats 1          # CIFAR-10's scale, on a GPU
 
 Masks are random halves; outputs are a sparse linear function of the mask plus noise. The
 vectorized fit is ``core.attribution.regression.ridge_fit`` (one Cholesky-class solve of
@@ -16,6 +18,10 @@ the weights differ by more than 1e-6 (relative) or the speed-up is below ``--min
 exist (``core.attribution.fit``'s ridge path): the λ search on held-out models (an
 eigendecomposition, then every λ of the grid scored by LDS), the final fit on all fit models,
 and, apart, the LDS-against-M curve (refits on M/8, M/4, M/2); median of ``--repeats``.
+With fewer models than points (CIFAR-10: 50,000 points) the fit takes the dual form
+(``ridge_basis``: an (M, M) eigendecomposition). ``--on-device`` draws the problem with torch
+on ``--device`` (outputs depend on the first 500 points) instead of NumPy on the host, which
+at CIFAR-10's scale would take longer than the fit.
 """
 
 from __future__ import annotations
@@ -40,6 +46,20 @@ def make_problem(m: int, p: int, t: int, seed: int) -> tuple[np.ndarray, np.ndar
     return x, x @ w + 0.1 * rng.normal(size=(m, t))
 
 
+def make_problem_on(m: int, p: int, t: int, seed: int, device: str):
+    """``make_problem`` drawn with torch on ``device``: masks, and outputs that depend on the
+    first ``min(p, 500)`` points plus noise (float64 tensors)."""
+    import torch
+
+    g = torch.Generator(device=device).manual_seed(seed)
+    x = (torch.rand(m, p, generator=g, device=device) < 0.5).double()
+    k = min(p, 500)
+    a = torch.randn(k, t, generator=g, device=device, dtype=torch.float64) * 0.3
+    return x, x[:, :k] @ a + 0.1 * torch.randn(
+        m, t, generator=g, device=device, dtype=torch.float64
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, default=2000)
@@ -52,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--search", action="store_true", help="time the whole fit (λ search)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--on-device", action="store_true", help="draw the problem on --device")
     args = ap.parse_args(argv)
+    if args.search and args.on_device:
+        return search(
+            *make_problem_on(args.models, args.points, args.targets, 0, args.device), args
+        )
     x, y = make_problem(args.models, args.points, args.targets, 0)
     if args.search:
         return search(x, y, args)
@@ -105,25 +130,38 @@ def search(x: np.ndarray, y: np.ndarray, args) -> int:
 
     m, h = x.shape[0], int(round(x.shape[0] * 0.1))
     n_fit = m - h
-    score = np.asarray
-    core_s, curve_s = [], []
+    score = np.asarray if isinstance(x, np.ndarray) else (lambda out: out)
+    core_s, curve_s, lds = [], [], float("nan")
+
+    def sync() -> None:
+        if "cuda" in str(args.device):
+            import torch
+
+            torch.cuda.synchronize()
+
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        F._ridge(x, y, y, n_fit, h, score, args.points, args.device, None, with_curve=False)
+        res = F._ridge(x, y, y, n_fit, h, score, args.points, args.device, None, with_curve=False)
+        sync()
         core_s.append(time.perf_counter() - t0)
+        lds = float(np.nanmean(res[4]))
+        if args.on_device:
+            continue  # the curve's refits at M/8 … M/2 are left out at this scale
         t0 = time.perf_counter()
         F._ridge(x, y, y, n_fit, h, score, args.points, args.device, None)
         curve_s.append(time.perf_counter() - t0)
     out = {"models": m, "points": args.points, "targets": args.targets,
            "search_and_fit_s": statistics.median(core_s),
-           "with_lds_curve_s": statistics.median(curve_s), "repeats": args.repeats,
-           "device": args.device}  # fmt: skip
+           "with_lds_curve_s": statistics.median(curve_s) if curve_s else None,
+           "repeats": args.repeats, "device": args.device, "test_lds": lds,
+           "dual": m - h < args.points}  # fmt: skip
     if args.json:
         print(json.dumps(out))
     else:
         print(f"ridge datamodels, {m} models × {args.points} points × {args.targets} targets on "
               f"{args.device}: λ search + final fit {out['search_and_fit_s']:.2f} s; with the "
-              f"LDS-against-M curve {out['with_lds_curve_s']:.2f} s (medians of {args.repeats})")  # fmt: skip
+              f"LDS-against-M curve {out['with_lds_curve_s'] or float('nan'):.2f} s (medians of "
+              f"{args.repeats}); test LDS {lds:.3f}; {'dual' if out['dual'] else 'primal'} form")  # fmt: skip
     return 0
 
 

@@ -1,6 +1,6 @@
 """Unlearning speed: every method on 100 digits models at a budget of one epoch.
 
-    python bench/unlearn_speed.py [--models 100] [--repeats 3] [--json]
+    python bench/unlearn_speed.py [--models 100] [--repeats 3] [--device cuda] [--json]
 
 Builds (once, in a temporary store) the originals, the random-50 forget set, its oracle and
 noise-floor groups, OM's held-out group and a small logits datamodel (200 subset models, for
@@ -39,31 +39,35 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--datamodel-models", type=int, default=200)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--device", default=None, help="auto (default), cpu, cuda[:N] or mps")
     args = ap.parse_args()
+    dev = args.device
     tmp = tempfile.TemporaryDirectory()
     store = Store(Path(tmp.name) / "lab.duckdb")
     orig = create_model_set(store, "original", default_train_config("digits"), args.models)
-    build_model_set(store, orig)
+    build_model_set(store, orig, device=dev)
     data = load_dataset("digits")
     fs = digits_preset("random-50", data.y_train.numpy(), data.raw_train.reshape(data.n_train, -1))
     fs_id = save_forget_set(store, fs, "digits")
-    build_oracles(store, fs_id)
-    evaluate(store, fs_id, "oracle_matching", budget=1 / 30)  # builds its held-out group once
+    build_oracles(store, fs_id, device=dev)
+    # builds OM's held-out group once
+    evaluate(store, fs_id, "oracle_matching", budget=1 / 30, device=dev)
     # a small logits datamodel for dm_direct and dm_matching: their time does not depend on M
-    fit_datamodel(store, n_models=args.datamodel_models, target="logits")
+    fit_datamodel(store, n_models=args.datamodel_models, target="logits", device=dev)
     times: dict[str, float] = {}
     for method in sorted(METHODS):
         runs = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            evaluate(store, fs_id, method, budget=1 / 30, recompute=True)
+            evaluate(store, fs_id, method, budget=1 / 30, recompute=True, device=dev)
             runs.append(time.perf_counter() - t0)
         times[method] = statistics.median(runs)
     if args.json:
-        print(json.dumps({"models": args.models, "budget": 1 / 30, "median_s": times}, indent=2))
+        print(json.dumps({"models": args.models, "budget": 1 / 30, "device": dev or "auto",
+                          "median_s": times}, indent=2))  # fmt: skip
     else:
         print(f"{args.models} digits models, budget 1/30, median of {args.repeats} "
-              "(unlearn + score every point + store)")  # fmt: skip
+              f"(unlearn + score every point + store), device {dev or 'auto'}")  # fmt: skip
         for method, t in times.items():
             print(f"  {method:18s} {t:6.2f} s")
     return 0

@@ -50,6 +50,24 @@ def test_ridge_basis_agrees_with_the_direct_solve_for_every_lambda():
     assert basis.diag == pytest.approx(np.diag((x - x.mean(0)).T @ (x - x.mean(0))).mean())
 
 
+@pytest.mark.parametrize("dual", [True, False])
+def test_ridge_basis_with_fewer_models_than_points_equals_the_direct_solve(dual):
+    """CIFAR-10 has 50,000 points and fewer subset models: the dual form (eigendecompose the
+    (M, M) Gram of the rows) must give the same weights and predictions as the (p, p) solve."""
+    x, y, _, _ = _linear_problem(m=40, p=90, t=5, seed=4)
+    basis = R.ridge_basis(x, y, dual=dual)
+    assert basis.q.shape == ((90, 39) if dual else (90, 90))  # centring removes one direction
+    x_new = (np.random.default_rng(5).random((6, 90)) < 0.5).astype(float)
+    for scale in (1e-3, 0.1, 10.0):
+        w, b = R.ridge_fit(x, y, basis.lam(scale))
+        wb, bb = basis.weights(scale)
+        np.testing.assert_allclose(wb.numpy(), w.numpy(), rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(bb.numpy(), b.numpy(), rtol=1e-7, atol=1e-10)
+        pred = basis.predict(x_new, scale).numpy()
+        np.testing.assert_allclose(pred, x_new @ w.numpy() + b.numpy(), rtol=1e-7, atol=1e-10)
+    assert R.ridge_basis(x, y).q.shape == (90, 39)  # M < p picks the dual form by itself
+
+
 def test_spearman_columns_equals_scipy_on_a_naive_loop():
     rng = np.random.default_rng(1)
     pred = rng.normal(size=(50, 9))

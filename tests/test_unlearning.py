@@ -320,3 +320,15 @@ def test_a_sweep_of_a_method_without_budget_runs_each_setting_once(lab, tmp_path
     assert res.returncode == 0, res.stderr
     runs = json.loads(res.stdout)["runs"]
     assert len(runs) == 1 and "budget" not in runs[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_on_cuda(lab, method):
+    """Every method runs on CUDA and records the device (DEL once indexed a CPU tensor with
+    CUDA indices there: a CPU run cannot show it)."""
+    store = lab["store"]
+    run = evaluate(store, lab["forget_set"], method, budget=0.1, recompute=True, device="cuda")
+    assert store.run(run)["device"].startswith("cuda")
+    pts = evaluation(store, run)["points"]
+    assert np.isfinite(pts["klom"]).all()

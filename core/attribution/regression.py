@@ -43,8 +43,8 @@ def _t(a, device) -> torch.Tensor:
 class RidgeBasis:
     """The eigendecomposition of one fit's centred Gram matrix and ``QᵀX̃ᵀỸ``.
 
-    ``xbar`` (p,), ``ybar`` (T,), ``q`` (p, p), ``e`` (p,), ``c`` (p, T) = QᵀX̃ᵀỸ, ``diag`` the
-    mean diagonal of X̃ᵀX̃ (λ's unit).
+    ``xbar`` (p,), ``ybar`` (T,), ``q`` (p, r), ``e`` (r,), ``c`` (r, T) = QᵀX̃ᵀỸ, ``diag`` the
+    mean diagonal of X̃ᵀX̃ (λ's unit); r = p, or X̃'s rank in the dual form.
     """
 
     xbar: torch.Tensor
@@ -68,19 +68,37 @@ class RidgeBasis:
         return (xq / (self.e + self.lam(scale))) @ self.c + self.ybar
 
 
-def ridge_basis(x, y, device: torch.device | str | None = None) -> RidgeBasis:
-    """Centre ``x (M, p)`` and ``y (M, T)``, eigendecompose ``X̃ᵀX̃`` (float64, on ``device``)."""
+def ridge_basis(
+    x, y, device: torch.device | str | None = None, dual: bool | None = None
+) -> RidgeBasis:
+    """Centre ``x (M, p)`` and ``y (M, T)``, eigendecompose ``X̃ᵀX̃`` (float64, on ``device``).
+
+    With fewer models than points (``dual``, the default when ``M < p``: CIFAR-10's 50,000
+    points) the ``(p, p)`` matrix is never formed. ``X̃X̃ᵀ = U diag(e) Uᵀ`` ``(M, M)`` has the same
+    nonzero eigenvalues, and ``Q = X̃ᵀU diag(e^-½)`` ``(p, r)`` spans X̃'s row space, where
+    X̃ᵀỸ and every W(λ) live, so ``c = QᵀX̃ᵀỸ = diag(e^½) UᵀỸ`` and the formulas above hold
+    exactly on those r directions (eigenvalues below ``M·ε·max e`` — centring leaves one — are
+    dropped: their directions carry no signal).
+    """
     xt, yt = _t(x, device), _t(y, device)
     if xt.ndim != 2 or yt.ndim != 2 or xt.shape[0] != yt.shape[0]:
         raise ConfigError(f"masks {tuple(xt.shape)} and outputs {tuple(yt.shape)} do not pair")
-    if xt.shape[0] < 2:
+    m, p = xt.shape
+    if m < 2:
         raise ConfigError("a datamodel needs at least two models")
     xbar, ybar = xt.mean(0), yt.mean(0)
-    xc = xt - xbar
-    gram = xc.T @ xc  # (p, p)
-    e, q = torch.linalg.eigh(gram)
-    c = q.T @ (xc.T @ (yt - ybar))  # (p, T)
-    return RidgeBasis(xbar, ybar, q, e.clamp_min(0.0), c, float(gram.diagonal().mean()))
+    xc, yc = xt - xbar, yt - ybar
+    diag = float((xc * xc).sum() / p)  # mean diagonal of X̃ᵀX̃
+    if m < p if dual is None else dual:
+        e, u = torch.linalg.eigh(xc @ xc.T)  # (M,), (M, M)
+        keep = e > e.max().clamp_min(0.0) * m * torch.finfo(F64).eps
+        e, u = e[keep], u[:, keep]
+        root = e.sqrt()
+        q = (xc.T @ u) / root  # (p, r), orthonormal columns
+        return RidgeBasis(xbar, ybar, q, e, root.unsqueeze(1) * (u.T @ yc), diag)
+    e, q = torch.linalg.eigh(xc.T @ xc)  # (p,), (p, p)
+    c = q.T @ (xc.T @ yc)  # (p, T)
+    return RidgeBasis(xbar, ybar, q, e.clamp_min(0.0), c, diag)
 
 
 def ridge_fit(x, y, lam: float, device: torch.device | str | None = None):

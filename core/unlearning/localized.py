@@ -52,10 +52,10 @@ def reset_masks(
         chan_scores.append(rows.topk(k, dim=2).values.mean(2))  # (N, C)
         chan_sizes.append(torch.full((rows.shape[1],), rows.shape[2]))
         where += [(j, c) for c in range(rows.shape[1])]
-    score = torch.cat(chan_scores, 1)  # (N, all channels)
+    score = torch.cat(chan_scores, 1).cpu()  # (N, all channels); chosen on the CPU
     size = torch.cat(chan_sizes)  # (all channels,)
     total = int(size.sum())
-    masks = [torch.zeros_like(s, dtype=torch.bool) for s in scores]
+    masks = [torch.zeros(s.shape, dtype=torch.bool) for s in scores]
     for i in range(n):
         order = torch.argsort(score[i], descending=True)
         taken = torch.cumsum(size[order], 0)
@@ -66,7 +66,7 @@ def reset_masks(
                 masks[j][i, c] = True
             else:
                 masks[j].reshape(n, -1)[i, c] = True
-    return masks
+    return [m.to(s.device) for m, s in zip(masks, scores, strict=True)]
 
 
 def del_(
