@@ -227,14 +227,18 @@ def test_cli_datamodels_trains_its_subset_models_with_ray(ray_instance, tmp_path
 GA = dict(method="gradient_ascent", grid=[{"budget": 0.5, "lr": "1.0", "momentum": "0.99"},
                                            {"budget": 0.5, "lr": "0.001", "momentum": "0.99"}])  # fmt: skip
 OM = dict(method="oracle_matching", grid=[{"budget": 0.05}, {"budget": 0.1, "target": "mean"}])
+DM = dict(method="dm_direct", grid=[{"top_k": "0"}, {"top_k": "5"}])
 
 
 @pytest.fixture(scope="module")
 def sweep_lab(tmp_path_factory):
-    """Originals (4 models), a forget set of 20 and its oracle groups, all tiny."""
-    from tests.lab_fixtures import tiny_lab
+    """Originals (4 models), a forget set of 20 and its oracle groups, and a margin datamodel
+    from 20 subset models, all tiny."""
+    from tests.lab_fixtures import tiny_datamodel, tiny_lab
 
-    return tiny_lab(tmp_path_factory.mktemp("sweep") / "lab.duckdb", n_models=4)
+    lab = tiny_lab(tmp_path_factory.mktemp("sweep") / "lab.duckdb", n_models=4)
+    tiny_datamodel(lab["store"], lab["original"], "margin", 20)
+    return lab
 
 
 def _copy(lab: dict, path) -> Store:
@@ -265,7 +269,7 @@ def _stored_run(store: Store, outcome) -> dict:
     files = store.query_df("SELECT margins_file FROM evaluations WHERE run_id = ?", [outcome])
     chunks = store.query_df(
         "SELECT * EXCLUDE (wall_time_s) FROM model_chunks WHERE set_id = ?",
-        [int(ev["unlearned_set_id"][0])],
+        [None if pd.isna(ev["unlearned_set_id"][0]) else int(ev["unlearned_set_id"][0])],
     )
     blobs = [store.file_path(f).read_bytes() for f in files["margins_file"]]
     blobs += [store.file_path(f).read_bytes() for f in chunks.filter(like="_file").values.ravel()]
@@ -286,7 +290,7 @@ def _stored_run(store: Store, outcome) -> dict:
     }
 
 
-@pytest.mark.parametrize("case", [GA, OM], ids=["ga_diverges_once", "om_heldout"])
+@pytest.mark.parametrize("case", [GA, OM, DM], ids=["ga_diverges_once", "om_heldout", "dm"])
 def test_a_ray_sweep_stores_what_a_local_one_does(ray_instance, sweep_lab, tmp_path, case):
     """Same rows (ids aside) and byte-identical margins and weights; the diverged point recorded
     as locally. The local reference runs on one thread, as a 1-CPU task does."""
