@@ -11,6 +11,8 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
   ``imports`` (ensembles trained elsewhere, imported as margins without weights), ``tasks`` (a
   chunk of models as a pure task: spec in, arrays out, no store), ``executors`` (where tasks
   run: here, or as Ray tasks on a cluster; the driver alone writes)
+- sweeps: ``sweeps`` (an unlearning grid here, or each point as a Ray task stored here as it
+  arrives), ``sweep_tasks`` (one grid point as a pure task on a store-free context)
 - forget sets: ``forget_sets`` (how points are chosen), ``forget_uploads`` (uploaded lists),
   ``forget_store`` (stored forget sets)
 - evaluation: ``oracles`` (oracle and noise-floor groups, pairing of one recipe), ``metrics``

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,70 @@ def find_evaluation(
     return None
 
 
+@dataclass
+class Planned:
+    """A grid point to run: the method's checked ``params`` (``budget`` among them when it
+    trains), the device, the forget set, the (original, oracle, floor) sets and the run's
+    config."""
+
+    method: str
+    params: dict
+    budget: float | None
+    device: str
+    forget: np.ndarray
+    forget_set_id: int
+    dataset: str
+    config: dict
+
+
+def plan(
+    store: Store,
+    forget_set_id: int,
+    method: str,
+    device: str | None = None,
+    *,
+    original_set_id: int | None = None,
+    recompute: bool = False,
+    budget: float | None = None,
+    executor=None,
+    **options,
+) -> int | Planned:
+    """``evaluate``'s checks: the stored run of this grid point (an int; ``Diverged`` for a
+    recorded divergence) unless ``recompute``, else what to run (``Planned``). ``executor``
+    resolves the device (``core.executors``; default: this machine's)."""
+    get_method(method)
+    params = method_params(method, options)
+    if not uses_budget(method):  # nothing to train (do_nothing, retrain, dm_direct)
+        budget = None
+    if budget is not None:
+        check_float("budget", budget, 0.0, 10.0, lo_open=True)
+        params = {"budget": float(budget), **params}
+    # an unknown device is refused before any work
+    dev = executor.device(device) if executor is not None else str(resolve_device(device))
+    fs, dataset = get_forget_set(store, forget_set_id)
+    sets = pair_sets(store, forget_set_id, original_set_id)
+    original_id, oracle_id, floor_id = sets
+    originals = get_model_set(store, original_id)
+    if originals.imported and method not in MARGINS_ONLY:
+        raise ConfigError(
+            f"{method} needs the original models' weights, and original set {original_id} was "
+            f"imported as margins only; on it run {' or '.join(MARGINS_ONLY)}, or import the "
+            "unlearned models' margins (python -m core import-margins --kind unlearned)"
+        )
+    if not recompute:
+        found = find_evaluation(store, forget_set_id, method, sets, params)
+        if found is not None:
+            audit_run(store, found, strict=False)  # stored before audits: audited now
+            return found
+        hit = find_diverged(store, forget_set_id, method, sets, params)
+        if hit is not None:
+            raise Diverged(f"{method} diverged at this setting before (run {hit[0]}): {hit[1]}; "
+                           "nothing to score (recompute to try again)", hit[0])  # fmt: skip
+    config = {"method": method, "forget_set_id": forget_set_id, "options": params,
+              "original_set_id": original_id, "oracle_set_id": oracle_id, "floor_set_id": floor_id}  # fmt: skip
+    return Planned(method, params, budget, dev, fs.indices, forget_set_id, dataset, config)
+
+
 def evaluate(
     store: Store,
     forget_set_id: int,
@@ -78,44 +143,17 @@ def evaluate(
     (non-finite outputs) is recorded as a ``diverged`` run (``core.divergence``) and raises
     ``Diverged``. The run's membership audits (``core.audits``) are stored after it (and added
     to a reused run stored before audits existed)."""
-    fn = get_method(method)
-    params = method_params(method, options)
-    if not uses_budget(method):  # nothing to train (do_nothing, retrain, dm_direct)
-        budget = None
-    if budget is not None:
-        check_float("budget", budget, 0.0, 10.0, lo_open=True)
-        params = {"budget": float(budget), **params}
-    dev = str(resolve_device(device))  # an unknown device is refused before any work
-    fs, dataset = get_forget_set(store, forget_set_id)
-    original_id, oracle_id, floor_id = pair_sets(store, forget_set_id, original_set_id)
-    originals = get_model_set(store, original_id)
-    if originals.imported and method not in MARGINS_ONLY:
-        raise ConfigError(
-            f"{method} needs the original models' weights, and original set {original_id} was "
-            f"imported as margins only; on it run {' or '.join(MARGINS_ONLY)}, or import the "
-            "unlearned models' margins (python -m core import-margins --kind unlearned)"
-        )
-    if not recompute:
-        found = find_evaluation(
-            store, forget_set_id, method, (original_id, oracle_id, floor_id), params
-        )
-        if found is not None:
-            audit_run(store, found, strict=False)  # stored before audits: audited now
-            return found
-        hit = find_diverged(
-            store, forget_set_id, method, (original_id, oracle_id, floor_id), params
-        )
-        if hit is not None:
-            raise Diverged(f"{method} diverged at this setting before (run {hit[0]}): {hit[1]}; "
-                           "nothing to score (recompute to try again)", hit[0])  # fmt: skip
+    p = plan(store, forget_set_id, method, device, original_set_id=original_set_id,
+             recompute=recompute, budget=budget, **options)  # fmt: skip
+    if isinstance(p, int):
+        return p
     t0 = time.perf_counter()
-    data = load_dataset(dataset, "cpu")
-    ctx = UnlearnContext(store, data, fs.indices, original_id, dev, dict(params),
-                         budget=float(budget or 0.0), forget_set_id=forget_set_id)  # fmt: skip
-    config = {"method": method, "forget_set_id": forget_set_id, "options": params,
-              "original_set_id": original_id, "oracle_set_id": oracle_id, "floor_set_id": floor_id}  # fmt: skip
+    data = load_dataset(p.dataset, "cpu")
+    ctx = UnlearnContext(store, data, p.forget, p.config["original_set_id"], p.device,
+                         dict(p.params), budget=float(p.budget or 0.0),
+                         forget_set_id=forget_set_id)  # fmt: skip
     try:
-        result = fn(ctx, **{k: v for k, v in params.items() if k != "budget"})
+        result = get_method(method)(ctx, **{k: v for k, v in p.params.items() if k != "budget"})
         if not np.isfinite(result.margins).all():
             raise Diverged("its models produce non-finite outputs")
     except BaseException as err:
@@ -123,13 +161,17 @@ def evaluate(
             delete_model_set(store, ctx.unlearned_set_id)
         if not isinstance(err, Diverged):
             raise
-        run = record_diverged(store, config, dev, time.perf_counter() - t0, str(err))
-        raise Diverged(f"{method} diverged: {err}; recorded as run {run}, no KLoM stored",
-                       run) from None  # fmt: skip
+        raise record_divergence(store, p, time.perf_counter() - t0, str(err)) from None
     return store_scored(
-        store, config, result, forget_set_id, method, (data.n_train, data.n_val), fs.indices,
-        dev, t0,
+        store, p.config, result, forget_set_id, method, (data.n_train, data.n_val), p.forget,
+        p.device, t0,
     )  # fmt: skip
+
+
+def record_divergence(store: Store, p: Planned, wall_s: float, reason: str) -> Diverged:
+    """Record the point as a ``diverged`` run; the ``Diverged`` to raise, naming the run."""
+    run = record_diverged(store, p.config, p.device, wall_s, reason)
+    return Diverged(f"{p.method} diverged: {reason}; recorded as run {run}, no KLoM stored", run)
 
 
 def store_scored(

@@ -57,7 +57,7 @@ __all__ = [  # the model-set readers are re-exported: callers import them from h
     "ModelSet", "all_points", "build_model_set", "create_model_set", "delete_model_set",
     "done_chunks", "evaluations_using", "find_model_set", "get_model_set", "list_model_sets",
     "load_correct", "load_ensemble", "load_margins", "load_masks", "masks_for",
-    "remove_unnamed_files", "store_ensemble",
+    "remove_unnamed_files", "store_ensemble", "store_state",
 ]  # fmt: skip
 
 KINDS = ("original", "oracle", "subset", "unlearned")
@@ -256,11 +256,21 @@ def store_ensemble(
 ) -> ModelSet:
     """Store already-trained models (an unlearning method's) as the set's one chunk and mark
     the set complete: weights, margins ``(N, n_points)``, correctness and masks."""
+    return store_state(store, set_id, ens.state_dict(), margins, correct, masks, data,
+                       ens.device, time.perf_counter() - t0)  # fmt: skip
+
+
+def store_state(
+    store: Store, set_id: int, state: dict, margins, correct, masks, data: Dataset, device,
+    wall_s: float,
+) -> ModelSet:  # fmt: skip
+    """``store_ensemble`` for models given as their stacked weights ``{name: (N, ...)}`` (a
+    sweep task's, trained elsewhere) and their training time ``wall_s``."""
     ms = get_model_set(store, set_id)
-    if ms.n_models != ens.n_models or ms.chunk_size != ens.n_models:
+    n = len(margins)
+    if ms.n_models != n or ms.chunk_size != n:
         raise ConfigError(f"model set {set_id} expects {ms.n_models} models in one chunk")
-    _commit_chunk(store, ms, 0, ens.state_dict(), margins, correct, masks, data, ens.device,
-                  time.perf_counter() - t0)  # fmt: skip
+    _commit_chunk(store, ms, 0, state, margins, correct, masks, data, device, wall_s)
     with store.transaction() as con:
         con.execute("UPDATE model_sets SET status = 'complete' WHERE id = ?", [set_id])
     return get_model_set(store, set_id)

@@ -10,6 +10,7 @@ import os
 from functools import partial
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -219,3 +220,133 @@ def test_cli_datamodels_trains_its_subset_models_with_ray(ray_instance, tmp_path
     local = create_model_set(here, "subset", ms.train, 20, fraction=ms.fraction, seed=ms.seed)
     build_model_set(here, local)
     np.testing.assert_array_equal(load_margins(here, local), load_margins(store, sid))
+
+
+# ---- unlearning sweeps: every grid point a Ray task, stored here as it arrives ----
+
+GA = dict(method="gradient_ascent", grid=[{"budget": 0.5, "lr": "1.0", "momentum": "0.99"},
+                                           {"budget": 0.5, "lr": "0.001", "momentum": "0.99"}])  # fmt: skip
+OM = dict(method="oracle_matching", grid=[{"budget": 0.05}, {"budget": 0.1, "target": "mean"}])
+DM = dict(method="dm_direct", grid=[{"top_k": "0"}, {"top_k": "5"}])
+
+
+@pytest.fixture(scope="module")
+def sweep_lab(tmp_path_factory):
+    """Originals (4 models), a forget set of 20 and its oracle groups, and a margin datamodel
+    from 20 subset models, all tiny."""
+    from tests.lab_fixtures import tiny_datamodel, tiny_lab
+
+    lab = tiny_lab(tmp_path_factory.mktemp("sweep") / "lab.duckdb", n_models=4)
+    tiny_datamodel(lab["store"], lab["original"], "margin", 20)
+    return lab
+
+
+def _copy(lab: dict, path) -> Store:
+    import shutil
+
+    shutil.copy(lab["store"].path, path / "lab.duckdb")
+    shutil.copytree(lab["store"].files_dir, path / "lab.files")
+    return Store(path / "lab.duckdb")
+
+
+def _sweep(store: Store, lab: dict, case: dict, executor=None) -> list:
+    from core.sweeps import run_sweep
+
+    out = run_sweep(store, lab["forget_set"], case["method"], case["grid"], executor=executor)
+    return [o for _, o in sorted(out, key=lambda t: t[0])]
+
+
+def _stored_run(store: Store, outcome) -> dict:
+    """A grid point's stored rows (ids aside) and the bytes of its array files."""
+    from core.divergence import Diverged
+
+    if isinstance(outcome, Diverged):
+        row = store.query_df("SELECT kind, config, summary, device FROM runs WHERE id = ?",
+                             [outcome.run_id])  # fmt: skip
+        return {"diverged": row}
+    q = lambda sql: store.query_df(sql, [outcome])  # noqa: E731
+    ev = q("SELECT * EXCLUDE (run_id, margins_file) FROM evaluations WHERE run_id = ?")
+    files = store.query_df("SELECT margins_file FROM evaluations WHERE run_id = ?", [outcome])
+    chunks = store.query_df(
+        "SELECT * EXCLUDE (wall_time_s) FROM model_chunks WHERE set_id = ?",
+        [None if pd.isna(ev["unlearned_set_id"][0]) else int(ev["unlearned_set_id"][0])],
+    )
+    blobs = [store.file_path(f).read_bytes() for f in files["margins_file"]]
+    blobs += [store.file_path(f).read_bytes() for f in chunks.filter(like="_file").values.ravel()]
+    return {
+        "evaluation": ev,
+        "run": q("SELECT kind, config, summary, device FROM runs WHERE id = ?"),
+        "set": q("""SELECT * EXCLUDE (created_at) FROM model_sets
+                    WHERE id = (SELECT unlearned_set_id FROM evaluations WHERE run_id = ?)"""),
+        "points": q("SELECT * EXCLUDE (run_id) FROM klom_points WHERE run_id = ? ORDER BY point"),
+        "summaries": q("""SELECT * EXCLUDE (run_id) FROM klom_summaries WHERE run_id = ?
+                          ORDER BY split, metric"""),
+        "audits": q("""SELECT * EXCLUDE (run_id) FROM audit_summaries WHERE run_id = ?
+                       ORDER BY audit, metric"""),
+        "audit_points": q(
+            "SELECT * EXCLUDE (run_id) FROM audit_points WHERE run_id = ? ORDER BY point"
+        ),
+        "bytes": blobs,
+    }
+
+
+@pytest.mark.parametrize("case", [GA, OM, DM], ids=["ga_diverges_once", "om_heldout", "dm"])
+def test_a_ray_sweep_stores_what_a_local_one_does(ray_instance, sweep_lab, tmp_path, case):
+    """Same rows (ids aside) and byte-identical margins and weights; the diverged point recorded
+    as locally. The local reference runs on one thread, as a 1-CPU task does."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    here, there = _copy(sweep_lab, tmp_path / "a"), _copy(sweep_lab, tmp_path / "b")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = _sweep(here, sweep_lab, case)
+    finally:
+        torch.set_num_threads(threads)
+    remote = _sweep(there, sweep_lab, case, RayExecutor(max_retries=1))
+    assert [type(o) for o in local] == [type(o) for o in remote]
+    for a, b in zip(local, remote, strict=True):
+        sa, sb = _stored_run(here, a), _stored_run(there, b)
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            if key == "bytes":
+                assert sa[key] == sb[key]
+            else:
+                pd.testing.assert_frame_equal(sa[key], sb[key], check_exact=True, obj=key)
+    if case is GA:
+        assert "diverged" in _stored_run(there, remote[0])
+    sets = lambda s: s.query_df("SELECT id, status FROM model_sets ORDER BY id").to_dict("records")  # noqa: E731
+    assert sets(here) == sets(there)  # the same sets (ids, statuses): none half-made
+
+
+def test_a_lost_sweep_worker_is_retried_and_a_rerun_is_idempotent(
+    ray_instance, sweep_lab, tmp_path, capsys
+):
+    """A worker that dies mid-sweep is retried by Ray; the CLI's rerun of the stored grid
+    trains nothing and reports the same runs."""
+    import json
+
+    store, marker = _copy(sweep_lab, tmp_path), tmp_path / "crashed"
+    first = _sweep(store, sweep_lab, GA, FlakyRay(marker, "exit", max_retries=1))
+    assert marker.exists()  # one attempt did die
+    n = store.query_df("SELECT count(*) FROM runs").iloc[0, 0]
+    capsys.readouterr()
+    args = ["unlearn", "--db", str(tmp_path / "lab.duckdb"), "--forget-set",
+            str(sweep_lab["forget_set"]), "--method", "gradient_ascent", "--budget", "0.5",
+            "--param", "lr=1.0,0.001", "--param", "momentum=0.99", "--executor", "ray", "--json"]  # fmt: skip
+    assert main(args) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["status"] for r in runs] == ["diverged", "ok"]
+    assert [r["run_id"] for r in runs] == [first[0].run_id, first[1]]
+    assert store.query_df("SELECT count(*) FROM runs").iloc[0, 0] == n  # nothing run again
+
+
+def test_a_lab_error_in_a_sweep_task_is_not_retried_and_nothing_half_stored(
+    ray_instance, sweep_lab, tmp_path
+):
+    store = _copy(sweep_lab, tmp_path)
+    sets = store.query_df("SELECT id FROM model_sets")["id"].tolist()
+    ex = FlakyRay(tmp_path / "crashed", "config", max_retries=3)  # a retry would succeed
+    with pytest.raises(ConfigError, match="bad input"):
+        _sweep(store, sweep_lab, {"method": "gradient_descent", "grid": [{"budget": 0.05}]}, ex)
+    assert store.query_df("SELECT id FROM model_sets")["id"].tolist() == sets
+    assert store.query_df("SELECT count(*) FROM evaluations").iloc[0, 0] == 0

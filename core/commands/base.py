@@ -51,11 +51,12 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_executor_args(p: argparse.ArgumentParser) -> None:
-    """``--executor``, ``--address`` and ``--gpus-per-task``: where model-set chunks train."""
+    """``--executor``, ``--address`` and ``--gpus-per-task``: where model-set chunks train (or
+    a sweep's grid points run)."""
     p.add_argument(
         "--executor", choices=("local", "ray"), default="local",
-        help="local: train the chunks here, one after another (default); ray: as Ray tasks, "
-        "all at once (pip install -r requirements-ray.txt)",
+        help="local: run the chunks (or grid points) here, one after another (default); ray: as "
+        "Ray tasks, all at once (pip install -r requirements-ray.txt)",
     )  # fmt: skip
     p.add_argument(
         "--address", default=None,
@@ -64,7 +65,7 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--gpus-per-task", type=float, default=None, dest="gpus_per_task",
-        help="ray: GPUs per chunk task (1, or a fraction such as 0.25 to share one; default 0)",
+        help="ray: GPUs per task (1, or a fraction such as 0.25 to share one; default 0)",
     )  # fmt: skip
 
 

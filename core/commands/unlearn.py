@@ -7,7 +7,7 @@ import itertools
 
 from ..errors import ConfigError
 from ..store import Store
-from .base import add_device_arg, command, emit, table
+from .base import add_device_arg, add_executor_args, command, emit, executor_from_args, table
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -27,6 +27,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--originals", type=int, default=None, help="original set (default: paired)")
     p.add_argument("--recompute", action="store_true", help="run stored grid points again")
     add_device_arg(p)
+    add_executor_args(p)  # ray: every grid point a task, stored here as it arrives
 
 
 def _grid(args: argparse.Namespace) -> list[dict]:
@@ -53,7 +54,8 @@ def _grid(args: argparse.Namespace) -> list[dict]:
 def unlearn(args: argparse.Namespace) -> int:
     from ..audits import audit_summary
     from ..divergence import Diverged
-    from ..evaluation import evaluate, evaluation
+    from ..evaluation import evaluation
+    from ..sweeps import run_sweep
     from ..unlearning import method_params, uses_budget
 
     grid = _grid(args)
@@ -63,30 +65,34 @@ def unlearn(args: argparse.Namespace) -> int:
     for point in grid:  # every point is checked before the first one runs
         method_params(args.method, {k: v for k, v in point.items() if k != "budget"})
     store = Store(args.db, must_exist=True)
-    rows = []
-    for point in grid:
-        try:
-            run_id = evaluate(
-                store, args.forget_set, args.method, args.device, original_set_id=args.originals,
-                recompute=args.recompute, **point,
-            )  # fmt: skip
-        except Diverged as err:  # recorded; the sweep goes on
-            rows.append({"run_id": err.run_id, **point, "status": "diverged", "message": str(err)})
-            continue
-        ev = evaluation(store, run_id)
-        s = ev["summaries"].set_index(["split", "metric"])
-        row = {"run_id": run_id, **point, "status": "ok",
-               "cost": float(ev["evaluation"]["compute_cost"])}  # fmt: skip
-        for split in ("forget", "retain", "val"):
-            row[f"{split}_p95"] = float(s.loc[(split, "klom"), "p95"])
-            row[f"{split}_floor_p95"] = float(s.loc[(split, "floor"), "p95"])
-            row[f"{split}_acc"] = float(s.loc[(split, "klom"), "accuracy"])
-        audit = audit_summary(store, run_id) or {}
-        row["ulira_bacc_mean"] = audit.get("ulira", {}).get("bacc_mean", {}).get("value")
-        row["audit"] = audit or None
-        rows.append(row)
+    rows: list[dict | None] = [None] * len(grid)
+    with executor_from_args(args) as ex:
+        for i, outcome in run_sweep(store, args.forget_set, args.method, grid, args.device, ex,
+                                    original_set_id=args.originals, recompute=args.recompute):  # fmt: skip
+            point = grid[i]
+            if isinstance(outcome, Diverged):  # recorded; the sweep goes on
+                rows[i] = {"run_id": outcome.run_id, **point, "status": "diverged",
+                           "message": str(outcome)}  # fmt: skip
+                continue
+            rows[i] = _row(store, outcome, point, evaluation(store, outcome), audit_summary)
+    rows = [r for r in rows if r is not None]
     cols = ["run_id", *grid[0].keys(), "status", "cost", "forget_p95", "retain_p95", "val_p95",
             "forget_acc", "val_acc", "ulira_bacc_mean"]  # fmt: skip
     notes = "".join(f"\nrun {r['run_id']}: {r['message']}" for r in rows if r["status"] != "ok")
     emit(args, {"method": args.method, "runs": rows}, table(rows, cols) + notes)
     return 0
+
+
+def _row(store: Store, run_id: int, point: dict, ev: dict, audit_summary) -> dict:
+    """The sweep table's row of a stored run: KLoM P95s, floors, accuracies, audits."""
+    s = ev["summaries"].set_index(["split", "metric"])
+    row = {"run_id": run_id, **point, "status": "ok",
+           "cost": float(ev["evaluation"]["compute_cost"])}  # fmt: skip
+    for split in ("forget", "retain", "val"):
+        row[f"{split}_p95"] = float(s.loc[(split, "klom"), "p95"])
+        row[f"{split}_floor_p95"] = float(s.loc[(split, "floor"), "p95"])
+        row[f"{split}_acc"] = float(s.loc[(split, "klom"), "accuracy"])
+    audit = audit_summary(store, run_id) or {}
+    row["ulira_bacc_mean"] = audit.get("ulira", {}).get("bacc_mean", {}).get("value")
+    row["audit"] = audit or None
+    return row

@@ -64,6 +64,86 @@ class UnlearnContext:
         """Train indices not in the forget set, sorted."""
         return np.setdiff1d(np.arange(self.data.n_train), self.forget)
 
+    # What a method writes or reads beyond the originals goes through these four, so that a
+    # sweep task (``core.unlearning.detached``) can run the same method with no store.
+
+    def seeds(self, n_models: int) -> list[int]:
+        """One seed per model for the method's randomness: the unlearned set's own range
+        (the set is created here, status building), so they never repeat another set's."""
+        from ..zoo import create_model_set, get_model_set
+
+        if self.unlearned_set_id is None:
+            self.unlearned_set_id = create_model_set(
+                self.store, "unlearned", self.recipe, n_models, forget_set_id=self.forget_set_id,
+                base_set_id=self.original_set_id, device=self.device, data=self.data,
+                chunk_size=n_models,
+            )  # fmt: skip
+        s0 = get_model_set(self.store, self.unlearned_set_id).seed
+        return [s0 + i for i in range(n_models)]
+
+    def keep(self, ens, margins: np.ndarray, correct: np.ndarray, masks: np.ndarray,
+             t0: float) -> int | None:  # fmt: skip
+        """Store the unlearned models as the set ``seeds`` created; its id."""
+        from ..zoo import store_ensemble
+
+        store_ensemble(self.store, self.unlearned_set_id, ens, margins, correct, masks,
+                       self.data, t0)  # fmt: skip
+        return self.unlearned_set_id
+
+    def heldout_set(self, executor=None) -> int:
+        """Oracle Matching's held-out oracle group of the forget set for these originals (a
+        third group of their recipe and size, role ``heldout``): built (or resumed) here, its
+        chunks trained by ``executor`` (``core.executors``; default: this process)."""
+        from ..model_sets import get_model_set
+        from ..oracles import ensure_model_set
+
+        orig = get_model_set(self.store, self.original_set_id)
+        return ensure_model_set(
+            self.store, "oracle", orig.dataset, train=orig.train, n_models=orig.n_models,
+            forget_set_id=self.forget_set_id, forget=self.forget, role="heldout",
+            device=self.device, base_set_id=orig.id, executor=executor,
+        )  # fmt: skip
+
+    def heldout_ensemble(self, device: str):
+        """The held-out oracle group's models (``heldout_set``), stacked on ``device``."""
+        from ..model_sets import load_ensemble
+
+        return load_ensemble(self.store, self.heldout_set(), device)
+
+    def datamodel(self, target: str | None):
+        """The datamodel a datamodel method uses and its weights ``(n_points[, K], n_train)``:
+        the newest of the originals' recipe, checked against the dataset (``ConfigError``
+        naming the fitting command when none). ``target`` None: the first found of ridge on
+        margins, ridge on logits, lasso on margins — ridge first, because the ℓ1 fit shrinks
+        the weights' size, and so the predicted shift (on digits its forget-set KLoM was 5× the
+        ridge one's despite a higher LDS)."""
+        from ..attribution.datamodels import (
+            datamodel_for,
+            find_datamodel,
+            get_datamodel,
+            load_weights,
+        )
+        from ..model_sets import get_model_set
+
+        if target is not None:
+            dm = datamodel_for(self.store, self.original_set_id, target)
+        else:
+            recipe = get_model_set(self.store, self.original_set_id).recipe_id
+            for t, kind in (("margin", "ridge"), ("logits", "ridge"), ("margin", "lasso")):
+                found = find_datamodel(self.store, recipe, t, kind)
+                if found is not None:
+                    dm = get_datamodel(self.store, found)
+                    break
+            else:  # none: the error names the fix
+                dm = datamodel_for(self.store, self.original_set_id)
+        n_points = self.data.n_train + self.data.n_val
+        if (dm.n_train, dm.n_targets) != (self.data.n_train, n_points):
+            raise ConfigError(
+                f"datamodel {dm.id} is for {dm.n_train} train / {dm.n_targets} points, the "
+                f"data has {self.data.n_train} / {n_points}"
+            )
+        return dm, load_weights(self.store, dm.id)[0]
+
 
 @dataclass
 class UnlearnResult:

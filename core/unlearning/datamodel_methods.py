@@ -26,54 +26,22 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from ..errors import ConfigError
 from .base import UnlearnContext, UnlearnResult, register
 from .finetune import timer
 from .gradient import BATCH, LR, MOMENTUM
 from .params import Range
 
-
-def _datamodel(ctx: UnlearnContext, target: str | None):
-    """The newest datamodel of the originals' recipe, checked against the dataset;
-    ``ConfigError`` naming the fitting command when none. ``target`` None: the first found of
-    ridge on margins, ridge on logits, lasso on margins — ridge first, because the ℓ1 fit
-    shrinks the weights' size, and so the predicted shift (on digits its forget-set KLoM was
-    5× the ridge one's despite a higher LDS)."""
-    from ..attribution.datamodels import datamodel_for, find_datamodel, get_datamodel
-    from ..model_sets import get_model_set
-
-    if target is not None:
-        dm = datamodel_for(ctx.store, ctx.original_set_id, target)
-    else:
-        recipe = get_model_set(ctx.store, ctx.original_set_id).recipe_id
-        for t, kind in (("margin", "ridge"), ("logits", "ridge"), ("margin", "lasso")):
-            found = find_datamodel(ctx.store, recipe, t, kind)
-            if found is not None:
-                dm = get_datamodel(ctx.store, found)
-                break
-        else:
-            dm = datamodel_for(ctx.store, ctx.original_set_id)  # none: the error names the fix
-    n_points = ctx.data.n_train + ctx.data.n_val
-    if (dm.n_train, dm.n_targets) != (ctx.data.n_train, n_points):
-        raise ConfigError(
-            f"datamodel {dm.id} is for {dm.n_train} train / {dm.n_targets} points, the data has "
-            f"{ctx.data.n_train} / {n_points}"
-        )
-    return dm
-
-
 TOP_K = Annotated[int, Range(0, 100_000, "keep only each target's k largest |weights| (0: all)")]
 
 
-def _shift(ctx: UnlearnContext, dm, top_k: int = 0) -> np.ndarray:
+def _shift(ctx: UnlearnContext, w: np.ndarray, top_k: int = 0) -> np.ndarray:
     """``Δ = −Σ_{j∈F} W'[:, …, j]``: ``(n_points,)`` or ``(n_points, K)``, float32, where
     ``W' = W`` or, with ``top_k`` = k > 0, each target's (and class's) row of W with all but
     its k largest-magnitude weights over the train points set to 0. A dense fit spreads every
     target's error over all train points, and the sum over a forget set adds that noise to
     every target; the largest weights carry most of the signal."""
-    from ..attribution.datamodels import forget_shift, load_weights
+    from ..attribution.datamodels import forget_shift
 
-    w = load_weights(ctx.store, dm.id)[0]
     if top_k and top_k < w.shape[-1]:
         kth = -np.partition(-np.abs(w), top_k - 1, axis=-1)[..., top_k - 1 : top_k]
         wf = w[..., np.asarray(ctx.forget, dtype=np.int64)]  # only F's columns are summed
@@ -101,8 +69,8 @@ def dm_direct(ctx: UnlearnContext, *, top_k: TOP_K = 0) -> UnlearnResult:
     (margins and argmax from the shifted logits)."""
     from ..metrics import margins_from_logits
 
-    dm = _datamodel(ctx, None)
-    shift = _shift(ctx, dm, top_k)
+    dm, w = ctx.datamodel(None)
+    shift = _shift(ctx, w, top_k)
     if dm.target == "margin":
         margins = ctx.original_margins() + shift[None, :]  # (N, n_points)
         correct = margins > 0
@@ -118,6 +86,7 @@ def dm_direct(ctx: UnlearnContext, *, top_k: TOP_K = 0) -> UnlearnResult:
 
 
 dm_direct.predictor = True  # computed, not trained: no budget (``base.uses_budget``)
+dm_direct.datamodel_target = None  # a sweep task is given this datamodel (None: the newest)
 
 
 @register
@@ -138,11 +107,14 @@ def dm_matching(
     from .matching import match_logits
 
     t0 = timer()
-    dm = _datamodel(ctx, "logits")
-    shift = torch.from_numpy(_shift(ctx, dm, top_k)[: ctx.data.n_train])  # (n_train, K)
+    dm, w = ctx.datamodel("logits")
+    shift = torch.from_numpy(_shift(ctx, w, top_k)[: ctx.data.n_train])  # (n_train, K)
     ens = ctx.originals()
     with torch.no_grad():
         t_all = ens.logits(ctx.data.x_train) + shift.to(ens.device)  # (N, n_train, K)
     result = match_logits(ctx, ens, t_all, lr, batch, forget_weight, retain_sample, momentum, t0)
     result.consumed_cost, result.info = _accounting(ctx, dm, ens.n_models)
     return result
+
+
+dm_matching.datamodel_target = "logits"

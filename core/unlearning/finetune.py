@@ -32,18 +32,8 @@ def budget_steps(ctx: UnlearnContext, examples_per_step: int) -> int:
 
 
 def seeds(ctx: UnlearnContext, n_models: int) -> list[int]:
-    """One seed per model for the method's randomness: the unlearned set's own range (created
-    here, status building), so they never repeat another set's seeds."""
-    from ..zoo import create_model_set, get_model_set
-
-    if ctx.unlearned_set_id is None:
-        ctx.unlearned_set_id = create_model_set(
-            ctx.store, "unlearned", ctx.recipe, n_models, forget_set_id=ctx.forget_set_id,
-            base_set_id=ctx.original_set_id, device=ctx.device, data=ctx.data,
-            chunk_size=n_models,
-        )  # fmt: skip
-    s0 = get_model_set(ctx.store, ctx.unlearned_set_id).seed
-    return [s0 + i for i in range(n_models)]
+    """One seed per model for the method's randomness (``UnlearnContext.seeds``)."""
+    return ctx.seeds(n_models)
 
 
 def stream(
@@ -92,8 +82,6 @@ def sgd(
 def finish(ctx: UnlearnContext, ens, examples_per_model: int, t0: float) -> UnlearnResult:
     """Score the unlearned models on every point, store them as the ``unlearned`` set, and
     return the result; compute cost = ``examples_per_model / (T × B)``."""
-    from ..zoo import store_ensemble
-
     x, y = ctx.data.all_points()
     margins, correct = ens.margins_and_correct(x, y)
     if not np.isfinite(margins).all():
@@ -102,9 +90,9 @@ def finish(ctx: UnlearnContext, ens, examples_per_model: int, t0: float) -> Unle
         raise Diverged("its models produce non-finite outputs")
     masks = np.zeros((ens.n_models, ctx.data.n_train), dtype=bool)
     masks[:, ctx.retain] = True
-    store_ensemble(ctx.store, ctx.unlearned_set_id, ens, margins, correct, masks, ctx.data, t0)
+    set_id = ctx.keep(ens, margins, correct, masks, t0)
     cost = examples_per_model / ctx.retrain_examples
-    return UnlearnResult(margins, correct, cost, ctx.unlearned_set_id)
+    return UnlearnResult(margins, correct, cost, set_id)
 
 
 def timer() -> float:

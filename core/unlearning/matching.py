@@ -29,17 +29,10 @@ from .gradient import BATCH, LR, MOMENTUM
 from .params import Choice, Range
 
 
-def heldout_oracles(ctx: UnlearnContext) -> int:
-    """The forget set's held-out oracle group for these originals: built (or resumed) here."""
-    from ..model_sets import get_model_set
-    from ..oracles import ensure_model_set
-
-    orig = get_model_set(ctx.store, ctx.original_set_id)
-    return ensure_model_set(
-        ctx.store, "oracle", orig.dataset, train=orig.train, n_models=orig.n_models,
-        forget_set_id=ctx.forget_set_id, forget=ctx.forget, role="heldout", device=ctx.device,
-        base_set_id=orig.id,
-    )  # fmt: skip
+def heldout_oracles(ctx: UnlearnContext, executor=None) -> int:
+    """The forget set's held-out oracle group for these originals: built (or resumed) here
+    (``UnlearnContext.heldout_set``)."""
+    return ctx.heldout_set(executor)
 
 
 @register
@@ -54,13 +47,11 @@ def oracle_matching(
     momentum: MOMENTUM = 0.9,
 ) -> UnlearnResult:
     """OM: match held-out oracles' logits (MSE, each model its own loss) on F ∪ a retain sample."""
-    from ..model_sets import load_ensemble
-
     t0 = timer()
     ens = ctx.originals()
     dev = ens.device
     x = ctx.data.x_train.to(dev)
-    held = load_ensemble(ctx.store, heldout_oracles(ctx), str(dev))
+    held = ctx.heldout_ensemble(str(dev))
     with torch.no_grad():
         h = held.logits(x)  # (N, n_train, K)
         o = ens.logits(x)
@@ -69,6 +60,9 @@ def oracle_matching(
     result = match_logits(ctx, ens, t_all, lr, batch, forget_weight, retain_sample, momentum, t0)
     result.consumed_cost = 1.0  # the held-out oracle group: one retraining per model
     return result
+
+
+oracle_matching.needs_heldout = True  # a sweep task is given the held-out group's weights
 
 
 def match_logits(
