@@ -130,6 +130,28 @@ def test_malicious_checkpoint_refused_by_cli(poisoned) -> None:
     assert fingerprint(store, skip=str(weights)) == before
 
 
+def test_malicious_checkpoint_refused_on_the_page(poisoned, monkeypatch) -> None:
+    """The Forget sets page, nearest neighbours in feature space (it loads the weights)."""
+    from streamlit.testing.v1 import AppTest
+
+    store, weights, marker = poisoned
+    armed(marker)
+    torch.save(Payload(marker), weights)
+    before = fingerprint(store, skip=str(weights))
+    monkeypatch.setenv("LAB_DB", str(store.path))
+    at = AppTest.from_file(
+        str(ROOT / "dashboard" / "views" / "forget_sets.py"), default_timeout=120
+    )
+    at.run()
+    at.radio(key="fs_kind").set_value("knn").run()
+    at.radio(key="fs_space").set_value("feature").run()
+    at.button(key="fs_preview_btn").click().run()
+    assert not at.exception and len(at.error) == 1
+    assert_refused(at.error[0].value, weights)
+    assert not marker.exists()
+    assert fingerprint(store, skip=str(weights)) == before
+
+
 def test_malicious_array_file_refused(poisoned) -> None:
     store, _, marker = poisoned
     rel = store.query_df("SELECT margins_file FROM model_chunks")["margins_file"][0]

@@ -272,3 +272,46 @@ def test_row_id_tables_are_literals() -> None:
         if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_row_id"
     ]
     assert calls and all(isinstance(c.args[0], ast.Constant) for c in calls)
+
+
+# Calls that reach the file system, and the only ones the dashboard makes, with why each is safe.
+# A page never takes a path or file name from its user: uploads are read into memory
+# (``UploadedFile.getvalue()``), downloads are built in memory under fixed names, query
+# parameters are ids; the store confines its array files to its folder (``Store.file_path``).
+FS_CALLS = {"open", "Path", "PurePath", "read_text", "read_bytes", "write_text", "write_bytes",
+            "unlink", "rmtree", "mkdir", "rename", "symlink_to", "Store", "load_dataset", "save",
+            "to_csv", "to_parquet", "load", "remove", "makedirs", "listdir", "copy", "copytree",
+            "move", "iterdir", "glob", "rglob"}  # fmt: skip
+DASHBOARD_FS = {
+    ("dashboard/components.py", "DOCS.read_text(encoding='utf-8')"): "docs/concepts.md, a path "
+    "fixed relative to the package (DOCS)",
+    (
+        "dashboard/components.py",
+        "Image.fromarray(upscale(img, size)).save(buf, format='PNG')",
+    ): "into an in-memory buffer",
+    ("dashboard/downloads.py", "out.to_parquet(buf, index=False)"): "into an in-memory buffer",
+    ("dashboard/downloads.py", "to_parquet(df)"): "downloads.to_parquet: bytes in memory",
+    ("dashboard/data_access.py", "load_dataset(name, 'cpu')"): "a dataset name from a fixed list "
+    "(load_dataset refuses others); its folder is LAB_DATA_ROOT, set by whoever runs the server",
+    ("dashboard/warmup.py", "load_dataset('digits', 'cpu')"): "the embedded digits dataset",
+    ("dashboard/data_access.py", "Store(path)"): "the database that whoever started the server "
+    "chose (--db or LAB_DB), never a page's input",
+}
+
+
+def test_dashboard_touches_the_file_system_only_in_known_places() -> None:
+    found = []
+    for path in sorted((ROOT / "dashboard").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(n, ast.Call):
+                continue
+            f = n.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            text = ast.unparse(n)
+            if name not in FS_CALLS or (name in ("to_csv", "copy") and not n.args):
+                continue  # to_csv() returns text; DataFrame.copy() copies memory
+            if text.startswith("Path(__file__)") or (rel, text) in DASHBOARD_FS:
+                continue
+            found.append(f"{rel}:{n.lineno}: {text[:100]}")
+    assert not found, "new file-system access from the dashboard:\n" + "\n".join(found)
