@@ -136,9 +136,8 @@ def audit_run(
         )
         for table in ("points", "summaries", "models"):
             df = out[table].assign(run_id=run_id)
-            con.register("audit_df", df)
-            cols = ", ".join(["run_id", *out[table].columns])
-            con.execute(f"INSERT INTO audit_{table} ({cols}) SELECT {cols} FROM audit_df")
+            con.register("audit_df", df)  # columns matched by name: no names in the SQL text
+            con.execute(f"INSERT INTO audit_{table} BY NAME SELECT * FROM audit_df")
             con.unregister("audit_df")
     return audit_summary(store, run_id)
 

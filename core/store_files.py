@@ -11,11 +11,15 @@ import contextlib
 import errno
 import os
 import pickle
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from . import store_check
 from .errors import StoreError
+
+# What torch and NumPy say when a file holds a pickle of Python objects, which they refuse
+_PICKLE_REFUSED = ("unsupported global", "object arrays cannot be loaded")
 
 
 class ArrayFiles:
@@ -24,7 +28,19 @@ class ArrayFiles:
     files_dir: Path
 
     def file_path(self, rel: str) -> Path:
-        return self.files_dir / rel
+        """``files_dir / rel``, refused (``StoreError``) unless it stays inside ``files_dir``.
+
+        ``rel`` comes from a row of the database; a damaged or hand-edited row naming an
+        absolute path, ``..`` or a symlink that leads out of the folder is never followed.
+        """
+        root = self.files_dir.resolve()
+        path = root / rel
+        if Path(rel).is_absolute() or not path.resolve().is_relative_to(root):
+            raise StoreError(
+                f"refused the file name {str(rel)[:200]!r} from the database: it leads outside "
+                f"the store's files folder {root}"
+            )
+        return path
 
     def write_file(self, rel: str, write: Callable[[Path], None]) -> str:
         """Write a file atomically (temp name, then rename) under the files folder.
@@ -59,10 +75,20 @@ class ArrayFiles:
 
     @staticmethod
     def _read_error(path: Path, kind: str, err: Exception) -> StoreError:
-        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        """One line for a file that cannot be loaded; a pickle of objects is *refused*."""
+        if any(m in str(err).lower() for m in _PICKLE_REFUSED):
+            return StoreError(
+                f"refused to load the {kind} file {path}: it holds Python objects, not plain "
+                "numbers (a pickle that could run code when loaded), so the lab did not write "
+                "it; it was not loaded. Delete it, or the model set or evaluation that owns it"
+            )
+        if isinstance(err, pickle.UnpicklingError):  # torch's text would suggest the unsafe way
+            reason = "not the archive of tensors the lab writes"
+        else:
+            reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
         return StoreError(
-            f"the {kind} file {path} is damaged or unreadable ({reason}); delete the model set "
-            "or evaluation that owns it and build it again"
+            f"the {kind} file {path} is damaged or unreadable ({reason}); it was not loaded. "
+            "Delete the model set or evaluation that owns it and build it again"
         )
 
     def save_array(self, rel: str, arr) -> str:
@@ -101,7 +127,9 @@ class ArrayFiles:
         if not path.exists():
             raise StoreError(f"the weights file {path} named by the database is missing")
         try:
-            return torch.load(path, map_location=device or "cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns of a foreign pickle before refusing it
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.load(path, map_location=device or "cpu", weights_only=True)
         except (EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
             raise self._read_error(path, "weights", err) from err
         except RuntimeError as err:  # a damaged zip container; other RuntimeErrors are not ours

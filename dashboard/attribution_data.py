@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data_access
+from dashboard.components import query_int
 
 
 @st.cache_data(show_spinner=False, ttl=2)
@@ -185,8 +186,9 @@ def from_query(param: str, key: str, ok) -> bool:
     wanted = st.query_params.get(param)
     if wanted != st.session_state.get(f"{key}_q"):
         st.session_state[f"{key}_q"] = wanted
-        if wanted and wanted.isdigit() and ok(int(wanted)):
-            st.session_state[key] = int(wanted)
+        value = query_int(wanted)
+        if value is not None and ok(value):
+            st.session_state[key] = value
             return True
     return False
 

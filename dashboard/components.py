@@ -27,6 +27,15 @@ LINE_STYLES = {
 }
 
 
+def query_int(value: str | None) -> int | None:
+    """A link's ``?param=V`` as a whole number, or None: ASCII digits only and at most 18 of
+    them (``str.isdigit`` also accepts ``'²'``, which ``int`` refuses, and ``int`` refuses
+    numbers of more than 4300 digits), so a hand-edited URL never stops a page."""
+    if value and len(value) <= 18 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def fmt_value(x, digits: int = 3) -> str:
     """Numbers for tables: scientific when tiny or huge, '—' when missing."""
     if x is None or pd.isna(x):

@@ -26,15 +26,15 @@ labels = {int(r.run_id): data_access.evaluation_label(r) for r in evals.itertupl
 wanted = st.query_params.get("run")  # a link from a job or another page: ?run=ID
 if wanted != st.session_state.get("klom_q_applied"):
     st.session_state["klom_q_applied"] = wanted
-    if wanted and wanted.isdigit() and int(wanted) in labels:
-        st.session_state["klom_eval"] = int(wanted)
+    if components.query_int(wanted) in labels:
+        st.session_state["klom_eval"] = components.query_int(wanted)
 run_id = st.selectbox("evaluation", list(labels), format_func=labels.get, key="klom_eval")
 st.query_params["run"] = st.session_state["klom_q_applied"] = str(run_id)
 wanted_point = st.query_params.get("point")  # ?run=ID&point=P: open the drill-down at P
 if wanted_point != st.session_state.get("klom_qp_applied"):
     st.session_state["klom_qp_applied"] = wanted_point
-    if wanted_point and wanted_point.isdigit():
-        st.session_state["klom_point"] = int(wanted_point)
+    if components.query_int(wanted_point) is not None:
+        st.session_state["klom_point"] = components.query_int(wanted_point)
 ev = data_access.evaluation(path, run_id)
 points, summ, row = ev["points"], ev["summaries"], ev["evaluation"]
 dataset = evals.set_index("run_id").loc[run_id, "dataset"]
