@@ -229,8 +229,9 @@ class Store(ArrayFiles):
         except duckdb.Error as err:
             if quiet:
                 return
-            if any(s in str(err).lower() for s in ("no space left", "disk full")):
-                raise store_check.no_space(
+            if store_check.is_full(err):
+                big = "file too large" in str(err).lower()
+                raise (store_check.too_large if big else store_check.no_space)(
                     self.path, "the last change is kept in its write-ahead log (.wal) and is "
                     "applied when the database is next opened"
                 ) from err  # fmt: skip

@@ -39,6 +39,7 @@ _BATCH_BYTES = 16 * 1024 * 1024  # blocks are checked in batches of about this m
 
 _CORRUPT = ("corrupt database file", "checksum", "not a valid duckdb")
 _NO_SPACE = ("no space left", "disk full", "disk quota")
+_TOO_LARGE = ("file too large",)  # EFBIG: the file-size limit (ulimit -f) or the filesystem's
 _DENIED = ("permission denied", "read-only file system", "read only file system")
 
 
@@ -164,7 +165,7 @@ def is_storage_error(err: BaseException) -> bool:
     name = type(err).__name__
     return (
         name in ("IOException", "PermissionException", "FatalException")
-        or any(s in msg for s in (*_CORRUPT, *_NO_SPACE, *_DENIED, "invalidated"))
+        or any(s in msg for s in (*_CORRUPT, *_NO_SPACE, *_TOO_LARGE, *_DENIED, "invalidated"))
         or ("lock" in msg and "conflict" in msg)
     )
 
@@ -176,15 +177,53 @@ def no_space(path: Path, what: str = "nothing was stored") -> StoreError:
         left = f" ({free / 1e6:.0f} MB free)"
     except OSError:
         left = ""
+    limit = _size_limit()
+    if limit is not None:  # torch reports a refused write without its errno: it may be this
+        left += f" (or the file-size limit: files of at most {limit} bytes, ulimit -f)"
     return StoreError(
         f"no space left on the disk holding {path}{left}; {what} — free some space and retry"
     )
+
+
+def _size_limit() -> int | None:
+    """This process's file-size limit in bytes (``ulimit -f``), or None when unlimited."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def too_large(path: Path, what: str = "nothing was stored") -> StoreError:
+    """The one message for a file that reached the largest size allowed (EFBIG)."""
+    limit = _size_limit()
+    why = (
+        f"this process may write files of at most {limit} bytes (ulimit -f)"
+        if limit is not None
+        else "the filesystem allows no larger file (4 GB on FAT32)"
+    )
+    return StoreError(
+        f"cannot write {path}: it reached the largest file size allowed — {why}; {what} — "
+        "raise the limit, or move the lab to another disk (--db / LAB_DB), and retry"
+    )
+
+
+def is_full(err: BaseException) -> bool:
+    """A write refused for lack of room: a full disk or quota (ENOSPC, EDQUOT) or the
+    file-size limit (EFBIG)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return any(s in str(err).lower() for s in (*_NO_SPACE, *_TOO_LARGE))
 
 
 def storage_error(err: BaseException, path: Path, action: str = "open") -> StoreError:
     """One ``StoreError`` naming ``path`` for an OS or DuckDB error about the file."""
     msg = str(err)
     low = msg.lower()
+    if (isinstance(err, OSError) and err.errno == errno.EFBIG) or any(s in low for s in _TOO_LARGE):
+        return too_large(path)
     if (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
         s in low for s in _NO_SPACE
     ):
