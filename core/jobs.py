@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError, LabError, NotFoundError
+from .errors import ConfigError, LabError, NotFoundError, StoreError
 from .store import Store
 from .workers import _alive, is_worker, process_start  # noqa: F401  (re-exported for callers)
 
@@ -77,13 +77,20 @@ def launch(store: Store, job_id: int) -> subprocess.Popen:
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     log = store.file_path(f"jobs/{job_id}.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "core", "worker", "--job", str(job_id), "--db", str(store.path)],
-            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "core", "worker", "--job", str(job_id),
+                 "--db", str(store.path)],
+                cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+    except OSError as err:  # e.g. a read-only files folder: say so, and do not leave it queued
+        where = err.filename or log
+        msg = f"cannot start its worker: cannot write {where}: {err.strerror or err}"
+        _finish(store, job_id, "failed", msg)
+        raise StoreError(f"job {job_id} {msg}; make the lab's folders writable") from err
     with store.transaction() as con:
         con.execute(
             """UPDATE jobs SET pid = ?, worker_start = ?, message = 'starting'

@@ -100,15 +100,13 @@ def test_a_full_disk_fails_a_dashboard_job_clearly_and_resume_finishes(lab):
     assert_kept(before, snapshot(lab))
 
 
-@pytest.fixture
-def read_only(lab):
-    """The lab's folder, its database and array files made read-only (restored afterwards);
-    the ``preexec_fn`` under which that binds (None when not root)."""
+def _read_only(lab: Store, folder):
+    """``folder`` and all in it made read-only (restored afterwards); yields the
+    ``preexec_fn`` under which that binds (None when not root)."""
     try:
         pre = without_override()
     except OSError as err:
         pytest.skip(f"root here cannot give up its override of file permissions ({err})")
-    folder = lab.path.parent
     paths = [folder, *folder.rglob("*")]
     modes = {p: p.stat().st_mode for p in paths}
     for p in paths:
@@ -116,6 +114,20 @@ def read_only(lab):
     yield pre
     for p in reversed(paths):
         p.chmod(modes[p])
+
+
+@pytest.fixture
+def read_only(lab):
+    """The lab's folder read-only: its database and its array files."""
+    yield from _read_only(lab, lab.path.parent)
+
+
+@pytest.fixture(params=["data folder", "files folder"])
+def read_only_part(request, lab):
+    """The whole data folder read-only, or only the array files' folder."""
+    folder = lab.path.parent if request.param == "data folder" else lab.files_dir
+    for pre in _read_only(lab, folder):
+        yield request.param, pre
 
 
 def test_a_read_only_data_folder_is_refused_clearly_and_reads_still_work(lab, read_only):
@@ -141,18 +153,31 @@ print("ERR", [e.value for e in at.error])
 """
 
 
-def test_a_read_only_data_folder_in_the_dashboard(lab, read_only):
-    """The Home page opens and reads; its demo button says why nothing could start."""
+def test_a_read_only_data_folder_in_the_dashboard(lab, read_only_part):
+    """The Home page opens and reads; its demo button says why nothing could start. Only the
+    files folder read-only: the job's worker cannot write its log — the job was left queued
+    for ever and the page showed a traceback (a PermissionError); now it fails, and says so."""
+    part, pre = read_only_part
     before = snapshot(lab)
     import subprocess
 
     res = subprocess.run(
         [sys.executable, "-c", DASHBOARD, str(ROOT / "dashboard" / "app.py")], cwd=ROOT,
-        capture_output=True, text=True, timeout=180, preexec_fn=read_only,
+        capture_output=True, text=True, timeout=180, preexec_fn=pre,
         env={**os.environ, "LAB_DB": str(lab.path)},
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "EXC []" in res.stdout, res.stdout
-    assert f"The job could not start: the database {lab.path} is not writable" in res.stdout
+    if part == "data folder":
+        assert f"The job could not start: the database {lab.path} is not writable" in res.stdout
+        assert jobs.list_jobs(lab).empty
+    else:
+        log_dir = lab.files_dir / "jobs"
+        assert (
+            f"The job could not start: job 1 cannot start its worker: cannot write {log_dir}: "
+            "Permission denied; make the lab's folders writable" in res.stdout
+        ), res.stdout
+        job = jobs.get_job(lab, 1)
+        assert job["status"] == "failed" and "cannot start its worker" in job["message"]
     assert_kept(before, snapshot(lab))
     assert len(list_forget_sets(lab)) == 1
