@@ -51,9 +51,14 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
 
 def _transient(err: BaseException) -> bool:
     """An open that another process's work makes fail for a moment: its lock, or its write-ahead
-    log removed by a checkpoint between our seeing it and opening it."""
+    log removed by a checkpoint between our seeing it and opening it; or another thread's open
+    connection of the other kind (read-only vs. read-write: DuckDB refuses to mix them)."""
     msg = str(err).lower()
-    return "lock" in msg or (".wal" in msg and "no such file" in msg)
+    return (
+        "lock" in msg
+        or (".wal" in msg and "no such file" in msg)
+        or "different configuration" in msg  # a write (read) connection of another thread
+    )
 
 
 def db_timeout() -> float:

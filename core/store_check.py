@@ -18,12 +18,14 @@ permissions, another process's lock) into one ``StoreError`` naming the file.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import errno
 import os
 import re
 import shutil
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,39 @@ def damaged(path: Path, why: str) -> StoreError:
     )
 
 
+_HANDLES: collections.OrderedDict[str, tuple[int, tuple[int, int]]] = collections.OrderedDict()
+_HANDLES_LOCK = threading.Lock()
+MAX_HANDLES = 256  # database files kept open at once (least recently used closed first)
+
+
+def descriptor(path: Path) -> int:
+    """A read-only descriptor of the database file at ``path``, kept open, never closed while
+    the file is in use.
+
+    DuckDB locks its file with a POSIX record lock, and the kernel drops such locks for the
+    whole process the moment *any* descriptor of the file is closed in it: checking the file
+    with ``open()`` … ``close()`` while a connection is open (in this thread or another) let a
+    second process open it for writing at the same time ("Could not read enough bytes", or
+    worse). So the checks read through this one descriptor per file; it is replaced only
+    when the path names another file (an old file's lock is not this one's).
+    """
+    key = os.path.abspath(path)
+    st = os.stat(key)
+    with _HANDLES_LOCK:
+        held = _HANDLES.get(key)
+        if held and held[1] == (st.st_dev, st.st_ino):
+            _HANDLES.move_to_end(key)
+            return held[0]
+        fd = os.open(key, os.O_RDONLY)
+        fst = os.fstat(fd)
+        if held:
+            os.close(held[0])
+        _HANDLES[key] = (fd, (fst.st_dev, fst.st_ino))
+        while len(_HANDLES) > MAX_HANDLES:
+            os.close(_HANDLES.popitem(last=False)[1][0])
+        return fd
+
+
 def read_header(path: Path, strict: bool = True) -> FileHeader:
     """Check that ``path`` is a whole DuckDB file by its headers; ``StoreError`` otherwise.
 
@@ -81,9 +116,9 @@ def read_header(path: Path, strict: bool = True) -> FileHeader:
     disk: DuckDB ignores and later overwrites it).
     """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(BLOCKS_START)
-            size = os.fstat(fh.fileno()).st_size
+        fd = descriptor(path)
+        head = os.pread(fd, BLOCKS_START, 0)
+        size = os.fstat(fd).st_size
     except OSError as err:
         raise storage_error(err, path) from err
     if size == 0:
@@ -125,7 +160,8 @@ def read_header(path: Path, strict: bool = True) -> FileHeader:
 def damaged_blocks(path: Path, header: FileHeader) -> list[int]:
     """Indices of the blocks whose stored checksum does not match their bytes.
 
-    Reads the file once in batches of about 16 MiB (bounded memory); linear in its size.
+    Reads the file once in batches of about 16 MiB (bounded memory); linear in its size;
+    through ``descriptor`` (no descriptor of the file is closed: DuckDB's lock stays).
     """
     if not header.plain:
         return []  # encrypted or otherwise flagged files: leave the checks to DuckDB
@@ -133,16 +169,15 @@ def damaged_blocks(path: Path, header: FileHeader) -> list[int]:
     per_batch = max(1, _BATCH_BYTES // bs)
     buf = np.empty(per_batch * bs // 8, dtype="<u8")  # reused: one batch in memory at a time
     bad: list[int] = []
-    with open(path, "rb") as fh:
-        fh.seek(BLOCKS_START)
-        first = 0
-        while n := fh.readinto(memoryview(buf).cast("B")) // bs:
-            words = buf[: n * bs // 8].reshape(n, bs // 8)
-            stored = words[:, 0].copy()
-            np.multiply(words, _MUL, out=words)
-            sums = _SEED ^ np.bitwise_xor.reduce(words[:, 1:], axis=1)
-            bad.extend(first + int(i) for i in np.flatnonzero(sums != stored))
-            first += n
+    fd, offset, first = descriptor(path), BLOCKS_START, 0
+    while n := os.preadv(fd, [memoryview(buf).cast("B")], offset) // bs:
+        offset += n * bs
+        words = buf[: n * bs // 8].reshape(n, bs // 8)
+        stored = words[:, 0].copy()
+        np.multiply(words, _MUL, out=words)
+        sums = _SEED ^ np.bitwise_xor.reduce(words[:, 1:], axis=1)
+        bad.extend(first + int(i) for i in np.flatnonzero(sums != stored))
+        first += n
     return bad
 
 

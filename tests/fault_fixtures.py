@@ -75,11 +75,15 @@ def assert_whole(store: Store) -> None:
         assert store.load_tensors(r.weights_file)
 
 
-def cli(*args: str, db, preexec=None, timeout: float = 180) -> subprocess.CompletedProcess:
-    """``python -m core ARGS --db DB`` in a subprocess (``preexec``: run in it before exec)."""
+def cli(
+    *args: str, db, preexec=None, env: dict | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    """``python -m core ARGS --db DB`` in a subprocess (``preexec``: run in it before exec;
+    ``env``: added to this environment)."""
     return subprocess.run(
         [sys.executable, "-m", "core", *args, "--db", str(db)],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, preexec_fn=preexec,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
