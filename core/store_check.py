@@ -12,6 +12,9 @@ under a millisecond for a 5 MB lab, about 30 ms for 110 MB (``bench/store_check.
 store refuses to write into a file with a failing block; a failing block may be unused space,
 so reads go on if DuckDB can still read every table (``scan_all``).
 
+Every read of the file here goes through ``descriptor``: one descriptor per file, kept open,
+because closing any descriptor of a file drops DuckDB's POSIX lock on it for the whole process.
+
 ``storage_error`` turns DuckDB and OS errors about the file (corruption, disk full,
 permissions, another process's lock) into one ``StoreError`` naming the file.
 """
