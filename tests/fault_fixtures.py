@@ -33,22 +33,25 @@ def wait_for(pred: Callable[[], object], timeout: float = 120.0, every: float = 
 
 
 def snapshot(store: Store) -> dict[str, frozenset]:
-    """Every stored row (but work in progress) as text, by table, and every array file's
-    SHA-256 (job logs aside), by path under the files folder."""
+    """Every stored row (but work in progress) as text, by table, and the SHA-256 of every
+    array file a row names (``*_file`` columns; files no row names yet are a chunk in the
+    making, removed and written again by a resumed build), by path under the files folder."""
     tables = store.query_df(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
     )["table_name"]
     out: dict[str, frozenset] = {}
+    named: set[str] = set()
     for t in tables:
+        everything = store.query_df(f'SELECT * FROM "{t}"')
+        for col in (c for c in everything.columns if c.endswith("_file")):
+            named.update(v for v in everything[col] if isinstance(v, str))
         skip = IN_PROGRESS.get(t, "false")
         df = store.query_df(f'SELECT * FROM "{t}" WHERE NOT ({skip})')
         out[t] = frozenset(map(tuple, df.astype(str).itertuples(index=False)))
     files = []
-    if store.files_dir.is_dir():
-        for p in sorted(store.files_dir.rglob("*")):
-            rel = p.relative_to(store.files_dir).as_posix()
-            if p.is_file() and not rel.startswith("jobs/"):
-                files.append((rel, hashlib.sha256(p.read_bytes()).hexdigest()))
+    for rel in sorted(named):
+        p = store.file_path(rel)
+        files.append((rel, hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "-"))
     out["<files>"] = frozenset(files)
     return out
 
