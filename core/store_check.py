@@ -99,7 +99,7 @@ def descriptor(path: Path) -> int:
         if held and held[1] == (st.st_dev, st.st_ino):
             _HANDLES.move_to_end(key)
             return held[0]
-        fd = os.open(key, os.O_RDONLY)
+        fd = os.open(key, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         fst = os.fstat(fd)
         if held:
             os.close(held[0])
@@ -107,6 +107,17 @@ def descriptor(path: Path) -> int:
         while len(_HANDLES) > MAX_HANDLES:
             os.close(_HANDLES.popitem(last=False)[1][0])
         return fd
+
+
+def _read_into(fd: int, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from byte ``offset`` of ``fd`` (fewer bytes at the end of the file)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    with _HANDLES_LOCK:  # Windows: no positional reads; the offset is shared
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = os.read(fd, len(view))
+    view[: len(data)] = data
+    return len(data)
 
 
 def read_header(path: Path, strict: bool = True) -> FileHeader:
@@ -120,7 +131,8 @@ def read_header(path: Path, strict: bool = True) -> FileHeader:
     """
     try:
         fd = descriptor(path)
-        head = os.pread(fd, BLOCKS_START, 0)
+        buf = bytearray(BLOCKS_START)
+        head = bytes(buf[: _read_into(fd, memoryview(buf), 0)])
         size = os.fstat(fd).st_size
     except OSError as err:
         raise storage_error(err, path) from err
@@ -173,7 +185,7 @@ def damaged_blocks(path: Path, header: FileHeader) -> list[int]:
     buf = np.empty(per_batch * bs // 8, dtype="<u8")  # reused: one batch in memory at a time
     bad: list[int] = []
     fd, offset, first = descriptor(path), BLOCKS_START, 0
-    while n := os.preadv(fd, [memoryview(buf).cast("B")], offset) // bs:
+    while n := _read_into(fd, memoryview(buf).cast("B"), offset) // bs:
         offset += n * bs
         words = buf[: n * bs // 8].reshape(n, bs // 8)
         stored = words[:, 0].copy()
