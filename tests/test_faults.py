@@ -112,6 +112,33 @@ def test_a_server_killed_mid_job(lab, tmp_path, also_worker):
         np.testing.assert_array_equal(load_margins(lab, set_id), _reference(tmp_path))
 
 
+def test_a_worker_killed_while_the_dashboard_runs(lab):
+    """The jobs panel polls its jobs: a worker killed (kill -9, out of memory) while the
+    dashboard runs is shown interrupted at the next poll, with Resume — it stayed "running"
+    until the dashboard restarted. Resume from the panel finishes the build."""
+    before = snapshot(lab)
+    set_id = _new_build(lab)
+    job_id = jobs.start(lab, "build_models", {"set_id": set_id, "device": "cpu"})
+    at = AppTest.from_file(APP, default_timeout=120).run()  # the dashboard is up
+    at.switch_page("views/models.py").run()
+    assert not at.exception
+    wait_for(lambda: done_chunks(lab, set_id))
+    worker = int(jobs.get_job(lab, job_id)["pid"])
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: not jobs._alive(worker), timeout=30)
+    mid = snapshot(lab)
+    at.run()  # the panel's next poll
+    assert not at.exception
+    assert jobs.get_job(lab, job_id)["status"] == "interrupted"
+    assert any(f"job {job_id}" in c.value and "interrupted" in c.value for c in at.caption)
+    at.button(key=f"resume_{job_id}").click().run()
+    wait_for(lambda: jobs.get_job(lab, job_id)["status"] in jobs.FINAL)
+    assert jobs.get_job(lab, job_id)["status"] == "done"
+    assert_whole(lab)
+    assert_kept(before, snapshot(lab))
+    assert_kept(mid, snapshot(lab))
+
+
 # a dashboard: the Forget sets page saves sets (writes), the Models page lists (reads)
 DASHBOARD = """
 import json, sys
