@@ -214,14 +214,14 @@ def forget_set_status(path: str) -> pd.DataFrame:
 
 
 def jobs_df(path: str) -> pd.DataFrame:
-    """Not cached: the jobs panel polls it. A running job whose worker died meanwhile (killed,
-    out of memory) is marked interrupted here, so the panel offers Resume at once instead of
+    """Not cached: the jobs panel polls it. A job whose worker died meanwhile (killed, out of
+    memory, or before it began) is marked interrupted here, so the panel offers Resume at once instead of
     showing it running until the dashboard restarts."""
     from core.jobs import list_jobs, reconcile
 
     store = _store(path)
     df = list_jobs(store)
-    if (df["status"] == "running").any():
+    if df["status"].isin(["running", "queued"]).any():
         try:
             if reconcile(store):
                 df = list_jobs(store)

@@ -301,3 +301,25 @@ def test_a_read_waits_for_a_write_in_another_thread(lab, monkeypatch):
     t.join(30)
     reader.join(30)
     assert out == {"n": 1}
+
+
+def test_a_worker_dead_before_its_job_began_is_not_left_starting(lab, monkeypatch):
+    """A worker that dies before it marks its job running (a broken environment here; a full
+    disk or no memory elsewhere) left the job "queued — starting" for ever: the jobs panel now
+    shows it interrupted, with its log named, and Resume runs it."""
+    set_id = create_model_set(lab, "original", TINY, 2, seed=60)
+    at = AppTest.from_file(APP, default_timeout=120).run()  # the dashboard is up
+    at.switch_page("views/models.py").run()
+    job_id = jobs.submit(lab, "build_models", {"set_id": set_id, "device": "cpu"})
+    monkeypatch.setenv("LAB_DB_TIMEOUT", "soon")  # the worker refuses to start
+    assert jobs.launch(lab, job_id).wait(timeout=120) == 2
+    monkeypatch.delenv("LAB_DB_TIMEOUT")
+    assert jobs.get_job(lab, job_id)["status"] == "queued"  # as the worker left it
+    at.run()  # the panel's next poll
+    assert not at.exception
+    job = jobs.get_job(lab, job_id)
+    assert job["status"] == "interrupted" and "before the job began" in job["message"]
+    at.button(key=f"resume_{job_id}").click().run()
+    wait_for(lambda: jobs.get_job(lab, job_id)["status"] in jobs.FINAL)
+    assert jobs.get_job(lab, job_id)["status"] == "done"
+    assert get_model_set(lab, set_id).status == "complete"
