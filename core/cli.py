@@ -68,7 +68,7 @@ def _report(err: Exception, args: argparse.Namespace) -> int:
     if isinstance(err, MemoryError):
         print(f"error: out of memory in {args.command}; try smaller settings", file=sys.stderr)
         return 2
-    if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         where = f"{err.filename}: " if err.filename else ""
         print(f"error: {where}{err.strerror or _first_line(err)}", file=sys.stderr)
         return 2

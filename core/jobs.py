@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError, LabError, NotFoundError
+from .errors import ConfigError, LabError, NotFoundError, StoreError
 from .store import Store
 from .workers import _alive, is_worker, process_start  # noqa: F401  (re-exported for callers)
 
@@ -77,13 +77,20 @@ def launch(store: Store, job_id: int) -> subprocess.Popen:
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     log = store.file_path(f"jobs/{job_id}.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "core", "worker", "--job", str(job_id), "--db", str(store.path)],
-            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "core", "worker", "--job", str(job_id),
+                 "--db", str(store.path)],
+                cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+    except OSError as err:  # e.g. a read-only files folder: say so, and do not leave it queued
+        where = err.filename or log
+        msg = f"cannot start its worker: cannot write {where}: {err.strerror or err}"
+        _finish(store, job_id, "failed", msg)
+        raise StoreError(f"job {job_id} {msg}; make the lab's folders writable") from err
     with store.transaction() as con:
         con.execute(
             """UPDATE jobs SET pid = ?, worker_start = ?, message = 'starting'
@@ -235,24 +242,32 @@ def cancel(store: Store, job_id: int) -> None:
 
 
 def _mark_interrupted(store: Store, job_id: int, pid: object) -> bool:
-    """Running → interrupted, unless the row changed meanwhile; True when it did so."""
+    """Running (or launched) → interrupted, unless the row changed meanwhile; True when it
+    did so."""
     with store.transaction() as con:
         row = con.execute(
             """UPDATE jobs SET status = 'interrupted', updated_at = current_timestamp,
-               message = 'its worker stopped (or is not the process it was); finished chunks are kept'
-               WHERE id = ? AND status = 'running' AND pid IS NOT DISTINCT FROM ? RETURNING id""",
+               message = CASE WHEN status = 'running'
+                 THEN 'its worker stopped (or is not the process it was); finished chunks are kept'
+                 ELSE 'its worker stopped before the job began (see its log); resume to retry' END
+               WHERE id = ? AND pid IS NOT DISTINCT FROM ?
+               AND (status = 'running' OR (status = 'queued' AND pid IS NOT NULL)) RETURNING id""",
             [job_id, None if pid is None or pd.isna(pid) else int(pid)],
         ).fetchone()
     return row is not None
 
 
 def reconcile(store: Store) -> list[int]:
-    """Mark running jobs whose worker is gone as ``interrupted``; returns their ids.
+    """Mark jobs whose worker is gone as ``interrupted``; returns their ids: running ones, and
+    launched ones whose worker died before it began (they would wait as "starting" for ever).
 
     A worker is recognised by its pid and process start time together, so a stale pid now
     used by an unrelated process does not keep a job ``running`` for ever.
     """
-    df = store.query_df("SELECT id, pid, worker_start FROM jobs WHERE status = 'running'")
+    df = store.query_df(
+        """SELECT id, pid, worker_start FROM jobs WHERE status = 'running'
+           OR (status = 'queued' AND pid IS NOT NULL)"""
+    )
     gone = [r for r in df.itertuples() if not is_worker(r.pid, r.worker_start)]
     return [int(r.id) for r in gone if _mark_interrupted(store, int(r.id), r.pid)]
 

@@ -51,9 +51,14 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
 
 def _transient(err: BaseException) -> bool:
     """An open that another process's work makes fail for a moment: its lock, or its write-ahead
-    log removed by a checkpoint between our seeing it and opening it."""
+    log removed by a checkpoint between our seeing it and opening it; or another thread's open
+    connection of the other kind (read-only vs. read-write: DuckDB refuses to mix them)."""
     msg = str(err).lower()
-    return "lock" in msg or (".wal" in msg and "no such file" in msg)
+    return (
+        "lock" in msg
+        or (".wal" in msg and "no such file" in msg)
+        or "different configuration" in msg  # a write (read) connection of another thread
+    )
 
 
 def db_timeout() -> float:
@@ -229,8 +234,9 @@ class Store(ArrayFiles):
         except duckdb.Error as err:
             if quiet:
                 return
-            if any(s in str(err).lower() for s in ("no space left", "disk full")):
-                raise store_check.no_space(
+            if store_check.is_full(err):
+                big = "file too large" in str(err).lower()
+                raise (store_check.too_large if big else store_check.no_space)(
                     self.path, "the last change is kept in its write-ahead log (.wal) and is "
                     "applied when the database is next opened"
                 ) from err  # fmt: skip

@@ -12,18 +12,23 @@ under a millisecond for a 5 MB lab, about 30 ms for 110 MB (``bench/store_check.
 store refuses to write into a file with a failing block; a failing block may be unused space,
 so reads go on if DuckDB can still read every table (``scan_all``).
 
+Every read of the file here goes through ``descriptor``: one descriptor per file, kept open,
+because closing any descriptor of a file drops DuckDB's POSIX lock on it for the whole process.
+
 ``storage_error`` turns DuckDB and OS errors about the file (corruption, disk full,
 permissions, another process's lock) into one ``StoreError`` naming the file.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import errno
 import os
 import re
 import shutil
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +44,7 @@ _BATCH_BYTES = 16 * 1024 * 1024  # blocks are checked in batches of about this m
 
 _CORRUPT = ("corrupt database file", "checksum", "not a valid duckdb")
 _NO_SPACE = ("no space left", "disk full", "disk quota")
+_TOO_LARGE = ("file too large",)  # EFBIG: the file-size limit (ulimit -f) or the filesystem's
 _DENIED = ("permission denied", "read-only file system", "read only file system")
 
 
@@ -70,6 +76,50 @@ def damaged(path: Path, why: str) -> StoreError:
     )
 
 
+_HANDLES: collections.OrderedDict[str, tuple[int, tuple[int, int]]] = collections.OrderedDict()
+_HANDLES_LOCK = threading.Lock()
+MAX_HANDLES = 256  # database files kept open at once (least recently used closed first)
+
+
+def descriptor(path: Path) -> int:
+    """A read-only descriptor of the database file at ``path``, kept open, never closed while
+    the file is in use.
+
+    DuckDB locks its file with a POSIX record lock, and the kernel drops such locks for the
+    whole process the moment *any* descriptor of the file is closed in it: checking the file
+    with ``open()`` … ``close()`` while a connection is open (in this thread or another) let a
+    second process open it for writing at the same time ("Could not read enough bytes", or
+    worse). So the checks read through this one descriptor per file; it is replaced only
+    when the path names another file (an old file's lock is not this one's).
+    """
+    key = os.path.abspath(path)
+    st = os.stat(key)
+    with _HANDLES_LOCK:
+        held = _HANDLES.get(key)
+        if held and held[1] == (st.st_dev, st.st_ino):
+            _HANDLES.move_to_end(key)
+            return held[0]
+        fd = os.open(key, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fst = os.fstat(fd)
+        if held:
+            os.close(held[0])
+        _HANDLES[key] = (fd, (fst.st_dev, fst.st_ino))
+        while len(_HANDLES) > MAX_HANDLES:
+            os.close(_HANDLES.popitem(last=False)[1][0])
+        return fd
+
+
+def _read_into(fd: int, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from byte ``offset`` of ``fd`` (fewer bytes at the end of the file)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    with _HANDLES_LOCK:  # Windows: no positional reads; the offset is shared
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = os.read(fd, len(view))
+    view[: len(data)] = data
+    return len(data)
+
+
 def read_header(path: Path, strict: bool = True) -> FileHeader:
     """Check that ``path`` is a whole DuckDB file by its headers; ``StoreError`` otherwise.
 
@@ -80,9 +130,10 @@ def read_header(path: Path, strict: bool = True) -> FileHeader:
     disk: DuckDB ignores and later overwrites it).
     """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(BLOCKS_START)
-            size = os.fstat(fh.fileno()).st_size
+        fd = descriptor(path)
+        buf = bytearray(BLOCKS_START)
+        head = bytes(buf[: _read_into(fd, memoryview(buf), 0)])
+        size = os.fstat(fd).st_size
     except OSError as err:
         raise storage_error(err, path) from err
     if size == 0:
@@ -124,7 +175,8 @@ def read_header(path: Path, strict: bool = True) -> FileHeader:
 def damaged_blocks(path: Path, header: FileHeader) -> list[int]:
     """Indices of the blocks whose stored checksum does not match their bytes.
 
-    Reads the file once in batches of about 16 MiB (bounded memory); linear in its size.
+    Reads the file once in batches of about 16 MiB (bounded memory); linear in its size;
+    through ``descriptor`` (no descriptor of the file is closed: DuckDB's lock stays).
     """
     if not header.plain:
         return []  # encrypted or otherwise flagged files: leave the checks to DuckDB
@@ -132,16 +184,15 @@ def damaged_blocks(path: Path, header: FileHeader) -> list[int]:
     per_batch = max(1, _BATCH_BYTES // bs)
     buf = np.empty(per_batch * bs // 8, dtype="<u8")  # reused: one batch in memory at a time
     bad: list[int] = []
-    with open(path, "rb") as fh:
-        fh.seek(BLOCKS_START)
-        first = 0
-        while n := fh.readinto(memoryview(buf).cast("B")) // bs:
-            words = buf[: n * bs // 8].reshape(n, bs // 8)
-            stored = words[:, 0].copy()
-            np.multiply(words, _MUL, out=words)
-            sums = _SEED ^ np.bitwise_xor.reduce(words[:, 1:], axis=1)
-            bad.extend(first + int(i) for i in np.flatnonzero(sums != stored))
-            first += n
+    fd, offset, first = descriptor(path), BLOCKS_START, 0
+    while n := _read_into(fd, memoryview(buf).cast("B"), offset) // bs:
+        offset += n * bs
+        words = buf[: n * bs // 8].reshape(n, bs // 8)
+        stored = words[:, 0].copy()
+        np.multiply(words, _MUL, out=words)
+        sums = _SEED ^ np.bitwise_xor.reduce(words[:, 1:], axis=1)
+        bad.extend(first + int(i) for i in np.flatnonzero(sums != stored))
+        first += n
     return bad
 
 
@@ -164,7 +215,7 @@ def is_storage_error(err: BaseException) -> bool:
     name = type(err).__name__
     return (
         name in ("IOException", "PermissionException", "FatalException")
-        or any(s in msg for s in (*_CORRUPT, *_NO_SPACE, *_DENIED, "invalidated"))
+        or any(s in msg for s in (*_CORRUPT, *_NO_SPACE, *_TOO_LARGE, *_DENIED, "invalidated"))
         or ("lock" in msg and "conflict" in msg)
     )
 
@@ -176,15 +227,53 @@ def no_space(path: Path, what: str = "nothing was stored") -> StoreError:
         left = f" ({free / 1e6:.0f} MB free)"
     except OSError:
         left = ""
+    limit = _size_limit()
+    if limit is not None:  # torch reports a refused write without its errno: it may be this
+        left += f" (or the file-size limit: files of at most {limit} bytes, ulimit -f)"
     return StoreError(
         f"no space left on the disk holding {path}{left}; {what} — free some space and retry"
     )
+
+
+def _size_limit() -> int | None:
+    """This process's file-size limit in bytes (``ulimit -f``), or None when unlimited."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def too_large(path: Path, what: str = "nothing was stored") -> StoreError:
+    """The one message for a file that reached the largest size allowed (EFBIG)."""
+    limit = _size_limit()
+    why = (
+        f"this process may write files of at most {limit} bytes (ulimit -f)"
+        if limit is not None
+        else "the filesystem allows no larger file (4 GB on FAT32)"
+    )
+    return StoreError(
+        f"cannot write {path}: it reached the largest file size allowed — {why}; {what} — "
+        "raise the limit, or move the lab to another disk (--db / LAB_DB), and retry"
+    )
+
+
+def is_full(err: BaseException) -> bool:
+    """A write refused for lack of room: a full disk or quota (ENOSPC, EDQUOT) or the
+    file-size limit (EFBIG)."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return any(s in str(err).lower() for s in (*_NO_SPACE, *_TOO_LARGE))
 
 
 def storage_error(err: BaseException, path: Path, action: str = "open") -> StoreError:
     """One ``StoreError`` naming ``path`` for an OS or DuckDB error about the file."""
     msg = str(err)
     low = msg.lower()
+    if (isinstance(err, OSError) and err.errno == errno.EFBIG) or any(s in low for s in _TOO_LARGE):
+        return too_large(path)
     if (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
         s in low for s in _NO_SPACE
     ):

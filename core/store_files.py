@@ -69,6 +69,8 @@ class ArrayFiles:
     @staticmethod
     def _write_error(dest: Path, err: Exception) -> StoreError:
         what = "nothing was recorded in the database"
+        if isinstance(err, OSError) and err.errno == errno.EFBIG:
+            return store_check.too_large(dest, f"the file was not written and {what}")
         if isinstance(err, OSError) and err.errno not in (None, errno.ENOSPC, errno.EDQUOT):
             return StoreError(f"cannot write {dest}: {err.strerror or err}; {what}")
         return store_check.no_space(dest, f"the file was not written and {what}")

@@ -214,10 +214,20 @@ def forget_set_status(path: str) -> pd.DataFrame:
 
 
 def jobs_df(path: str) -> pd.DataFrame:
-    """Not cached: the jobs panel polls it."""
-    from core.jobs import list_jobs
+    """Not cached: the jobs panel polls it. A job whose worker died meanwhile (killed, out of
+    memory, or before it began) is marked interrupted here, so the panel offers Resume at once instead of
+    showing it running until the dashboard restarts."""
+    from core.jobs import list_jobs, reconcile
 
-    return list_jobs(_store(path))
+    store = _store(path)
+    df = list_jobs(store)
+    if df["status"].isin(["running", "queued"]).any():
+        try:
+            if reconcile(store):
+                df = list_jobs(store)
+        except LabError:  # a busy store: the next poll marks it
+            pass
+    return df
 
 
 @st.cache_data(show_spinner=False)

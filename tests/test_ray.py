@@ -131,6 +131,59 @@ def test_a_lost_worker_or_failed_task_is_retried(ray_instance, local_set, tmp_pa
     _assert_same_set(local_set, (store, set_id))
 
 
+def killed_mid_chunk(spec, progress, should_stop, *, fn, pid_file: str):
+    """The first attempt (of all tasks) computes its chunk, throws it away, says its pid and
+    trains again until the test kills this worker process; later attempts run as usual."""
+    marker = pid_file + ".first"
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return fn(spec, progress, should_stop)
+    fn(spec, progress, should_stop)
+    with open(pid_file + ".tmp", "w") as fh:
+        fh.write(str(os.getpid()))
+    os.replace(pid_file + ".tmp", pid_file)
+    while True:
+        fn(spec, progress, should_stop)
+
+
+class KilledRay(RayExecutor):
+    def __init__(self, pid_file, **kw) -> None:
+        super().__init__(**kw)
+        self.pid_file = str(pid_file)
+
+    def run(self, fn, tasks, **kw):
+        return super().run(partial(killed_mid_chunk, fn=fn, pid_file=self.pid_file), tasks, **kw)
+
+
+def test_a_worker_killed_mid_chunk_is_retried(ray_instance, local_set, tmp_path):
+    """kill -9 of the Ray worker process while it trains a chunk: Ray runs the chunk again on
+    another worker; the stored set equals the local build (rows, margins, file bytes), the
+    file is whole, and nothing of the lost attempt was stored."""
+    import signal
+    import threading
+
+    from tests.fault_fixtures import assert_whole, wait_for
+
+    store, pid_file = Store(tmp_path / "lab.duckdb"), tmp_path / "worker.pid"
+    killed = []
+
+    def killer():
+        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=300))
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    ex = KilledRay(pid_file, max_retries=1)
+    set_id = _create(store, ex)
+    build_model_set(store, set_id, executor=ex)
+    thread.join(10)
+    assert killed  # a worker did die mid-chunk
+    _assert_same_set(local_set, (store, set_id))
+    assert_whole(store)
+
+
 def test_a_lab_error_is_not_retried_and_nothing_is_stored(ray_instance, tmp_path):
     store = Store(tmp_path / "lab.duckdb")
     ex = FlakyRay(tmp_path / "crashed", "config", max_retries=3)

@@ -1,0 +1,125 @@
+"""Helpers for the fault tests: what the store holds (to show nothing was lost), a check that
+it is whole, processes that cannot write past a size or into a read-only folder (even as root).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from core import store_check
+from core.store import Store
+from tests.conftest import ROOT
+
+# jobs change as they run; a set still building gains chunks and its status: work in progress
+IN_PROGRESS = {"jobs": "true", "model_sets": "status = 'building'"}
+
+
+def wait_for(pred: Callable[[], object], timeout: float = 120.0, every: float = 0.1) -> object:
+    """Poll ``pred`` until it is truthy (returned) or ``timeout`` seconds pass (fails)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := pred():
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def snapshot(store: Store) -> dict[str, frozenset]:
+    """Every stored row (but work in progress) as text, by table, and the SHA-256 of every
+    array file a row names (``*_file`` columns; files no row names yet are a chunk in the
+    making, removed and written again by a resumed build), by path under the files folder."""
+    tables = store.query_df(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    )["table_name"]
+    out: dict[str, frozenset] = {}
+    named: set[str] = set()
+    for t in tables:
+        everything = store.query_df(f'SELECT * FROM "{t}"')
+        for col in (c for c in everything.columns if c.endswith("_file")):
+            named.update(v for v in everything[col] if isinstance(v, str))
+        skip = IN_PROGRESS.get(t, "false")
+        df = store.query_df(f'SELECT * FROM "{t}" WHERE NOT ({skip})')
+        out[t] = frozenset(map(tuple, df.astype(str).itertuples(index=False)))
+    files = []
+    for rel in sorted(named):
+        p = store.file_path(rel)
+        files.append((rel, hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "-"))
+    out["<files>"] = frozenset(files)
+    return out
+
+
+def assert_kept(before: dict[str, frozenset], after: dict[str, frozenset]) -> None:
+    """Everything ``before`` held is still there, unchanged (rows and file bytes)."""
+    for name, rows in before.items():
+        lost = rows - after.get(name, frozenset())
+        assert not lost, f"{name}: lost or changed {sorted(lost)[:3]}"
+
+
+def assert_whole(store: Store) -> None:
+    """The file passes its checks (headers, every block's checksum, every table read through
+    DuckDB), no temp files are left, and every chunk row names loadable files of its size."""
+    store.check()
+    assert store_check.damaged_blocks(store.path, store_check.read_header(store.path)) == []
+    with store.connect(read_only=True) as con:
+        store_check.scan_all(con)
+    if store.files_dir.is_dir():
+        assert not [p for p in store.files_dir.rglob("*.tmp")], "a temp file was left behind"
+    for r in store.query_df("SELECT * FROM model_chunks").itertuples():
+        assert store.load_array(r.margins_file).shape[0] == r.n_models
+        assert store.load_array(r.masks_file).shape[0] == r.n_models
+        assert store.load_tensors(r.weights_file)
+
+
+def cli(
+    *args: str, db, preexec=None, env: dict | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    """``python -m core ARGS --db DB`` in a subprocess (``preexec``: run in it before exec;
+    ``env``: added to this environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args, "--db", str(db)],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, preexec_fn=preexec,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def size_limit(limit: int) -> Callable[[], None]:
+    """A ``preexec_fn``: files of at most ``limit`` bytes (a write past it fails with EFBIG,
+    as a full disk fails with ENOSPC; SIGXFSZ ignored so the write returns the error)."""
+
+    def pre() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return pre
+
+
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, PR_CAPBSET_DROP = 1, 2, 24
+
+
+def without_override() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes file permissions bind (root ignores them: tests and CI run
+    as root): it drops the capabilities that override them from the bounding set, so the
+    program exec'd runs as root without them. None when not root (permissions bind already).
+    Raises ``OSError`` where the capabilities cannot be dropped."""
+    if os.geteuid() != 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:  # can this machine drop them? (a container may forbid it)
+        subprocess.run(["true"], preexec_fn=lambda: _drop(libc), check=True)
+    except (subprocess.SubprocessError, OSError) as err:
+        raise OSError(f"cannot drop CAP_DAC_OVERRIDE here: {err}") from err
+    return lambda: _drop(libc)
+
+
+def _drop(libc) -> None:
+    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
