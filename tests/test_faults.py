@@ -117,15 +117,18 @@ def test_a_worker_killed_while_the_dashboard_runs(lab):
     dashboard runs is shown interrupted at the next poll, with Resume — it stayed "running"
     until the dashboard restarted. Resume from the panel finishes the build."""
     before = snapshot(lab)
-    set_id = _new_build(lab)
-    job_id = jobs.start(lab, "build_models", {"set_id": set_id, "device": "cpu"})
-    at = AppTest.from_file(APP, default_timeout=120).run()  # the dashboard is up
+    # the dashboard is up before the job starts (its start-up can outlast a short build on a
+    # busy machine), and the build is long: the kill lands mid-build
+    at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("views/models.py").run()
     assert not at.exception
+    set_id = create_model_set(lab, "original", SLOW, 24, seed=70, chunk_size=2)  # 12 chunks
+    job_id = jobs.start(lab, "build_models", {"set_id": set_id, "device": "cpu"})
     wait_for(lambda: done_chunks(lab, set_id))
     worker = int(jobs.get_job(lab, job_id)["pid"])
     os.kill(worker, signal.SIGKILL)
     wait_for(lambda: not jobs._alive(worker), timeout=30)
+    assert len(done_chunks(lab, set_id)) < 12, "the build had finished before the kill"
     mid = snapshot(lab)
     at.run()  # the panel's next poll
     assert not at.exception
