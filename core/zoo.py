@@ -123,7 +123,8 @@ def create_model_set(
             f"batch ({train.batch_size}); use a larger fraction or a smaller forget set"
         )
     # default: the models spread over the tasks that can run at once (here: one)
-    chunk_size = chunk_size or min(train.model_chunk, -(-n_models // ex.slots()))
+    if chunk_size is None:  # 0 is a bad value, not "the default"
+        chunk_size = min(train.model_chunk, -(-n_models // ex.slots()))
     check_int("chunk size", chunk_size, 1)
     with store.transaction() as con:
         set_id = con.execute("SELECT nextval('model_set_id_seq')").fetchone()[0]
