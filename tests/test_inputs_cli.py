@@ -110,3 +110,55 @@ def test_every_flag_refuses_bad_values(args, needle, db_path, capsys, monkeypatc
     assert "Traceback" not in err and "internal error" not in err
     assert needle.lower() in err.lower(), err
     assert _stored(db_path) == 0
+
+
+@pytest.mark.parametrize("kind", ["directory", "text", "empty", "sqlite"])
+def test_bad_database_paths(kind, tmp_path, capsys):
+    path = tmp_path / "lab.duckdb"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "text":
+        path.write_text("hello\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "sqlite":
+        path.write_bytes(b"SQLite format 3\x00" + bytes(200))
+    before = path.read_bytes() if path.is_file() else None
+    for args in (["models"], ["forget-set", "create", "--kind", "random", "--k", "5"]):
+        rc = main([*args, "--db", str(path)])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        assert err.startswith("error:") and "Traceback" not in err and "internal" not in err
+        assert str(path.name) in err or str(path.parent) in err, err
+        assert (path.read_bytes() if path.is_file() else None) == before
+
+
+@pytest.mark.parametrize(
+    "var,value",
+    [
+        ("LAB_DEVICE", "tpu"),
+        ("LAB_THREADS", "many"),
+        ("LAB_DB_TIMEOUT", "soon"),
+        ("LAB_COMMIT_PATIENCE", "-3"),
+        ("LAB_DATA_ROOT", "/nonexistent/cifar"),
+    ],
+)
+def test_bad_environment_variables(var, value, db_path, capsys, monkeypatch):
+    monkeypatch.setenv(var, value)
+    args = ["train", "--models", "2", "--epochs", "1"]
+    if var == "LAB_DATA_ROOT":
+        args += ["--dataset", "cifar10"]
+    rc = main([*args, "--db", str(db_path)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert var in err or value in err, err
+    assert not db_path.exists() or _stored(db_path) == 0  # checked before the first row
+
+
+def test_a_mistyped_database_folder(tmp_path, capsys):
+    """A read names the missing file and creates nothing; the first write creates it."""
+    path = tmp_path / "no" / "such" / "lab.duckdb"
+    assert main(["models", "--db", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and str(path) in err and not path.parent.exists()
