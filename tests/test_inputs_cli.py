@@ -77,6 +77,8 @@ CASES = [
     (["demo", "--models", "1"], "models"),
     (["demo", "--epochs", "0"], "epochs"),
     (["linear", "--steps", "0"], "steps"),
+    (["models", "--json=1"], "json"),
+    (["jobs", "stop"], "action"),
 ]
 
 
