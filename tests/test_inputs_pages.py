@@ -54,3 +54,28 @@ def test_bad_query_parameters_open_the_page(page, lab):
         assert all("Traceback" not in e.value for e in at.error), query
     after = (lab["store"].path.stat().st_mtime_ns, lab["store"].path.stat().st_size)
     assert after == before
+
+
+@pytest.mark.parametrize("field,value", [("ms_dataset", "cifar10"), ("ms_device", "cuda")])
+def test_models_page_refuses_a_build_it_cannot_run(field, value, lab, monkeypatch, tmp_path):
+    """CIFAR-10 not on disk, or CUDA on a machine without it: one message, no set, no job."""
+    import torch
+
+    from core import jobs
+
+    monkeypatch.setenv("LAB_DATA_ROOT", str(tmp_path / "no-datasets"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    count = "SELECT count(*) FROM model_sets"
+    with lab["store"].connect(read_only=True) as con:
+        sets = con.execute(count).fetchone()[0]
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("views/models.py").run()
+    at.selectbox(key=field).set_value(value)
+    at.number_input(key="ms_models").set_value(2)
+    at.button[0].click().run()
+    assert not at.exception and at.error, at.exception
+    assert "Nothing was built" in at.error[0].value
+    assert ("CIFAR-10" if value == "cifar10" else "cuda") in at.error[0].value
+    with lab["store"].connect(read_only=True) as con:
+        assert con.execute(count).fetchone()[0] == sets
+    assert jobs.list_jobs(lab["store"]).empty
