@@ -79,6 +79,16 @@ CASES = [
     (["linear", "--steps", "0"], "steps"),
     (["models", "--json=1"], "json"),
     (["jobs", "stop"], "action"),
+    (["train", "--kind", "nope"], "kind"),
+    (["evaluate", "--forget-set", "1", "--method", "nope"], "nope"),
+    (["import-margins", "/nonexistent.npy", "--kind", "nope"], "kind"),
+    (["import-margins", "/nonexistent.npy", "--kind", "oracle", "--role", "nope"], "role"),
+    (["forget-set", "create", "--kind", "nope"], "kind"),
+    (["forget-set", "create", "--kind", "pc", "--bottom", "-1"], "bottom"),
+    (["forget-set", "create", "--kind", "class", "--cls", "1", "--fraction", "2"], "fraction"),
+    (["forget-set", "create", "--kind", "random", "--k", "5", "--name", "a\x07b"], "name"),
+    (["datamodels", "fit", "--subset-set", "99"], "original"),  # no originals yet: said first
+    (["datamodels", "fit", "--originals", "99"], "99"),
 ]
 
 
