@@ -52,6 +52,7 @@ from .model_sets import (
 from .recipe import TrainConfig, random_subset_masks
 from .store import Store
 from .tasks import ChunkSpec, train_chunk
+from .threads import env_threads
 
 __all__ = [  # the model-set readers are re-exported: callers import them from here too
     "ModelSet", "all_points", "build_model_set", "create_model_set", "delete_model_set",
@@ -123,8 +124,10 @@ def create_model_set(
             f"batch ({train.batch_size}); use a larger fraction or a smaller forget set"
         )
     # default: the models spread over the tasks that can run at once (here: one)
-    chunk_size = chunk_size or min(train.model_chunk, -(-n_models // ex.slots()))
+    if chunk_size is None:  # 0 is a bad value, not "the default"
+        chunk_size = min(train.model_chunk, -(-n_models // ex.slots()))
     check_int("chunk size", chunk_size, 1)
+    env_threads(), commit_patience()  # the environment is read per chunk: check it before a row
     with store.transaction() as con:
         set_id = con.execute("SELECT nextval('model_set_id_seq')").fetchone()[0]
         if seed is None:

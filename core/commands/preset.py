@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from ..config import check_int
 from ..errors import ConfigError
 from ..store import Store
 from .base import add_device_arg, command, emit
@@ -49,9 +50,15 @@ def preset(args: argparse.Namespace) -> int:
     if args.data_root is not None:  # every later load (builds, evaluations) reads it too
         os.environ["LAB_DATA_ROOT"] = args.data_root
     resolve_device(args.device)
+    sizes = parse_sizes(args.sizes)
+    # the numbers are checked before CIFAR-10 is looked for, so a bad one is named first
+    check_int("models", args.models, 2, 100_000)
+    check_int("probe steps", args.probe_steps, 1, 1000)
+    for name, value in (("epochs", args.epochs), ("batch size", args.batch_size)):
+        if value is not None:
+            check_int(name, value, 1)
     data = load_dataset("cifar10", "cpu", root=args.data_root, download=args.download)
-    plan = plan_preset(data, args.models, parse_sizes(args.sizes), args.epochs, args.batch_size,
-                       args.arch)  # fmt: skip
+    plan = plan_preset(data, args.models, sizes, args.epochs, args.batch_size, args.arch)
     if not args.json:
         print("measuring the cost on this machine …", file=sys.stderr)
     found = probe(data, plan.train, args.device, steps=args.probe_steps)
