@@ -50,10 +50,16 @@ def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def _transient(err: BaseException) -> bool:
-    """An open that another process's work makes fail for a moment: its lock, or its write-ahead
-    log removed by a checkpoint between our seeing it and opening it."""
+    """An open that other work makes fail for a moment: another process's lock, its write-ahead
+    log removed by a checkpoint between our seeing it and opening it, or another thread of this
+    process holding a connection of the other mode (DuckDB refuses a read-write open while a
+    read-only one is open in the same process, and the reverse; each closes after its block)."""
     msg = str(err).lower()
-    return "lock" in msg or (".wal" in msg and "no such file" in msg)
+    return (
+        "lock" in msg
+        or (".wal" in msg and "no such file" in msg)
+        or "different configuration than existing connections" in msg
+    )
 
 
 def db_timeout() -> float:
