@@ -62,8 +62,8 @@ PICK_RUN = f"""() => {{
 class Walk:
     """The page, the watcher and the screenshots of one walk."""
 
-    def __init__(self, page, url: str):
-        self.page, self.url, self.watch = page, url, Watch(page, url)
+    def __init__(self, pg, url: str):
+        self.page, self.url, self.watch = pg, url, Watch(pg, url)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.step = 0
 
@@ -128,8 +128,9 @@ def test_walk_every_page(demo_server, page, db_path):  # noqa: F811
         raise
 
 
-def _walk(w: Walk, page, demo_server: str, db_path) -> None:
-    page.goto(demo_server, wait_until="domcontentloaded")
+def _walk(w: Walk, page, url: str, db_path) -> None:  # noqa: F811
+    """The steps of the walk, in order; ``w`` checks and screenshots each."""
+    page.goto(url, wait_until="domcontentloaded")
     w.text("Machine unlearning")
     w.text("Open the KLoM explorer")
     w.shot("home")
