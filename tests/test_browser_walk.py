@@ -76,6 +76,7 @@ class Walk:
 
     def shot(self, name: str) -> None:
         """Check the page (no exception box, nothing failed so far), then screenshot it."""
+        self.idle()  # not mid-rerun, with the last run's elements greyed out
         assert self.page.locator("[data-testid='stException']").count() == 0, self.page.locator(
             "[data-testid='stException']"
         ).first.inner_text()
