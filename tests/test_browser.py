@@ -14,8 +14,6 @@ import urllib.request
 
 import pytest
 
-from core.linear_runs import list_linear_runs
-from core.store import Store
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -47,11 +45,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(db_path, tmp_path):
-    yield from _serve(db_path, tmp_path)
 
 
 @pytest.fixture
@@ -114,22 +107,6 @@ def page(tmp_path):
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
         yield pg
         browser.close()
-
-
-def test_whole_app_linear_study(server, page, db_path, tmp_path):
-    watch = Watch(page, server)
-    page.goto(server, wait_until="domcontentloaded")
-    page.get_by_text("Machine unlearning", exact=False).first.wait_for(timeout=60_000)
-    page.get_by_role("link", name="Linear model").first.click()
-    page.get_by_text("why matching converges", exact=False).first.wait_for(timeout=60_000)
-    page.get_by_role("button", name="Run").click()
-    page.get_by_text("stored", exact=False).first.wait_for(timeout=120_000)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-    page.screenshot(path=str(tmp_path / "linear.png"), full_page=True)
-    runs = list_linear_runs(Store(db_path))
-    assert len(runs) == 1 and runs["steps"][0] == 1000
-    page.locator(".js-plotly-plot text", has_text="diverged at step").first.wait_for(timeout=30_000)
-    watch.check()
 
 
 @pytest.fixture

@@ -187,3 +187,28 @@ def test_a_short_read_beside_a_writer_is_retried(tmp_path, monkeypatch):
 
     monkeypatch.setattr(duckdb, "connect", flaky)
     assert store.query_df("SELECT 7 AS x")["x"][0] == 7
+
+
+def test_a_write_waits_for_a_read_open_in_another_thread(db_path):
+    """The dashboard's jobs panel reads while a page saves: DuckDB refuses a read-write open
+    while a read-only connection to the same file is open in the process ("different
+    configuration than existing connections"). The write waits for the reader to close."""
+    import threading
+
+    from core.store import Store
+
+    store = Store(db_path).create()
+    opened, release = threading.Event(), threading.Event()
+
+    def read():
+        with store.connect(read_only=True):
+            opened.set()
+            release.wait(5)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    opened.wait(5)
+    threading.Timer(0.5, release.set).start()
+    with store.connect() as con:  # refused at once before the fix
+        con.execute("SELECT 1")
+    reader.join()
