@@ -1,0 +1,73 @@
+"""Load against a real server: ten browser sessions at once, and pages while a job trains."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.dashboard_load import (
+    PAGES,
+    RESULT_PAGES,
+    Watch,
+    load,
+    render,
+    start_training,
+    stop_job,
+)  # fmt: skip
+from tests import test_browser
+from tests.test_browser import CHROMIUM, FLAGS, playwright_api
+
+lab_server = test_browser.lab_server  # the tiny lab's server fixture
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def browser():
+    assert CHROMIUM, "Chromium is required for the browser tests in CI"
+    with playwright_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+def test_ten_sessions_reading_results_see_no_errors(lab_server, browser):
+    """Ten contexts at once open Compare, KLoM explorer, Models and Forget sets (two visits
+    each): no exception box, console or page error, failed request, HTTP ≥ 400 or timeout."""
+    url, _ = lab_server
+    res = load(browser, url, sessions=10, visits=2, budget_s=120)
+    assert res["visits"] == 20, res
+    bad = {k: res[k] for k in ("exception_boxes", "timeouts", "console_errors", "page_errors",
+                               "failed_requests", "http_errors", "off_localhost")}  # fmt: skip
+    assert not any(bad.values()), (bad, res["examples"])
+
+
+def test_pages_render_while_a_job_trains(lab_server, browser, db_path):
+    """A build_models job trains in its worker: every result page renders without an error,
+    and the Models page shows the job running, its progress moving."""
+    url, _ = lab_server
+    job_id = start_training(str(db_path), n_models=5000)
+    try:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = ctx.new_page()
+        watch = Watch(page)
+        for path in [*RESULT_PAGES, ""]:
+            _, boxes = render(page, url, path)
+            assert boxes == 0, f"exception box on /{path or 'home'}"
+        render(page, url, "models")
+        assert page.get_by_role("heading", name=PAGES["models"]).count() == 1
+        line = (
+            "(id) => (document.body.innerText.split('\\n')"
+            ".find(l => l.includes(`job ${id} · `) && l.includes(' · running')) || null)"
+        )
+        page.wait_for_function(line, arg=job_id, timeout=30_000)
+        first = page.evaluate(line, job_id)
+        page.wait_for_function(  # the panel refreshes itself: the line changes while training
+            f"([id, t]) => {{ const l = ({line})(id); return l !== null && l !== t; }}",
+            arg=[job_id, first],
+            timeout=30_000,
+        )
+        bad = {k: v for k, v in watch.counts.items() if v and k != "benign"}
+        assert not bad, (bad, watch.examples)
+        ctx.close()
+    finally:
+        stop_job(str(db_path), job_id)
