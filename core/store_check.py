@@ -109,6 +109,15 @@ def descriptor(path: Path) -> int:
         return fd
 
 
+def close_descriptors(folder: Path | None = None) -> None:
+    """Close the kept descriptors (of files under ``folder``, or all): for a caller done with
+    those databases, e.g. before unmounting their disk (an open descriptor keeps it busy)."""
+    root = None if folder is None else os.path.abspath(folder) + os.sep
+    with _HANDLES_LOCK:
+        for key in [k for k in _HANDLES if root is None or k.startswith(root)]:
+            os.close(_HANDLES.pop(key)[0])
+
+
 def _read_into(fd: int, view: memoryview, offset: int) -> int:
     """Fill ``view`` from byte ``offset`` of ``fd`` (fewer bytes at the end of the file)."""
     if hasattr(os, "preadv"):
