@@ -204,8 +204,11 @@ def render_round(browser, url: str, reps: int) -> dict[str, list[float]]:
     return out
 
 
-def load(browser, url: str, sessions: int, visits: int, budget_s: float = 300) -> dict:
-    """``sessions`` contexts at once, each visiting ``RESULT_PAGES`` in turn ``visits`` times.
+def load(
+    browser, url: str, sessions: int, visits: int, budget_s: float = 300, wait_s: float = 120
+) -> dict:
+    """``sessions`` contexts at once, each visiting ``RESULT_PAGES`` in turn ``visits`` times;
+    a page not titled and idle ``wait_s`` after its wait began counts as a timeout.
 
     Playwright's sync API is not thread-safe, so the sessions are interleaved on this thread:
     each round starts a navigation in every session, then waits for each page to settle.
@@ -226,11 +229,11 @@ def load(browser, url: str, sessions: int, visits: int, budget_s: float = 300) -
         for i, pg in enumerate(pages):  # all sessions navigate at once
             path = RESULT_PAGES[(v + i) % len(RESULT_PAGES)]
             starts.append((path, time.perf_counter()))
-            pg.goto(f"{url}/{path}", wait_until="commit", timeout=120_000)
+            pg.goto(f"{url}/{path}", wait_until="commit", timeout=wait_s * 1e3)
         for pg, (path, t0) in zip(pages, starts, strict=True):
             try:
-                pg.get_by_role("heading", name=PAGES[path]).first.wait_for(timeout=120_000)
-                pg.wait_for_function(IDLE, timeout=120_000, polling=100)
+                pg.get_by_role("heading", name=PAGES[path]).first.wait_for(timeout=wait_s * 1e3)
+                pg.wait_for_function(IDLE, timeout=wait_s * 1e3, polling=100)
                 latencies.append(time.perf_counter() - t0)
                 boxes += pg.locator(EXCEPTION).count()
             except Exception as err:  # noqa: BLE001  (a timeout is counted, not fatal)

@@ -75,18 +75,38 @@ def job_links(kind: str, result: dict | None) -> list[tuple[str, str, dict]]:
     return []
 
 
-@st.fragment(run_every=2.0)
+# Seconds between the panel's refreshes: while a job is queued or running, or one this session
+# watches has just ended; otherwise slowly, so that a job started elsewhere (the CLI, another
+# session) still appears. Each refresh is a script run: every 2 s on an idle page kept Streamlit
+# "running" ~10% of the time on a quiet machine, and always with ten sessions on a busy one.
+FAST_S, SLOW_S = 2.0, 15.0
+
+
+def _active(df: pd.DataFrame) -> set[int]:
+    return set(df.loc[df["status"].isin(["queued", "running"]), "id"].astype(int))
+
+
 def jobs_panel(limit: int = 5) -> None:
-    """The newest jobs with live progress. Reruns the page when a watched job ends."""
+    """The newest jobs with live progress, refreshed every ``FAST_S`` seconds while a job is
+    active (else every ``SLOW_S``). Reruns the page when a watched job ends."""
     store = data_access.store()
     if store is None:
         return
-    df = data_access.jobs_df(str(store.path)).head(limit)
-    if df.empty:
-        return
-    active = set(df.loc[df["status"].isin(["queued", "running"]), "id"].astype(int))
     watched = st.session_state.setdefault("watched_jobs", set())
+    fast = bool(watched or _active(data_access.jobs_df(str(store.path))))
+    st.fragment(_panel, run_every=FAST_S if fast else SLOW_S)(store, limit, fast)
+
+
+def _panel(store, limit: int, fast: bool) -> None:
+    df = data_access.jobs_df(str(store.path))
+    active = _active(df)
+    watched = st.session_state.setdefault("watched_jobs", set())
+    if bool(watched or active) != fast:  # a job began or ended elsewhere: change the pace
+        st.rerun(scope="app")
     ended = {j for j in watched if j not in active}
+    df = df.head(limit)
+    if df.empty and not ended:
+        return
     st.markdown("**Background jobs**")
     for job in df.itertuples():
         c1, c2 = st.columns([5, 1])

@@ -179,19 +179,53 @@ PICK_FORGET = f"""() => {{
 }}"""
 
 
-def _settled_target(page, timeout: float = 60) -> dict:
-    """The forget dot to click, once the page has stopped moving: two reads 400 ms apart give
+def _settled(read, page, timeout: float = 60) -> dict:
+    """``read()``'s target dot once the page has stopped moving: two reads 400 ms apart give
     the same point at the same place. (A table rendered late above the chart — the membership
     audits — moved the chart after the coordinates were read, and the click hit a val point.)"""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        t = page.evaluate(PICK_FORGET)
+        t = read()
         if t and last and t["point"] == last["point"] and abs(t["x"] - last["x"]) < 0.5 \
                 and abs(t["y"] - last["y"]) < 0.5:  # fmt: skip
             return t
         last = t
         page.wait_for_timeout(400)
-    pytest.fail(f"the per-point chart never settled; last target {last}")
+    pytest.fail(f"the chart never settled; last target {last}")
+
+
+def _click_dot(page, box, read, timeout: float = 60) -> dict:
+    """Click the settled dot that ``read()`` picks; returns it once the drill-down ``box`` shows
+    that point.
+
+    Settling is read from the page, so a page that moves later still (a busy machine can stall
+    a render for longer than the settle window) can put another dot under the click. A miss is
+    retried only when it is explained — the dot is no longer where it was clicked; a miss on a
+    dot that stayed put fails at once, for that is the chart mapping a click wrongly."""
+    shown = target = None
+    for _ in range(3):
+        target = _settled(read, page, timeout)
+        before = int(box.input_value())
+        if target["point"] == before:  # already shown: type another index first
+            other = 1 if before == 0 else 0
+            box.fill(str(other))
+            box.press("Enter")
+            page.get_by_text(f"point {other} ·", exact=False).first.wait_for(timeout=timeout * 1e3)
+            continue
+        page.mouse.click(target["x"], target["y"])
+        deadline = time.monotonic() + timeout
+        while int(box.input_value()) == before and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        shown = int(box.input_value())
+        if shown == target["point"]:
+            return target
+        now = read()
+        stayed = now and now["point"] == target["point"] and abs(now["x"] - target["x"]) < 0.5 \
+            and abs(now["y"] - target["y"]) < 0.5  # fmt: skip
+        assert not stayed, (
+            f"a click on point {target['point']}'s dot (it stayed put) opened {shown}"
+        )
+    pytest.fail(f"the chart kept moving under the click; last target {target}, shown {shown}")
 
 
 def _wait(page, js: str, test, timeout: float = 60):
@@ -233,15 +267,8 @@ def test_demo_every_page_offline_and_exact_drill_down(demo_server, page, tmp_pat
     _wait(page, DIST_STATE, lambda s: s["type"] == "linear")
     # a click on a forget point opens exactly that point
     box = page.get_by_label("point index", exact=False)
-    before = int(box.input_value())
-    target = _settled_target(page)
+    target = _click_dot(page, box, lambda: page.evaluate(PICK_FORGET))
     assert target["split"] == "forget"
-    if target["point"] == before:  # already shown: type another index first
-        box.fill("0")
-        box.press("Enter")
-        page.get_by_text("point 0 · split", exact=False).first.wait_for(timeout=60_000)
-        target = _settled_target(page)
-    page.mouse.click(target["x"], target["y"])
     page.get_by_text(f"point {target['point']} · split forget", exact=False).first.wait_for(
         timeout=60_000
     )
@@ -265,18 +292,7 @@ def test_whole_app_klom_explorer_drill_down(lab_server, page, tmp_path):
     page.locator(".js-plotly-plot >> visible=true").nth(1).wait_for(timeout=60_000)
     # a click on a dot in the per-point chart (Streamlit's selection event) moves the drill-down
     box = page.get_by_label("point index", exact=False)
-    before = int(box.input_value())
-    target = _settled_target(page)
-    if target["point"] == before:  # already shown: type another index first
-        box.fill("0")
-        box.press("Enter")
-        page.get_by_text("point 0 · split", exact=False).first.wait_for(timeout=60_000)
-        before, target = 0, _settled_target(page)
-    page.mouse.click(target["x"], target["y"])
-    deadline = time.monotonic() + 60
-    while int(box.input_value()) == before and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    assert int(box.input_value()) == target["point"]
+    target = _click_dot(page, box, lambda: page.evaluate(PICK_FORGET))
     page.get_by_text(f"point {target['point']} · split forget", exact=False).first.wait_for(
         timeout=60_000
     )
@@ -333,21 +349,7 @@ def test_attribution_page_loads_and_a_dot_opens_its_point(attr_server, page, tmp
     page.get_by_role("link", name="Attribution").first.click()
     page.get_by_text("Hard to unlearn?").first.wait_for(timeout=60_000)
     box = page.get_by_label("point index", exact=False)
-    before = int(box.input_value())
-    last, deadline = None, time.monotonic() + 60
-    while time.monotonic() < deadline:  # the page has settled: the same dot at the same place
-        target = page.evaluate(PICK_DOT, before)
-        if target and last and target["point"] == last["point"] \
-                and abs(target["x"] - last["x"]) < 0.5 and abs(target["y"] - last["y"]) < 0.5:  # fmt: skip
-            break
-        last = target
-        page.wait_for_timeout(400)
-    assert target and target["point"] != before
-    page.mouse.click(target["x"], target["y"])
-    deadline = time.monotonic() + 60
-    while box.input_value() != str(target["point"]) and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    assert int(box.input_value()) == target["point"]
+    target = _click_dot(page, box, lambda: page.evaluate(PICK_DOT, int(box.input_value())))
     page.get_by_text(f"point {target['point']} · train", exact=False).first.wait_for(timeout=60_000)
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(tmp_path / "attribution.png"), full_page=True)

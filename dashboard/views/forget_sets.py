@@ -90,13 +90,17 @@ if preview is not None:
         except LabError as err:
             st.error(f"Not saved: {err}")
 
-jobs_panel()
+# the jobs panel shows here, but is drawn last: it refreshes fast only while a job is active,
+# and the buttons below may start one in this very run
+panel = st.container()
 st.divider()
 st.subheader("Saved forget sets")
 saved = data_access.forget_sets_df(path)
 saved = saved[saved["dataset"] == dataset]
 if saved.empty:
     st.info("No saved forget sets for this dataset yet.")
+    with panel:
+        jobs_panel()
     st.stop()
 status = data_access.forget_set_status(path).set_index("id")
 view = saved.drop(columns=["params"]).join(status, on="id")
@@ -156,3 +160,5 @@ if b3.button("Delete", disabled=not confirm, key="fs_delete"):
         st.rerun()
     except LabError as err:
         st.error(str(err))
+with panel:
+    jobs_panel()
