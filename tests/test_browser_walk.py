@@ -71,8 +71,21 @@ class Walk:
         self.page.get_by_text(text, exact=False).first.wait_for(timeout=timeout)
 
     def nav(self, link: str, marker: str) -> None:
-        self.page.get_by_role("link", name=link, exact=True).first.click()
-        self.text(marker)
+        """Click the sidebar's ``link`` once the current run has finished, and wait for
+        ``marker``. (Clicked while a finished job's panel reran its page, a link was once lost:
+        the page stayed where it was. A click that leaves the page where it was, once the page
+        is idle again, is clicked once more; any other miss fails.)"""
+        for attempt in range(2):
+            self.idle()
+            before = self.page.url
+            self.page.get_by_role("link", name=link, exact=True).first.click()
+            try:
+                self.text(marker)
+                return
+            except Exception:  # noqa: BLE001
+                self.idle()
+                if attempt or self.page.url != before:
+                    raise
 
     def shot(self, name: str) -> None:
         """Check the page (no exception box, nothing failed so far), then screenshot it."""
