@@ -19,6 +19,11 @@ from tests.test_browser import CHROMIUM, FLAGS, playwright_api
 lab_server = test_browser.lab_server  # the tiny lab's server fixture
 
 pytestmark = pytest.mark.browser
+# the jobs panel's line of job ``id`` while it runs, or null
+RUNNING_LINE = (
+    "(id) => (document.body.innerText.split('\\n')"
+    ".find(l => l.includes(`job ${id} · `) && l.includes(' · running')) || null)"
+)
 
 
 @pytest.fixture
@@ -60,14 +65,10 @@ def test_pages_render_while_a_job_trains(lab_server, browser, db_path):
             assert boxes == 0, f"exception box on /{path or 'home'}"
         render(page, url, "models")
         assert page.get_by_role("heading", name=PAGES["models"]).count() == 1
-        line = (
-            "(id) => (document.body.innerText.split('\\n')"
-            ".find(l => l.includes(`job ${id} · `) && l.includes(' · running')) || null)"
-        )
-        page.wait_for_function(line, arg=job_id, timeout=30_000)
-        first = page.evaluate(line, job_id)
+        page.wait_for_function(RUNNING_LINE, arg=job_id, timeout=30_000)
+        first = page.evaluate(RUNNING_LINE, job_id)
         page.wait_for_function(  # the panel refreshes itself: the line changes while training
-            f"([id, t]) => {{ const l = ({line})(id); return l !== null && l !== t; }}",
+            f"([id, t]) => {{ const l = ({RUNNING_LINE})(id); return l !== null && l !== t; }}",
             arg=[job_id, first],
             timeout=30_000,
         )
@@ -104,11 +105,7 @@ def test_an_idle_page_stays_idle_and_a_job_started_elsewhere_appears(lab_server,
     assert page.evaluate(RUNS_IN, 8_000) <= 1  # 2 s refreshes: 4 runs; 15 s: 1 at most
     job_id = start_training(str(db_path), n_models=5000)
     try:
-        line = (
-            "(id) => (document.body.innerText.split('\\n')"
-            ".find(l => l.includes(`job ${id} · `) && l.includes(' · running')) || null)"
-        )
-        page.wait_for_function(line, arg=job_id, timeout=(SLOW_S + 60) * 1000)
+        page.wait_for_function(RUNNING_LINE, arg=job_id, timeout=(SLOW_S + 60) * 1000)
         assert page.evaluate(RUNS_IN, int(4 * FAST_S * 1000)) >= 2  # refreshes fast now
     finally:
         stop_job(str(db_path), job_id)
