@@ -225,7 +225,7 @@ def is_storage_error(err: BaseException) -> bool:
     return (
         name in ("IOException", "PermissionException", "FatalException")
         or any(s in msg for s in (*_CORRUPT, *_NO_SPACE, *_TOO_LARGE, *_DENIED, "invalidated"))
-        or ("lock" in msg and "conflict" in msg)
+        or (re.search(r"\block\b", msg) is not None and "conflict" in msg)
     )
 
 
@@ -287,7 +287,7 @@ def storage_error(err: BaseException, path: Path, action: str = "open") -> Store
         s in low for s in _NO_SPACE
     ):
         return no_space(path)
-    if "lock" in low and ("conflict" in low or "could not set lock" in low):
+    if re.search(r"\block\b", low) and ("conflict" in low or "could not set lock" in low):
         pid = re.search(r"PID (\d+)", msg)
         who = f" (process {pid.group(1)})" if pid else ""
         return StoreBusyError(

@@ -212,3 +212,23 @@ def test_a_write_waits_for_a_read_open_in_another_thread(db_path):
     with store.connect() as con:  # refused at once before the fix
         con.execute("SELECT 1")
     reader.join()
+
+
+def test_a_corrupt_file_is_refused_at_once_not_waited_on_as_a_lock(store, monkeypatch):
+    """DuckDB's "… checksum … in block at location 4096" held the word "lock" (in "block"), so
+    every command on a file with a damaged header waited out the 5 s lock timeout, retrying."""
+    from core import store as store_module
+
+    corrupt = "Corrupt database file: computed checksum 1 does not match stored checksum 2 in "
+    assert not store_module._transient(duckdb.Error(corrupt + "block at location 4096"))
+    assert store_module._transient(duckdb.IOException(
+        'IO Error: Could not set lock on file "x": Conflicting lock is held in python (PID 42)'))  # fmt: skip
+    assert "in use" not in str(storage_error(duckdb.Error(corrupt + "block conflict"), store.path))
+    with open(store.path, "r+b") as fh:  # a damaged database header, as DuckDB reads it
+        fh.seek(4096 + 100)
+        fh.write(b"\xff" * 8)
+    waits = []
+    monkeypatch.setattr(store_module.time, "sleep", waits.append)
+    with pytest.raises(StoreError, match="damaged"):
+        list_forget_sets(Store(store.path))
+    assert waits == [], f"waited {len(waits)} times on a corrupt file"
