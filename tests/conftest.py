@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,27 @@ def db_path(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "lab.duckdb"
     monkeypatch.setenv("LAB_DB", str(path))
     return path
+
+
+def serving(proc, port: int, log: Path, timeout: float = 60) -> bool:
+    """Wait until the Streamlit server ``proc`` serves on ``port``: its health check answers and
+    its own log names the port. (The suite runs on two workers, each picking free ports: a
+    server whose port the other worker's server took first exits, while the health check would
+    answer from the other one.) False if it exited or the timeout passed."""
+    ours = re.compile(rf"URL: http://[^\s]+:{port}\b")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            healthy = (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status
+                == 200
+            )
+        except OSError:
+            healthy = False
+        if healthy and ours.search(log.read_text(errors="replace")):
+            return True
+        time.sleep(0.3)
+    return False
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,7 +1,9 @@
 """The whole app walked by clicks in a real headless Chromium, over one server and one store:
-the linear study, the demo, a forget set, a sweep of two methods, Compare, a point's drill-down
-and Attribution — failing on any exception box, console error or failed request, with a
-full-page screenshot of every step (``$LAB_TEST_ARTIFACTS`` or ``test-artifacts/screenshots``).
+the linear study, the demo (its KLoM explorer's log scale and histogram, and a click on a
+forget point's dot opening exactly that point), a forget set, a sweep of two methods, Compare,
+a point's drill-down and Attribution — failing on any exception box, console error, failed
+request or request off localhost, with a full-page screenshot of every step
+(``$LAB_TEST_ARTIFACTS`` or ``test-artifacts/screenshots``).
 
 The demo is built beforehand by the CLI at a tiny size (``demo_server``: 8 models a side,
 3 epochs), since the Home button trains 100 models a side; the walk opens it from Home's link.
@@ -9,6 +11,7 @@ The datamodel for Attribution is fitted through the page's own button (M = 20 su
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -18,7 +21,16 @@ import pytest
 from core.linear_runs import list_linear_runs
 from core.store import Store
 from tests.conftest import ROOT
-from tests.test_browser import PLOTS, Watch, demo_server, page  # noqa: F401  (fixtures)
+from tests.test_browser import (  # noqa: F401  (demo_server, page: fixtures)
+    DIST_STATE,
+    PICK_FORGET,
+    PLOTS,
+    Watch,
+    _click_dot,
+    _wait,
+    demo_server,
+    page,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -161,6 +173,7 @@ def _walk(w: Walk, page, url: str, db_path) -> None:  # noqa: F811
     page.get_by_role("link", name="Open the KLoM explorer").first.click()
     w.text("Summary per split")
     page.locator(".js-plotly-plot >> visible=true").nth(1).wait_for(timeout=60_000)
+    _klom_views_and_exact_drill_down(w, page)
     w.shot("klom-demo")
     w.nav("Models", "Build original models")
     w.shot("models")
@@ -219,3 +232,28 @@ def _walk(w: Walk, page, url: str, db_path) -> None:  # noqa: F811
     w.text("Hard to unlearn?")
     page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=60_000)
     w.shot("attribution")
+
+
+def _klom_views_and_exact_drill_down(w: Walk, page) -> None:  # noqa: F811
+    """On the demo's KLoM explorer: the log scale and the histogram draw what they claim, and a
+    click on a forget point's dot opens exactly that point."""
+    _wait(page, DIST_STATE, lambda s: s["type"] == "linear")
+    # log scale: plotly takes log10 of a log axis's range, so it must end near log10(12)
+    page.get_by_text("log scale", exact=True).click()
+    state = _wait(page, DIST_STATE, lambda s: s["type"] == "log")
+    assert -3.5 < state["range"][0] < state["range"][1] < 2, state["range"]
+    for line, label in zip(state["lines"], state["labels"], strict=True):  # labels on their lines
+        assert abs(label - math.log10(line)) < 1e-6, (state["lines"], state["labels"])
+    # histogram: the method and the floor are counted on the same bins
+    page.get_by_text("histogram", exact=True).click()
+    state = _wait(page, DIST_STATE, lambda s: s["kinds"][:2] == ["bar", "bar"])
+    assert state["xs"][0] == state["xs"][1] and len(state["xs"][0]) == 40
+    page.get_by_text("log scale", exact=True).click()
+    _wait(page, DIST_STATE, lambda s: s["type"] == "linear")
+    w.idle()
+    # a click on a forget point opens exactly that point
+    box = page.get_by_label("point index", exact=False)
+    target = _click_dot(page, box, lambda: page.evaluate(PICK_FORGET))
+    assert target["split"] == "forget"
+    w.text(f"point {target['point']} · split forget")
+    assert int(box.input_value()) == target["point"]

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,7 +19,7 @@ from core.errors import ConfigError
 from core.forget_store import list_forget_sets
 from core.forget_uploads import MAX_UPLOAD_BYTES, parse_upload, read_upload
 from core.store import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, serving
 
 tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11, as Streamlit's own config reader
 SETTINGS = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
@@ -137,21 +136,12 @@ def test_real_server_listens_on_loopback_only(db_path, tmp_path) -> None:
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115  (closed after the server stops)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port)],
-        cwd=ROOT, env={**os.environ, "LAB_DB": str(db_path)}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env={**os.environ, "LAB_DB": str(db_path), "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(
-                        "streamlit did not start:\n" + (tmp_path / "server.log").read_text()
-                    )
-                time.sleep(0.3)
+        if not serving(proc, port, tmp_path / "server.log"):
+            pytest.fail("streamlit did not start:\n" + (tmp_path / "server.log").read_text())
         addrs = listening(port)
         assert addrs and set(addrs) <= LOOPBACK, addrs  # never 0.0.0.0 or ::
         with urllib.request.urlopen(url + "/_stcore/health", timeout=10) as resp:
