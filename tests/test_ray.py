@@ -26,7 +26,7 @@ from core.zoo import build_model_set, create_model_set, load_margins  # noqa: E4
 from tests.conftest import ROOT  # noqa: E402
 from tests.lab_fixtures import TINY  # noqa: E402
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one instance
 ONE_EPOCH = TINY.replace(epochs=1)
 SET = dict(kind="subset", train=ONE_EPOCH, n_models=4, fraction=0.5, seed=5, chunk_size=2)
 
