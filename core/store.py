@@ -25,7 +25,6 @@ import contextlib
 import gc
 import math
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +42,6 @@ DEFAULT_TIMEOUT_S = 5.0
 # right after a worker's last write, for over 5 s) is retried this long before it is reported
 SHORT_READ_PATIENCE_S = 30.0
 MAX_TIMEOUT_S = 3600.0
-_LOCK = re.compile(r"\block\b")  # DuckDB's "Could not set lock on file", "Conflicting lock"
 
 
 def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
@@ -57,7 +55,7 @@ def _transient(err: BaseException) -> bool:
     connection of the other kind (read-only vs. read-write: DuckDB refuses to mix them)."""
     msg = str(err).lower()
     return (
-        _LOCK.search(msg) is not None  # the word: "in block at location" of a corrupt file is not
+        store_check.LOCK_WORD.search(msg) is not None
         or (".wal" in msg and "no such file" in msg)
         or "different configuration" in msg  # a write (read) connection of another thread
     )

@@ -40,6 +40,9 @@ HEADER_SIZE = 4096
 BLOCKS_START = 3 * HEADER_SIZE
 DEFAULT_BLOCK_SIZE = 262_144
 _SEED, _MUL = np.uint64(5381), np.uint64(0xBF58476D1CE4E5B9)
+# "lock" as a word, as in DuckDB's "Could not set lock on file" and "Conflicting lock" (the
+# "in block at location" of a corrupt file's message is not one)
+LOCK_WORD = re.compile(r"\block\b")
 _BATCH_BYTES = 16 * 1024 * 1024  # blocks are checked in batches of about this many bytes
 
 _CORRUPT = ("corrupt database file", "checksum", "not a valid duckdb")
@@ -225,7 +228,7 @@ def is_storage_error(err: BaseException) -> bool:
     return (
         name in ("IOException", "PermissionException", "FatalException")
         or any(s in msg for s in (*_CORRUPT, *_NO_SPACE, *_TOO_LARGE, *_DENIED, "invalidated"))
-        or (re.search(r"\block\b", msg) is not None and "conflict" in msg)
+        or (LOCK_WORD.search(msg) is not None and "conflict" in msg)
     )
 
 
@@ -287,7 +290,7 @@ def storage_error(err: BaseException, path: Path, action: str = "open") -> Store
         s in low for s in _NO_SPACE
     ):
         return no_space(path)
-    if re.search(r"\block\b", low) and ("conflict" in low or "could not set lock" in low):
+    if LOCK_WORD.search(low) and ("conflict" in low or "could not set lock" in low):
         pid = re.search(r"PID (\d+)", msg)
         who = f" (process {pid.group(1)})" if pid else ""
         return StoreBusyError(
