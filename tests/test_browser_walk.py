@@ -173,7 +173,7 @@ def _walk(w: Walk, page, url: str, db_path) -> None:  # noqa: F811
     page.get_by_role("link", name="Open the KLoM explorer").first.click()
     w.text("Summary per split")
     page.locator(".js-plotly-plot >> visible=true").nth(1).wait_for(timeout=60_000)
-    _klom_views_and_exact_drill_down(w, page)
+    _klom_views_and_exact_drill_down(w)
     w.shot("klom-demo")
     w.nav("Models", "Build original models")
     w.shot("models")
@@ -234,26 +234,27 @@ def _walk(w: Walk, page, url: str, db_path) -> None:  # noqa: F811
     w.shot("attribution")
 
 
-def _klom_views_and_exact_drill_down(w: Walk, page) -> None:  # noqa: F811
+def _klom_views_and_exact_drill_down(w: Walk) -> None:
     """On the demo's KLoM explorer: the log scale and the histogram draw what they claim, and a
     click on a forget point's dot opens exactly that point."""
-    _wait(page, DIST_STATE, lambda s: s["type"] == "linear")
+    pg = w.page
+    _wait(pg, DIST_STATE, lambda s: s["type"] == "linear")
     # log scale: plotly takes log10 of a log axis's range, so it must end near log10(12)
-    page.get_by_text("log scale", exact=True).click()
-    state = _wait(page, DIST_STATE, lambda s: s["type"] == "log")
+    pg.get_by_text("log scale", exact=True).click()
+    state = _wait(pg, DIST_STATE, lambda s: s["type"] == "log")
     assert -3.5 < state["range"][0] < state["range"][1] < 2, state["range"]
     for line, label in zip(state["lines"], state["labels"], strict=True):  # labels on their lines
         assert abs(label - math.log10(line)) < 1e-6, (state["lines"], state["labels"])
     # histogram: the method and the floor are counted on the same bins
-    page.get_by_text("histogram", exact=True).click()
-    state = _wait(page, DIST_STATE, lambda s: s["kinds"][:2] == ["bar", "bar"])
+    pg.get_by_text("histogram", exact=True).click()
+    state = _wait(pg, DIST_STATE, lambda s: s["kinds"][:2] == ["bar", "bar"])
     assert state["xs"][0] == state["xs"][1] and len(state["xs"][0]) == 40
-    page.get_by_text("log scale", exact=True).click()
-    _wait(page, DIST_STATE, lambda s: s["type"] == "linear")
+    pg.get_by_text("log scale", exact=True).click()
+    _wait(pg, DIST_STATE, lambda s: s["type"] == "linear")
     w.idle()
     # a click on a forget point opens exactly that point
-    box = page.get_by_label("point index", exact=False)
-    target = _click_dot(page, box, lambda: page.evaluate(PICK_FORGET))
+    box = pg.get_by_label("point index", exact=False)
+    target = _click_dot(pg, box, lambda: pg.evaluate(PICK_FORGET))
     assert target["split"] == "forget"
     w.text(f"point {target['point']} · split forget")
     assert int(box.input_value()) == target["point"]
