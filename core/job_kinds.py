@@ -121,12 +121,22 @@ def _oracles(store: Store, params: dict, ctx: JobContext) -> dict:
     return {"oracle_set_id": main, "floor_set_id": floor}
 
 
+def _ready(store: Store, params: dict) -> None:
+    """The oracles (and the datamodel of a datamodel method) that the evaluation needs."""
+    from .prerequisites import check_ready
+
+    check_ready(
+        store, int(params["forget_set_id"]), params["method"], params.get("original_set_id")
+    )
+
+
 @job_kind(
     "evaluate",
     params_check(
         "evaluate", {**_FORGET, "method": _method},
         {"device": _device, "recompute": _flag, **_ORIGINALS},
     ),
+    ready=_ready,
 )  # fmt: skip
 def _evaluate(store: Store, params: dict, ctx: JobContext) -> dict:
     """params: forget_set_id, method, original_set_id (default: the oracles' originals),
@@ -168,6 +178,7 @@ def _grid(store: Store, name: str, value: Any) -> None:
         "unlearn", {**_FORGET, "method": _method, "grid": _grid},
         {"device": _device, **_ORIGINALS},
     ),
+    ready=_ready,
 )  # fmt: skip
 def _unlearn(store: Store, params: dict, ctx: JobContext) -> dict:
     """params: forget_set_id, method, grid (a list of {budget, hyperparameter: value}),

@@ -11,19 +11,26 @@ JobFn = Callable[[Store, dict, "JobContext"], dict]
 CheckFn = Callable[[Store, dict], None]
 JOB_KINDS: dict[str, JobFn] = {}
 JOB_CHECKS: dict[str, CheckFn] = {}
+JOB_READY: dict[str, CheckFn] = {}
 
 
-def job_kind(name: str, check: CheckFn | None = None) -> Callable[[JobFn], JobFn]:
+def job_kind(
+    name: str, check: CheckFn | None = None, ready: CheckFn | None = None
+) -> Callable[[JobFn], JobFn]:
     """Register a job function ``fn(store, params, ctx) -> result dict`` under ``name``.
 
     ``check(store, params)`` raises ``ConfigError`` for parameters the job cannot run with; it
-    runs in ``submit`` (before any row is written) and again in the worker.
+    runs in ``submit`` (before any row is written) and again in the worker. ``ready(store,
+    params)`` raises ``ConfigError`` while what the job needs is not stored (oracles, a
+    datamodel); it is skipped while a job this one waits for (``after``) has not finished.
     """
 
     def deco(fn: JobFn) -> JobFn:
         JOB_KINDS[name] = fn
         if check is not None:
             JOB_CHECKS[name] = check
+        if ready is not None:
+            JOB_READY[name] = ready
         return fn
 
     return deco

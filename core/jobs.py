@@ -41,17 +41,25 @@ from .workers import _alive, is_worker, process_start  # noqa: F401  (re-exporte
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = ("done", "failed", "cancelled")
-from .job_registry import JOB_CHECKS, JOB_KINDS, JobContext, job_kind  # noqa: F401, E402
+from . import job_chain  # noqa: E402
+from .job_registry import JOB_CHECKS, JOB_KINDS, JOB_READY, JobContext, job_kind  # noqa: F401, E402
 
 
-def check_params(store: Store, kind: str, params: dict) -> None:
-    """Raise ``ConfigError`` unless ``kind`` is a job kind and ``params`` suit it."""
+def check_params(store: Store, kind: str, params: dict, ready: bool = True) -> None:
+    """Raise ``ConfigError`` unless ``kind`` is a job kind and ``params`` suit it, and (with
+    ``ready``) unless what the job needs is stored — or a job it waits for is building it."""
     if kind not in JOB_KINDS:
         raise ConfigError(f"unknown job kind {kind!r}: one of {', '.join(sorted(JOB_KINDS))}")
     if not isinstance(params, dict):
         raise ConfigError(f"the parameters of a {kind} job must be a mapping, got {params!r}")
+    after = params.get("after")
+    if after is not None:
+        job_chain.check_after(store, after)
+    own = {k: v for k, v in params.items() if k != "after"}
     if kind in JOB_CHECKS:
-        JOB_CHECKS[kind](store, params)
+        JOB_CHECKS[kind](store, own)
+    if ready and kind in JOB_READY and job_chain.blocker(store, params) is None:
+        JOB_READY[kind](store, own)  # what it needs is built (or is being built by its chain)
 
 
 def submit(store: Store, kind: str, params: dict) -> int:
@@ -113,35 +121,79 @@ def active_job(store: Store) -> int | None:
 
 
 def pump(store: Store) -> int | None:
-    """Launch the oldest waiting job if no worker is at work; returns its id, or None."""
+    """Launch the oldest waiting job that may run (every job it waits for done) if no worker
+    is at work; returns its id, or None. Every waiting job's message is said anew."""
     busy = active_job(store)
     if busy is not None:
+        _wait_messages(store)
         return None
-    df = store.query_df(
-        "SELECT id, pid, worker_start FROM jobs WHERE status = 'queued' ORDER BY id"
-    )
-    for r in df.itertuples():  # launched but dead before it started counts as waiting
-        if not is_worker(r.pid, r.worker_start):
+    for r in job_chain.queued(store).itertuples():  # launched but dead before it began: waiting
+        if not is_worker(r.pid, r.worker_start) and job_chain.blocker(store, r.p) is None:
             launch(store, int(r.id))
+            _wait_messages(store)
             return int(r.id)
+    _wait_messages(store)
     return None
 
 
 def start(store: Store, kind: str, params: dict) -> int:
     """Queue a job; it runs now if no other job's worker is at work, else when they end."""
     job_id = submit(store, kind, params)
-    if pump(store) != job_id:
-        _wait_message(store, job_id)
+    pump(store)
     return job_id
 
 
-def _wait_message(store: Store, job_id: int) -> None:
+def start_chain(store: Store, steps: list[tuple[str, dict]]) -> list[int]:
+    """Queue ``steps`` (kind, params) as a chain: each job waits for the one before it (its
+    ``after``). A step that a queued or running job already does (same kind, same parameters)
+    is not queued twice: the chain waits for that job instead. Every step is checked before any
+    row is written; returns the chain's job ids (the last one is the final step)."""
+    for k, (kind, params) in enumerate(steps):  # refuse a bad chain before writing anything
+        check_params(store, kind, params, ready=k == 0)  # later steps: built by the chain
+    ids: list[int] = []
+    for kind, params in steps:
+        same = _same_active(store, kind, params)
+        if same is not None:
+            ids.append(same)
+            continue
+        p = {**params, "after": [ids[-1]]} if ids else dict(params)
+        ids.append(submit(store, kind, p))
+    pump(store)
+    return ids
+
+
+def _same_active(store: Store, kind: str, params: dict) -> int | None:
+    df = store.query_df(
+        "SELECT id, params FROM jobs WHERE kind = ? AND status IN ('queued', 'running') "
+        "ORDER BY id",
+        [kind],
+    )
+    for r in df.itertuples():
+        p = json.loads(r.params)
+        p.pop("after", None)
+        if p == params:
+            return int(r.id)
+    return None
+
+
+def _wait_messages(store: Store) -> None:
+    """Each waiting job's message, said anew from the queue as it is now (never stale)."""
     busy = active_job(store)
-    with store.transaction() as con:
-        con.execute(
-            "UPDATE jobs SET message = ? WHERE id = ? AND status = 'queued' AND pid IS NULL",
-            [f"waiting for job {busy} to finish" if busy else "waiting to start", job_id],
-        )
+    waiting = job_chain.queued(store)
+    texts = {  # launched ones are left out: their workers write their own messages
+        int(r.id): job_chain.message(store, r.p, busy)
+        for r in waiting.itertuples()
+        if r.pid is None or pd.isna(r.pid)
+    }
+    changed = [(t, j) for j, t in texts.items() if t != waiting.set_index("id").loc[j, "message"]]
+    if changed:
+        with store.transaction() as con:
+            for text, job_id in changed:
+                con.execute(
+                    "UPDATE jobs SET message = ? WHERE id = ? AND status = 'queued' "
+                    "AND pid IS NULL",
+                    [text, job_id],
+                )
 
 
 def get_job(store: Store, job_id: int) -> dict:
@@ -197,6 +249,7 @@ def run_job(store: Store, job_id: int) -> str:
         _finish(
             store, job_id, "cancelled", "cancelled; finished chunks are kept and a rerun resumes"
         )
+        _cancel_waiting_on(store, job_id)
         return "cancelled"
     except LabError as err:
         _finish(store, job_id, "failed", str(err))
@@ -231,6 +284,7 @@ def cancel(store: Store, job_id: int) -> None:
         con.execute("UPDATE jobs SET cancel_requested = true WHERE id = ?", [job_id])
     if job["status"] in ("queued", "interrupted"):
         _finish(store, job_id, "cancelled", "cancelled before it ran")
+        _cancel_waiting_on(store, job_id)
     elif is_worker(job.get("pid"), job.get("worker_start")):
         with contextlib.suppress(OSError):  # the worker turns SIGTERM into a stop request
             os.kill(int(job["pid"]), signal.SIGTERM)
@@ -239,6 +293,16 @@ def cancel(store: Store, job_id: int) -> None:
             store, job_id, "cancelled",
             "cancelled; its worker had already stopped (finished chunks are kept)",
         )  # fmt: skip
+
+
+def _cancel_waiting_on(store: Store, job_id: int) -> None:
+    """A cancelled job's chain stops with it: the queued jobs that wait for it (and theirs)."""
+    for waiting in job_chain.dependants(store, job_id):
+        with store.transaction() as con:
+            con.execute("UPDATE jobs SET cancel_requested = true WHERE id = ?", [waiting])
+        _finish(store, waiting, "cancelled", f"cancelled: it needed job {job_id}, which was "
+                "cancelled")  # fmt: skip
+        _cancel_waiting_on(store, waiting)
 
 
 def _mark_interrupted(store: Store, job_id: int, pid: object) -> bool:
@@ -285,21 +349,25 @@ def resume(store: Store, job_id: int) -> None:
         job["status"] = "interrupted"
     if job["status"] in ("running", "queued", "done"):
         raise ConfigError(f"job {job_id} is {job['status']}; only a stopped job can be resumed")
+    try:  # a job that is known to fail again is not queued again
+        check_params(store, job["kind"], job["params"])
+    except ConfigError as err:
+        raise ConfigError(f"job {job_id} cannot be resumed yet: {err}") from err
     with store.transaction() as con:
         con.execute(
             """UPDATE jobs SET status = 'queued', cancel_requested = false, finished_at = NULL,
                pid = NULL, worker_start = NULL, message = 'resuming' WHERE id = ?""",
             [job_id],
         )
-    if pump(store) != job_id:
-        _wait_message(store, job_id)
+    pump(store)
 
 
 def reconcile_and_resume(store: Store) -> list[int]:
     """At start-up: mark dead workers' jobs interrupted, queue them again, launch the first."""
     ids = reconcile(store)
     for job_id in ids:
-        resume(store, job_id)
+        with contextlib.suppress(ConfigError):  # one that cannot run now stays interrupted
+            resume(store, job_id)
     pump(store)
     return ids
 
