@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +35,15 @@ def query_int(value: str | None) -> int | None:
     if value and len(value) <= 18 and value.isascii() and value.isdigit():
         return int(value)
     return None
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: object) -> str:
+    """``text`` for st.markdown/caption/toast as plain text: every Markdown special character
+    escaped with a backslash (a user-given name never becomes a link, an image or code)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 def fmt_value(x, digits: int = 3) -> str:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
 from core import jobs
 from core.errors import LabError
-from dashboard import data_access
+from core.job_chain import KIND_NAMES
+from dashboard import components, data_access
 
 ICONS = {  # Streamlit's bundled icon font: emoji may lack a font on the machine (and show as boxes)
     "queued": ":material/schedule:", "running": ":material/autorenew:",
     "done": ":material/check_circle:", "failed": ":material/error:",
     "cancelled": ":material/cancel:", "interrupted": ":material/warning:",
 }  # fmt: skip
-LABELS = {
-    "build_models": "Build models", "oracles": "Build oracles", "evaluate": "Evaluate",
-    "demo": "Quick demo", "unlearn": "Unlearn", "datamodel": "Fit datamodel",
-}  # fmt: skip
+LABELS = KIND_NAMES
 
 
 def start_job(kind: str, params: dict) -> int | None:
@@ -37,6 +37,45 @@ def start_job(kind: str, params: dict) -> int | None:
     else:
         st.toast(f"{LABELS.get(kind, kind)} started in the background (job {job_id}).")
     return job_id
+
+
+def start_chain(steps: list[tuple[str, dict]]) -> list[int]:
+    """Queue jobs that build what a run needs, then the run, each waiting for the one before
+    (``core.jobs.start_chain``); shows the error instead when the chain cannot start."""
+    store = data_access.store()
+    if store is None:
+        return []
+    try:
+        ids = jobs.start_chain(store, steps)
+    except LabError as err:
+        st.error(f"The jobs could not start: {err}")
+        return []
+    st.session_state.setdefault("watched_jobs", set()).update(ids)
+    names = ", then ".join(f"{LABELS.get(k, k)} (job {j})" for (k, _), j in zip(steps, ids,
+                                                                                strict=True))  # fmt: skip
+    st.toast(f"Queued: {names}.")
+    return ids
+
+
+def describe(kind: str, params: dict, forget_sets: dict[int, str]) -> str:
+    """What a job works on, in a few words: its method, forget set, size or target."""
+    p = params or {}
+    fs = p.get("forget_set_id")
+    where = f"forget set #{fs} {forget_sets.get(int(fs), '')}".strip() if fs is not None else ""
+    if kind == "unlearn":
+        n = len(p.get("grid") or [])
+        return f"{p.get('method', '?')} on {where} · {n} run{'s' if n != 1 else ''}"
+    if kind == "evaluate":
+        return f"{p.get('method', '?')} on {where}"
+    if kind == "oracles":
+        return f"for {where}"
+    if kind == "datamodel":
+        return f"{p.get('target', 'margin')} · {p.get('models', '?')} subset models"
+    if kind == "build_models":
+        return f"model set #{p.get('set_id', '?')}"
+    if kind == "demo":
+        return f"{p.get('models', '?')} models a side"
+    return ""
 
 
 def _eta(seconds: float) -> str:
@@ -108,10 +147,16 @@ def _panel(store, limit: int, fast: bool) -> None:
     if df.empty and not ended:
         return
     st.markdown("**Background jobs**")
+    if st.session_state.get("jobs_error"):
+        st.error(st.session_state.pop("jobs_error"))
+    fsets = data_access.forget_sets_df(str(store.path))
+    fs_names = dict(zip(fsets["id"].astype(int), fsets["name"].astype(str), strict=True))
     for job in df.itertuples():
         c1, c2 = st.columns([5, 1])
         name = LABELS.get(job.kind, job.kind)
-        title = f"{ICONS.get(job.status, '')} job {job.id} · {name} · {job.status}"
+        what = describe(job.kind, json.loads(job.params) if job.params else {}, fs_names)
+        what = f" · {components.plain(what)}" if what else ""
+        title = f"{ICONS.get(job.status, '')} job {job.id} · {name}{what} · {job.status}"
         detail = job.message if job.message and job.message != job.status else ""
         if job.status == "running":
             text = f"{title} — {detail} ({_duration(job.elapsed_s)} so far, {_eta(job.eta_s)})"
@@ -127,17 +172,19 @@ def _panel(store, limit: int, fast: bool) -> None:
                 )
         if job.status in ("queued", "running"):
             if c2.button("Cancel", key=f"cancel_{job.id}"):
-                jobs.cancel(store, int(job.id))
+                with st.spinner(f"Cancelling job {job.id}…"):
+                    jobs.cancel(store, int(job.id))
                 st.rerun(scope="fragment")
         elif job.status in ("failed", "cancelled", "interrupted") and c2.button(
             "Resume", key=f"resume_{job.id}"
         ):
             try:
-                jobs.resume(store, int(job.id))
+                with st.spinner(f"Resuming job {job.id}…"):
+                    jobs.resume(store, int(job.id))
                 watched.add(int(job.id))
-            except LabError as err:
-                st.error(str(err))
-            st.rerun(scope="fragment")
+            except LabError as err:  # e.g. what it needs is still missing: say so, stay here
+                st.session_state["jobs_error"] = str(err)
+            st.rerun(scope="app")  # the pace and every row change with it
     if ended:
         watched.difference_update(ended)
         data_access.refresh()

@@ -2,12 +2,14 @@
 
 import streamlit as st
 
-from core.config import check_float
-from core.errors import ConfigError, LabError
-from core.unlearning import METHODS, PARAMS, method_params, uses_budget
+from core.errors import ConfigError
+from core.unlearning import METHODS, PARAMS, uses_budget
 from core.unlearning.params import Choice
+from dashboard import attribution_data as ad
 from dashboard import components, data_access
-from dashboard.jobs_panel import jobs_panel, start_job
+from dashboard.jobs_panel import jobs_panel, start_chain, start_job
+from dashboard.needs import missing, needs_box
+from dashboard.run_grid import unlearn_grid
 
 st.title("Unlearn")
 st.caption("Pick a forget set and a method; every budget (and every value of the swept "
@@ -24,24 +26,34 @@ if store is None:
 path = str(store.path)
 fsets = data_access.forget_sets_df(path)
 if fsets.empty:
-    st.info("No forget sets yet: make one on the Forget sets page, or run the demo from Home.")
+    st.info("No forget sets yet: make one on the Forget sets page, or run the quick demo from "
+            "Home (it makes three).")  # fmt: skip
+    c1, c2 = st.columns(2)
+    c1.page_link("views/forget_sets.py", label="Forget sets: make one",
+                 icon=":material/delete_sweep:")  # fmt: skip
+    c2.page_link("views/home.py", label="Home: the quick demo", icon=":material/home:")
+    jobs_panel()
     st.stop()
-fs_id = st.selectbox("forget set", fsets["id"].astype(int).tolist(), key="ul_fs",
+ids = fsets["id"].astype(int).tolist()
+ad.from_query("forget_set", "ul_fs", lambda v: v in ids)  # a link (the tour) picks the set
+fs_id = st.selectbox("forget set", ids, key="ul_fs",
                      format_func=lambda i: f"#{i} · {fsets.set_index('id').loc[i, 'name']}")  # fmt: skip
 choices, default = data_access.original_choices(path, fs_id)
 if not choices:
     st.info("No complete originals for this dataset yet: build them on the Models page.")
+    st.page_link("views/models.py", label="Models: build originals", icon=":material/hub:")
+    jobs_panel()
     st.stop()
-ids = [c[0] for c in choices]
-orig = st.selectbox("originals", ids, index=ids.index(default) if default in ids else 0,
+orig_ids = [c[0] for c in choices]
+orig = st.selectbox("originals", orig_ids,
+                    index=orig_ids.index(default) if default in orig_ids else 0,
                     format_func=dict(choices).get, key=f"ul_orig_{fs_id}")  # fmt: skip
-pair = data_access.pairing(path, fs_id, orig)
-if pair["sets"] is None:
-    st.warning("This forget set has no oracles of these originals yet: build them on the "
-               "Forget sets page first.")  # fmt: skip
-    st.stop()
-method = st.selectbox("method", sorted(METHODS), key="ul_method",
-                      index=sorted(METHODS).index("oracle_matching"))  # fmt: skip
+names = sorted(METHODS)
+if st.query_params.get("method") in names and st.session_state.get("ul_method_q") != (
+    st.query_params["method"]
+):  # fmt: skip
+    st.session_state["ul_method"] = st.session_state["ul_method_q"] = st.query_params["method"]
+method = st.selectbox("method", names, key="ul_method", index=names.index("oracle_matching"))
 spec = PARAMS[method]
 values: dict = {}
 cols = st.columns(3)
@@ -57,30 +69,24 @@ sweep = st.selectbox("sweep one hyperparameter over comma-separated values (opti
                      ["—"] + [p.name for p in spec], key=f"ul_sweep_{method}")  # fmt: skip
 budgets = st.text_input("budgets (shares of retraining, comma-separated)", "0.02,0.05,0.1",
                         key="ul_budgets", disabled=not uses_budget(method))  # fmt: skip
-if st.button("Run in the background", type="primary", key="ul_go"):
+found = missing(path, fs_id, method, orig)
+if found:
+    needs_box(found)
+label = "Build what is missing, then run" if found else "Run in the background"
+if st.button(label, type="primary", key="ul_go"):
     try:
-        trains = uses_budget(method)
-        bs = [float(b) for b in budgets.split(",") if b.strip()] if trains else [None]
-        for b in bs:
-            if b is not None:
-                check_float("budget", b, 0.0, 10.0, lo_open=True)
-        swept = [v.strip() for v in str(values[sweep]).split(",")] if sweep != "—" else [None]
-        grid = []
-        for b in bs:
-            for v in swept:
-                point = {**values, **({sweep: v} if v is not None else {})}
-                method_params(method, point)  # refuse a bad value before anything starts
-                grid.append({**({"budget": b} if b is not None else {}), **point})
+        grid = unlearn_grid(method, values, sweep, budgets)
     except ConfigError as err:  # (a ValueError too: caught first)
         st.error(str(err))
     except ValueError:
         st.error(f"budgets must be numbers like 0.02,0.05, got {budgets!r}")
     else:
-        try:
-            start_job("unlearn", {"forget_set_id": fs_id, "method": method, "grid": grid,
-                                  "original_set_id": orig})  # fmt: skip
-        except LabError as err:
-            st.error(str(err))
+        final = ("unlearn", {"forget_set_id": fs_id, "method": method, "grid": grid,
+                             "original_set_id": orig})  # fmt: skip
+        if found:
+            start_chain([(n.kind, n.params) for n in found] + [final])
+        else:
+            start_job(*final)
 jobs_panel()
 st.page_link("views/compare.py", label="Compare the runs of this forget set",
-             icon=":material/leaderboard:")  # fmt: skip
+             query_params={"forget_set": str(fs_id)}, icon=":material/leaderboard:")  # fmt: skip
