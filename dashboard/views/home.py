@@ -2,8 +2,30 @@
 
 import streamlit as st
 
-from dashboard import components, data_access
+from core.recipe import default_train_config
+from dashboard import attribution_data, components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
+from dashboard.tour import steps
+
+
+def demo_form(done: bool) -> None:
+    """The demo's button, with its size: 100 models a side by default (a few minutes on a
+    laptop CPU; the page stays usable meanwhile), fewer for a quicker, noisier look."""
+    c1, c2, c3 = st.columns([1, 1, 2])
+    models = c1.number_input("models per side", 2, 1000, 100, step=10, key="home_models",
+                             help="originals, and oracles per group, for each forget set")  # fmt: skip
+    full = default_train_config("digits").epochs
+    epochs = c2.number_input("epochs", 1, 1000, full, key="home_epochs",
+                             help=f"the digits recipe trains {full}; fewer is quicker")  # fmt: skip
+    c3.caption(f"Trains {models} originals and, for each of three forget sets, 2 × {models} "
+               "oracles; then scores doing nothing against them.")  # fmt: skip
+    label = "Run the quick demo again (reuses what is stored)" if done else "Run the quick demo"
+    if st.button(label, type="secondary" if done else "primary", key="home_demo"):
+        params = {"models": int(models)}
+        if int(epochs) != full:
+            params["epochs"] = int(epochs)
+        start_job("demo", params)
+
 
 st.title("Unlearning Lab")
 st.markdown(
@@ -23,24 +45,32 @@ distributions with **KLoM** — the KL divergence of margins. Zero means indisti
 """
 )
 
-st.subheader("Start here")
-st.markdown(
-    "One click trains everything the KLoM explorer needs on the embedded digits dataset: 100 "
-    "original models, three forget sets with 2 × 100 oracle models each, and a *do-nothing* "
-    "evaluation of each (a few minutes on a laptop CPU; the page stays usable meanwhile)."
-)
+st.subheader("A guided tour: the seed paper's story in six clicks")
 path = data_access.db_path()
-evals = data_access.evaluations_df(path) if data_access.store() is not None else None
-if evals is not None and not evals.empty:
-    st.success("The lab has evaluations to look at: start with the KLoM explorer.")
-    st.page_link("views/klom.py", label="Open the KLoM explorer", icon=":material/query_stats:",
+store = data_access.store()
+if store is None:
+    st.stop()
+tour = steps(
+    data_access.evaluations_df(path),
+    attribution_data.datamodels_df(path),
+    len(data_access.linear_runs_df(path)),
+)
+for n, step in enumerate(tour, 1):
+    mark = ":material/check_circle:" if step.done else ":material/radio_button_unchecked:"
+    with st.container(border=True):
+        st.markdown(f"{mark} **{n}. {step.title}** — {step.text}")
+        if step.links:
+            cols = st.columns(len(step.links))
+            for col, (page, label, query) in zip(cols, step.links, strict=True):
+                col.page_link(page, label=label, query_params=query or None,
+                              icon=":material/arrow_forward:")  # fmt: skip
+        if n == 1:
+            demo_form(done=step.done)
+evals = data_access.evaluations_df(path)
+if not evals.empty:
+    st.page_link("views/klom.py", label="Open the KLoM explorer on the newest evaluation",
+                 icon=":material/query_stats:",
                  query_params={"run": str(int(evals["run_id"].iloc[0]))})  # fmt: skip
-    again = "Run the quick demo again (reuses what is stored)"
-else:
-    again = "Run the quick demo"
-if st.button(again, type="primary" if evals is None or evals.empty else "secondary",
-             key="home_demo"):  # fmt: skip
-    start_job("demo", {"models": 100})
 jobs_panel()
 
 st.subheader("What the pages show")
@@ -53,6 +83,11 @@ st.markdown(
 - **KLoM explorer** — for a forget set and a method, the distribution of KLoM over forget,
   retain and validation points beside the noise floor; click any point to see its image and
   its margins under the method's models and under the oracles.
+- **Unlearn** — run an unlearning method on a forget set over budgets (and one swept
+  hyperparameter) as a background job; what the method still needs (oracles, a datamodel) is
+  built first.
+- **Compare** — every run on a forget set: KLoM against compute, spent and consumed, beside
+  the noise floor; then point by point, which points each method over- or under-unlearns.
 - **Attribution** — from a datamodel fitted on models trained on random halves of the data:
   which training points raise or lower a point's margin, which points the models memorize,
   which points a forget set moves, and whether memorized points are the hard ones to unlearn.
