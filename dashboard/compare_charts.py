@@ -128,13 +128,13 @@ def frontier_chart(
         if len(hit):
             y = float(hit[score].min())
             fig.add_hline(y=y, line_dash=dash, line_color="#6b7280",
-                          annotation_text=f"{ref} {y:.3g}", annotation_position="top left")  # fmt: skip
+                          annotation_text=f"{ref} {y:.3f}", annotation_position="top left")  # fmt: skip
     floor = noise_floor(runs, score)
     if floor is not None:
-        label = f"noise floor (oracle vs oracle) {floor[0]:.3g}"
+        label = f"noise floor (oracle vs oracle) {floor[0]:.3f}"
         if floor[1] > floor[0]:
             fig.add_hrect(y0=floor[0], y1=floor[1], fillcolor=FLOOR_COLOR, opacity=0.15,
-                          line_width=0, annotation_text=f"{label}–{floor[1]:.3g}",
+                          line_width=0, annotation_text=f"{label}–{floor[1]:.3f}",
                           annotation_position="bottom right")  # fmt: skip
         else:
             fig.add_hline(y=floor[0], line_dash="dashdot", line_color=FLOOR_COLOR,
@@ -156,7 +156,7 @@ def frontier_chart(
 _SCORE_NOTES = {
     "ulira_bacc_mean": "U-LiRA balanced accuracy: per forget point, a likelihood-ratio test "
     "telling the method's models from oracles, averaged over the points; 0.5 = "
-    "indistinguishable, lower is better down to 0.5.",
+    "indistinguishable, lower is better.",
     "ulira_tpr1": "U-LiRA TPR: the share of the method's models caught at 1% false positives; "
     "lower is better.",
     "mia_forget_share_excess": "Population MIA: the distance between the share of forget points "

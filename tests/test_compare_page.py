@@ -224,6 +224,8 @@ def test_compare_page_switches_axes_and_labels_access(runs):
     assert table.loc[ids["oracle_matching"], "oracle_access"] == "oracle"
     assert table.loc[ids["retrain"], "oracle_access"] == "is the oracle"
     assert table.loc[ids["gradient_descent"], "oracle_access"] == "none"
+    gd_floor = table.loc[ids["gradient_descent"], "klom_floor_p99_avg"]
+    assert gd_floor == pytest.approx(_floor(runs["store"], ids["gradient_descent"], 99))
     assert table.loc[ids["oracle_matching"], "total_cost"] == pytest.approx(
         table.loc[ids["oracle_matching"], "cost"] + 1.0
     )

@@ -69,16 +69,15 @@ st.plotly_chart(frontier_chart(runs, score, x_mode, log_x), width="stretch", key
 st.caption(frontier_caption(score, x_mode, log_x))
 st.caption("Accuracy alone misleads: gradient ascent can reach the oracles' forget accuracy "
            "while its KLoM is wrecked — read both columns.")  # fmt: skip
-view = runs[["run_id", "method", "oracle_access", "budget", "params", "cost", "consumed_cost",
-             "total_cost", "klom_p99_avg",
-             "klom_p95_avg", "forget_p95", "retain_p95", "val_p95", "forget_floor_p95",
-             "forget_acc", "retain_acc", "val_acc", *AUDIT_TABLE_COLUMNS, "device",
+view = runs[["run_id", "method", "oracle_access", "budget", "cost", "consumed_cost",
+             "total_cost", "klom_p99_avg", "klom_floor_p99_avg", "klom_p95_avg", "forget_p95", "retain_p95", "val_p95", "forget_floor_p95",
+             "forget_acc", "retain_acc", "val_acc", *AUDIT_TABLE_COLUMNS, "params", "device",
              "wall_time_s"]]  # fmt: skip
 st.dataframe(view, hide_index=True, width="stretch", column_config={
     "cost": st.column_config.NumberColumn("cost", format="%.3f",
                                           help="fine-tuning example-gradients / retraining's"),
     "oracle_access": st.column_config.TextColumn(
-        "reads", help="oracle: uses oracle models (OM); is the oracle: retrain; datamodel: "
+        "oracle access", help="oracle: uses oracle models (OM); is the oracle: retrain; datamodel: "
                       "subset models, no oracle (Datamodel-Direct, DMM); none"),
     "consumed_cost": st.column_config.NumberColumn(
         "consumed", format="%.3f",
@@ -86,6 +85,8 @@ st.dataframe(view, hide_index=True, width="stretch", column_config={
              "datamodels: M subset models / N)"),
     "total_cost": st.column_config.NumberColumn("spent + consumed", format="%.3f"),
     "klom_p99_avg": st.column_config.NumberColumn("P99 avg", format="%.2f"),
+    "klom_floor_p99_avg": st.column_config.NumberColumn(
+        "floor P99 avg", format="%.2f", help="the noise floor of P99 avg: oracle vs oracle"),
     "klom_p95_avg": st.column_config.NumberColumn("P95 avg", format="%.2f"),
     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f")
        for c in view.columns if c.endswith(("_p95", "_acc"))},
