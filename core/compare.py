@@ -14,6 +14,7 @@ import pandas as pd
 from .store import Store
 
 SPLITS = ("forget", "retain", "val")
+AVG_COLUMNS = ("klom_p95_avg", "klom_floor_p95_avg", "klom_p99_avg", "klom_floor_p99_avg")
 # membership-audit columns (core.audits): column → (audit, metric, value | floor); NaN for a run
 # not audited (stored before audits existed: ``python -m core audit --all`` fills them in)
 AUDIT_COLUMNS = {
@@ -26,26 +27,47 @@ AUDIT_COLUMNS = {
     "mia_forget_member_share": ("mia", "forget_member_share", "value"),
     "mia_floor_forget_member_share": ("mia", "forget_member_share", "floor"),
 }
+# each score's noise floor: the runs_table column of the same figure between oracle groups (what
+# a perfect unlearner scores with this many models); None: the score is 0 for a perfect one
+SCORE_FLOORS = {
+    "klom_p99_avg": "klom_floor_p99_avg", "klom_p95_avg": "klom_floor_p95_avg",
+    **{f"{s}_{q}": f"{s}_floor_{q}" for s in SPLITS for q in ("p95", "p99")},
+    "ulira_bacc_mean": "ulira_floor_bacc_mean", "ulira_tpr1": "ulira_floor_tpr1",
+    "ulira_tpr5": "ulira_floor_tpr5", "mia_forget_share_excess": None,
+}  # fmt: skip
+# what a method reads beyond the originals and the forget set (light: no registry import; a test
+# checks it against the registry's ``needs_heldout`` / ``datamodel_target`` marks)
+ORACLE_ACCESS = {"oracle_matching": "oracle", "retrain": "is the oracle",
+                 "dm_direct": "datamodel", "dm_matching": "datamodel"}  # fmt: skip
+
+
+def oracle_access(method: str) -> str:
+    """``oracle`` (uses oracle models: OM's held-out group), ``is the oracle`` (retrain),
+    ``datamodel`` (subset models, no oracle: Datamodel-Direct, DMM) or ``none``."""
+    return ORACLE_ACCESS.get(method, "none")
 
 
 def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     """One row per evaluation of the forget set: run_id, method, budget, the other
-    hyperparameters (``params``, JSON), compute cost (fine-tuning) and consumed cost, per split
-    the KLoM P95 / P99, the floor's P95 / P99 and the argmax accuracy, and the default score
-    ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2), then
-    the membership audits' figures and their oracle-vs-oracle floors (``AUDIT_COLUMNS``)."""
+    hyperparameters (``params``, JSON), compute cost (fine-tuning, ``cost``), consumed cost
+    (retrainings per model behind what the method read: OM's held-out oracles, the datamodels'
+    subset models; ``consumed_cost``), ``total_cost`` = cost + consumed_cost, ``oracle_access``,
+    per split the KLoM P95 / P99, the floor's P95 / P99 and the argmax accuracy, the default score
+    ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2) and its
+    floor ``klom_floor_p99_avg`` (likewise P95), then the membership audits' figures and their
+    oracle-vs-oracle floors (``AUDIT_COLUMNS``)."""
     ev = store.query_df(
         """SELECT e.run_id, e.method, e.compute_cost, r.config, r.device, r.wall_time_s, r.created_at
            FROM evaluations e JOIN runs r ON r.id = e.run_id
            WHERE e.forget_set_id = ? ORDER BY e.run_id""",
         [forget_set_id],
     )
-    cols = ["run_id", "method", "budget", "params", "cost", "consumed_cost", "device", "wall_time_s",
-            "created_at"]  # fmt: skip
+    cols = ["run_id", "method", "budget", "params", "cost", "consumed_cost", "total_cost",
+            "oracle_access", "device", "wall_time_s", "created_at"]  # fmt: skip
     for s in SPLITS:
         cols += [f"{s}_p95", f"{s}_p99", f"{s}_floor_p95", f"{s}_floor_p99", f"{s}_acc"]
     if ev.empty:
-        return pd.DataFrame(columns=[*cols, "klom_p95_avg", "klom_p99_avg", *AUDIT_COLUMNS,
+        return pd.DataFrame(columns=[*cols, *AVG_COLUMNS, *AUDIT_COLUMNS,
                                      "mia_forget_share_excess"])  # fmt: skip
     summ = store.query_df(
         """SELECT run_id, split, metric, p95, p99, accuracy FROM klom_summaries
@@ -59,7 +81,8 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
         budget = opts.pop("budget", None)
         row = {"run_id": int(r.run_id), "method": r.method, "budget": budget,
                "params": json.dumps(opts, sort_keys=True), "cost": float(r.compute_cost),
-               "consumed_cost": float(cfg.get("consumed_cost") or 0.0),
+               "consumed_cost": _consumed(store, r.method, cfg),
+               "oracle_access": oracle_access(r.method),
                "device": r.device, "wall_time_s": float(r.wall_time_s),
                "created_at": r.created_at}  # fmt: skip
         for s in SPLITS:
@@ -68,8 +91,10 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
                         f"{s}_floor_p99": f.p99, f"{s}_acc": k.accuracy})  # fmt: skip
         rows.append(row)
     df = pd.DataFrame(rows, columns=cols)
-    df["klom_p95_avg"] = df[[f"{s}_p95" for s in SPLITS]].mean(axis=1)
-    df["klom_p99_avg"] = df[[f"{s}_p99" for s in SPLITS]].mean(axis=1)
+    df["total_cost"] = df["cost"] + df["consumed_cost"]
+    for q in ("p95", "p99"):
+        df[f"klom_{q}_avg"] = df[[f"{s}_{q}" for s in SPLITS]].mean(axis=1)
+        df[f"klom_floor_{q}_avg"] = df[[f"{s}_floor_{q}" for s in SPLITS]].mean(axis=1)
     audits = store.query_df(
         """SELECT run_id, audit, metric, value, floor FROM audit_summaries
            WHERE run_id IN (SELECT unnest(?::BIGINT[]))""",
@@ -88,6 +113,33 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
         df["mia_forget_member_share"] - df["mia_floor_forget_member_share"]
     ).abs()
     return df
+
+
+def _consumed(store: Store, method: str, cfg: dict) -> float:
+    """The run's consumed cost as recorded; for an OM run stored without it, derived: OM read
+    its held-out oracle group (of the originals' recipe, one retraining per model), so
+    consumed = the group's size / N originals (1 when the group is not found: it is built with
+    the originals' size)."""
+    if "consumed_cost" in cfg or method != "oracle_matching":
+        return float(cfg.get("consumed_cost") or 0.0)
+    sizes = store.query_df(
+        """SELECT o.n_models AS n, h.n_models AS held FROM model_sets o JOIN model_sets h
+           ON h.base_set_id = o.id AND h.role = 'heldout' AND h.forget_set_id = ?
+           WHERE o.id = ? ORDER BY h.id DESC LIMIT 1""",
+        [cfg.get("forget_set_id"), cfg.get("original_set_id")],
+    )
+    return float(sizes["held"].iloc[0] / sizes["n"].iloc[0]) if len(sizes) else 1.0
+
+
+def noise_floor(runs: pd.DataFrame, score: str) -> tuple[float, float] | None:
+    """The noise floor of ``score`` over ``runs`` as ``(low, high)``: the least and the greatest
+    of the runs' floor values (``SCORE_FLOORS``; equal when every run was scored against the same
+    oracle groups). None when the score has no floor column or no run has a floor value."""
+    col = SCORE_FLOORS.get(score)
+    vals = runs.loc[runs[score].notna(), col].dropna() if col else pd.Series(dtype=float)
+    if vals.empty:
+        return None
+    return float(vals.min()), float(vals.max())
 
 
 def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:

@@ -408,6 +408,6 @@ def test_compare_page_plots_the_audits(lab, tmp_path, monkeypatch):
     excess = (runs["mia_forget_member_share"] - runs["mia_floor_forget_member_share"]).abs()
     assert np.allclose(runs["mia_forget_share_excess"], excess, equal_nan=True)
     assert "U-LiRA" in fig.layout.yaxis.title.text
-    floor = [s for s in fig.layout.shapes if s.line.dash == "dash"]
+    floor = [s for s in fig.layout.shapes if s.line.dash == "dashdot"]  # the noise floor's line
     assert floor and floor[0].y0 == pytest.approx(runs["ulira_floor_bacc_mean"].mean())
     assert frontier_chart(runs.assign(ulira_tpr1=np.nan), "ulira_tpr1").data == ()

@@ -11,7 +11,9 @@ from dashboard import components, data_access
 from dashboard.compare_charts import (
     AUDIT_TABLE_COLUMNS,
     SCORES,
+    X_MODES,
     distribution_chart,
+    frontier_caption,
     frontier_chart,
     gap_chart,
     run_labels,
@@ -46,6 +48,12 @@ fs_id = st.selectbox("forget set", list(names.index), format_func=lambda i: f"#{
                      key="cmp_fs")  # fmt: skip
 score = st.radio("y axis", list(SCORES), horizontal=True, key="cmp_score",
                  format_func=lambda k: SCORES[k])  # fmt: skip
+x_col, log_col = st.columns([3, 1])
+x_mode = x_col.radio("x axis", list(X_MODES), horizontal=True, key="cmp_x",
+                     format_func=lambda k: X_MODES[k],
+                     help="spent: the method's own fine-tuning; + consumed: the models it read "
+                          "besides (OM's held-out oracles, the datamodels' subset models)")  # fmt: skip
+log_x = log_col.toggle("log x axis", key="cmp_logx")
 try:
     runs = data_access.compare_runs(path, int(fs_id))
     diverged = data_access.diverged_df(path, int(fs_id))
@@ -56,20 +64,29 @@ clicked = data_access.clicked_customdata(st.session_state.get("cmp_chart"))
 if clicked and clicked != st.session_state.get("cmp_last_click"):  # a click picks the run below
     st.session_state["cmp_open"] = int(clicked[0])
 st.session_state["cmp_last_click"] = clicked
-st.plotly_chart(frontier_chart(runs, score), width="stretch", key="cmp_chart", on_select="rerun",
-                selection_mode="points")  # fmt: skip
+st.plotly_chart(frontier_chart(runs, score, x_mode, log_x), width="stretch", key="cmp_chart",
+                on_select="rerun", selection_mode="points")  # fmt: skip
+st.caption(frontier_caption(score, x_mode, log_x))
 st.caption("Accuracy alone misleads: gradient ascent can reach the oracles' forget accuracy "
            "while its KLoM is wrecked — read both columns.")  # fmt: skip
-view = runs[["run_id", "method", "budget", "params", "cost", "consumed_cost", "klom_p99_avg",
-             "klom_p95_avg", "forget_p95", "retain_p95", "val_p95", "forget_floor_p95",
-             "forget_acc", "retain_acc", "val_acc", *AUDIT_TABLE_COLUMNS, "device",
+view = runs[["run_id", "method", "oracle_access", "budget", "cost", "consumed_cost",
+             "total_cost", "klom_p99_avg", "klom_floor_p99_avg", "klom_p95_avg", "forget_p95", "retain_p95", "val_p95", "forget_floor_p95",
+             "forget_acc", "retain_acc", "val_acc", *AUDIT_TABLE_COLUMNS, "params", "device",
              "wall_time_s"]]  # fmt: skip
 st.dataframe(view, hide_index=True, width="stretch", column_config={
     "cost": st.column_config.NumberColumn("cost", format="%.3f",
                                           help="fine-tuning example-gradients / retraining's"),
+    "oracle_access": st.column_config.TextColumn(
+        "oracle access", help="oracle: uses oracle models (OM); is the oracle: retrain; datamodel: "
+                      "subset models, no oracle (Datamodel-Direct, DMM); none"),
     "consumed_cost": st.column_config.NumberColumn(
-        "consumed", help="what else the method used, in retrainings per model (OM: 1)"),
+        "consumed", format="%.3f",
+        help="the models it read, in retrainings per model (OM: its held-out oracles, 1; "
+             "datamodels: M subset models / N)"),
+    "total_cost": st.column_config.NumberColumn("spent + consumed", format="%.3f"),
     "klom_p99_avg": st.column_config.NumberColumn("P99 avg", format="%.2f"),
+    "klom_floor_p99_avg": st.column_config.NumberColumn(
+        "floor P99 avg", format="%.2f", help="the noise floor of P99 avg: oracle vs oracle"),
     "klom_p95_avg": st.column_config.NumberColumn("P95 avg", format="%.2f"),
     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f")
        for c in view.columns if c.endswith(("_p95", "_acc"))},
