@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for m in ms:
         t0 = time.perf_counter()
-        dm = get_datamodel(store, fit_datamodel(store, "digits", original_set_id=orig,
-                                                n_models=m, subset_set_id=sid, device="cpu"))  # fmt: skip
+        dm_id = fit_datamodel(store, "digits", original_set_id=orig, n_models=m,
+                              subset_set_id=sid, device="cpu")  # fmt: skip
+        dm = get_datamodel(store, dm_id)
         fit_s = time.perf_counter() - t0
         draws = window_lds(x, y, m, args.draws, n_train)
         assert abs(draws[0] - dm.lds_val) < 1e-6, (draws[0], dm.lds_val)  # the same fit

@@ -52,9 +52,9 @@ def weak_warning(dm_id: int, lds: float | None) -> str | None:
     value = "not defined" if lds is None or lds != lds else f"{lds:.2f}"
     return (f"Datamodel {dm_id} is weak: its LDS on held-out subset models (val points) is "
             f"{value}, below {WEAK_LDS}. Its influencers, self-influence and moved points are "
-            "mostly noise. Fit one on at least "
-            f"{DEFAULT_MODELS:,} subset models (Fit a datamodel, below): on digits that first "
-            f"gave LDS ≥ {WEAK_LDS} (measured).")  # fmt: skip
+            f"mostly noise. Fit one on at least {DEFAULT_MODELS:,} subset models (Fit another "
+            f"datamodel, below): on digits that first gave LDS ≥ {WEAK_LDS} "
+            "(measured).")  # fmt: skip
 
 
 def queue_fits(
@@ -101,7 +101,7 @@ def fit_form(path: str) -> None:
         st.warning(f"{note}. Use M ≥ {DEFAULT_MODELS:,} for a datamodel worth reading.{cost}")
     if dataset == "digits":
         st.caption(expected_time(m, OUTPUTS[which]) + ".")
-    if st.button("Fit", key="attr_fit", type="primary"):
+    if st.button("Fit a datamodel", key="attr_fit", type="primary"):
         queue_fits(dataset, m, oid, OUTPUTS[which])
 
 

@@ -264,8 +264,9 @@ def test_a_logits_datamodel_alone_offers_the_margin_fit(lab):
     assert not at.exception and f"Datamodel {logits} predicts logits" in at.info[0].value
     at.button(key="attr_fit_margin").click().run()
     assert not at.exception and not at.error
-    assert datamodel_jobs(store) == [{"dataset": "digits", "models": 20, "target": "margin",
-                                      "original_set_id": lab["original"], "fraction": 0.5}]  # fmt: skip
+    want = {"dataset": "digits", "models": 20, "target": "margin",
+            "original_set_id": lab["original"], "fraction": 0.5}  # fmt: skip
+    assert datamodel_jobs(store) == [want]
 
 
 def test_empty_store_shows_the_command(db_path):

@@ -54,7 +54,7 @@ c3.plotly_chart(charts.lds_curve(ad.lds_curve_df(dm.lds_curve)), width="stretch"
 weak = af.weak_warning(dm_id, dm.lds_val) if dm.target == "margin" else None
 if weak:
     top.warning(weak)
-with st.expander("Fit a datamodel (margin for this page, logits for DMM)", expanded=bool(weak)):
+with st.expander("Fit another datamodel (margin: this page, logits: DMM)", expanded=bool(weak)):
     af.fit_form(path)
 if dm.target != "margin":
     af.margin_fit_button(dm)
@@ -198,8 +198,8 @@ if forget.size:
     st.markdown(ad.image_grid(data, mv["point"], caps,
                               [ad.link(p, dm_id, run_id) for p in mv["point"]]),
                 unsafe_allow_html=True)  # fmt: skip
-    st.plotly_chart(charts.moved_bars(mv, note), width="stretch", key="attr_moved", on_select="rerun",
-                    selection_mode="points")  # fmt: skip
+    st.plotly_chart(charts.moved_bars(mv, note), width="stretch", key="attr_moved",
+                    on_select="rerun", selection_mode="points")  # fmt: skip
     st.caption("Predicted margin shift when the forget set is left out, Δ[t] = −Σ_{j∈F} W[t, j] "
                "(F marks forget points).")  # fmt: skip
 
