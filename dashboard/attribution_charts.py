@@ -20,6 +20,10 @@ def _ids(points) -> list[list[int]]:
     return [[int(p)] for p in np.asarray(points).ravel()]
 
 
+def _title(text: str, note: str) -> dict:
+    return {"text": f"{text} · {note}" if note else text, "font": {"size": 13}}
+
+
 LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "clickmode": "event+select",
           "hovermode": "closest"}  # fmt: skip
 
@@ -38,8 +42,11 @@ def lds_curve(curve: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def influencer_bars(table: pd.DataFrame, labels: list[str], point: int) -> go.Figure:
-    """The signed weights ``W[point, j]`` of the point's top influencers, one bar each."""
+def influencer_bars(
+    table: pd.DataFrame, labels: list[str], point: int, note: str = ""
+) -> go.Figure:
+    """The signed weights ``W[point, j]`` of the point's top influencers, one bar each; the
+    title ends with ``note`` (the datamodel's LDS)."""
     colors = [POS if w > 0 else NEG for w in table["weight"]]
     names = [f"#{s} · {lab}" for s, lab in zip(table["source"], labels, strict=True)]
     fig = go.Figure(go.Bar(
@@ -49,6 +56,7 @@ def influencer_bars(table: pd.DataFrame, labels: list[str], point: int) -> go.Fi
     ))  # fmt: skip
     fig.update_layout(xaxis_title=f"W[{point}, j]: predicted change of point {point}'s margin "
                       "when j is in the training set", height=max(240, 22 * len(table) + 80),
+                      title=_title(f"Top influencers of point {point}", note),
                       yaxis={"autorange": "reversed", "type": "category"}, **LAYOUT)  # fmt: skip
     return fig
 
@@ -106,8 +114,9 @@ def self_influence_hist(si: np.ndarray, forget: np.ndarray, chosen: int | None) 
     return fig
 
 
-def moved_bars(table: pd.DataFrame) -> go.Figure:
-    """Predicted margin shift ``Δ[t] = −Σ_{j∈F} W[t, j]`` of the points moved most."""
+def moved_bars(table: pd.DataFrame, note: str = "") -> go.Figure:
+    """Predicted margin shift ``Δ[t] = −Σ_{j∈F} W[t, j]`` of the points moved most; the title
+    ends with ``note`` (the datamodel's LDS)."""
     colors = [FORGET if f else (POS if s > 0 else "#64748b")
               for s, f in zip(table["shift"], table["in_forget"], strict=True)]  # fmt: skip
     fig = go.Figure(go.Bar(
@@ -116,7 +125,8 @@ def moved_bars(table: pd.DataFrame) -> go.Figure:
         hovertemplate="point %{customdata[0]}<br>Δ margin %{y:.4g}<extra></extra>",
     ))  # fmt: skip
     fig.update_layout(xaxis={"title": "point (red: in the forget set)", "type": "category"},
-                      yaxis_title="predicted Δ margin", height=300, **LAYOUT)  # fmt: skip
+                      yaxis_title="predicted Δ margin", height=300,
+                      title=_title("Points the forget set moves most", note), **LAYOUT)  # fmt: skip
     return fig
 
 

@@ -155,10 +155,47 @@ def test_nearest_neighbours_in_datamodel_space():
 
 
 def test_few_models_are_named_with_an_m_to_use():
+    from core.attribution.defaults import DEFAULT_MODELS, MEASURED_LDS
     from core.attribution.fit import few_models_warning
 
-    assert few_models_warning(2000, 1347) is None
-    assert few_models_warning(1500, 1347) is None
+    assert few_models_warning(DEFAULT_MODELS, 1347) is None
+    assert few_models_warning(DEFAULT_MODELS + 500, 1347) is None
     msg = few_models_warning(200, 1347)
-    assert "200 subset models are few for 1,347 train points" in msg and "--models 2694" in msg
-    assert "--models 2000" in few_models_warning(500, 600)
+    assert "200 subset models are few for a readable datamodel" in msg
+    assert f"use --models {DEFAULT_MODELS} or more" in msg
+    assert f"first reached 0.5 at M = {DEFAULT_MODELS:,} (measured)" in msg
+    assert all(f"{v:.2f} at M = {m:,}" in msg for m, v in MEASURED_LDS.items())
+    # a larger train set than digits': at least one model per train point (not measured)
+    big = few_models_warning(5000, 50_000)
+    assert "--models 50000 or more" in big and "so it needs more" in big
+    assert few_models_warning(50_000, 50_000) is None
+
+
+def test_one_default_m_for_the_fit_the_job_and_the_cli():
+    """The page's default is checked by its AppTest (tests/test_dashboard_attribution.py)."""
+    import inspect
+
+    from core.attribution import defaults, fit
+    from core.cli import build_parser
+
+    assert fit.DEFAULT_MODELS is defaults.DEFAULT_MODELS
+    assert inspect.signature(fit.fit_datamodel).parameters["n_models"].default == (
+        defaults.DEFAULT_MODELS
+    )
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["datamodels"]
+    models = next(a for a in sub._actions if a.dest == "models")
+    assert models.default == defaults.DEFAULT_MODELS
+    assert f"default {defaults.DEFAULT_MODELS}" in models.help
+    # the measured threshold is the default: the fewest models that read at LDS ≥ WEAK_LDS
+    assert defaults.MEASURED_LDS[defaults.DEFAULT_MODELS] >= defaults.WEAK_LDS
+    assert all(v < defaults.WEAK_LDS for m, v in defaults.MEASURED_LDS.items()
+               if m < defaults.DEFAULT_MODELS)  # fmt: skip
+
+
+def test_lds_is_worded_weak_below_the_threshold():
+    from core.attribution.defaults import is_weak, lds_note
+
+    assert lds_note(0.19) == "datamodel LDS 0.19 (weak)"
+    assert lds_note(0.68) == "datamodel LDS 0.68" and not is_weak(0.5)
+    assert lds_note(None) == lds_note(float("nan")) == "datamodel LDS n/a (weak)"
+    assert is_weak(0.4999) and is_weak(None)

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import jobs
 from core.attribution.datamodels import delete_datamodel, get_datamodel, load_weights
+from core.attribution.defaults import DEFAULT_MODELS
 from core.evaluation import evaluate, evaluation
 from core.store import Store
 from tests.conftest import ROOT
@@ -169,20 +170,103 @@ def test_heatmap_of_the_forget_set_and_its_cell_click(lab):
     assert at.number_input(key="attr_point").value == src
 
 
-def test_no_datamodel_shows_the_command_and_starts_a_fit(lab):
+def datamodel_jobs(store) -> list[dict]:
+    """Params of every ``datamodel`` job, oldest first; each cancelled (no training runs on)."""
+    out = []
+    for job_id in sorted(jobs.list_jobs(store).query("kind == 'datamodel'")["id"].astype(int)):
+        out.append(jobs.get_job(store, job_id)["params"])
+        jobs.cancel(store, job_id)
+    return out
+
+
+def test_no_datamodel_shows_the_command_and_queues_margin_and_logits(lab):
     delete_datamodel(lab["store"], lab["dm"])
     at = open_page()
     assert at.info and "python -m core datamodels fit" in at.info[0].value
+    assert f"--models {DEFAULT_MODELS} " in at.info[0].value
     assert at.selectbox(key="attr_fit_orig").value == lab["original"]
+    assert at.number_input(key="attr_fit_m").value == DEFAULT_MODELS  # the one default
+    assert at.radio(key="attr_fit_out").value == "both" and not at.warning
     at.number_input(key="attr_fit_m").set_value(40)
     at.button(key="attr_fit").click().run()
     assert not at.exception and not at.error
-    job = jobs.list_jobs(lab["store"]).iloc[0]
-    assert job["kind"] == "datamodel"
-    params = jobs.get_job(lab["store"], int(job["id"]))["params"]
-    assert params == {"dataset": "digits", "models": 40, "target": "margin",
-                      "original_set_id": lab["original"]}  # fmt: skip
-    jobs.cancel(lab["store"], int(job["id"]))
+    # one job per output, margin first (the page reads it); the second reuses the subset models
+    base = {"dataset": "digits", "models": 40, "original_set_id": lab["original"]}
+    assert datamodel_jobs(lab["store"]) == [{**base, "target": "margin"},
+                                             {**base, "target": "logits"}]  # fmt: skip
+
+
+def test_the_fit_form_warns_below_the_measured_m(lab):
+    """The page's old default (200 subset models, LDS 0.19 held out) fitted without a word."""
+    delete_datamodel(lab["store"], lab["dm"])
+    at = open_page()
+    at.number_input(key="attr_fit_m").set_value(200).run()
+    assert len(at.warning) == 1
+    msg = at.warning[0].value
+    assert "200 subset models are few for a readable datamodel" in msg
+    assert f"Use M ≥ {DEFAULT_MODELS:,}" in msg and "(measured)" in msg
+    assert f"to train {DEFAULT_MODELS:,} subset models" in msg and "2 CPU cores" in msg
+    at.radio(key="attr_fit_out").set_value("margin").run()
+    at.button(key="attr_fit").click().run()
+    base = {"dataset": "digits", "models": 200, "original_set_id": lab["original"]}
+    assert datamodel_jobs(lab["store"]) == [{**base, "target": "margin"}]
+
+
+def test_a_weak_datamodel_is_named_at_the_top_and_beside_every_attribution(lab):
+    dm = get_datamodel(lab["store"], lab["dm"])
+    assert dm.lds_val < 0.5  # 20 subset models of 2 epochs
+    note = f"datamodel LDS {dm.lds_val:.2f} (weak)"
+    at = open_page()
+    assert not at.exception and len(at.warning) == 1
+    warn = at.warning[0].value
+    assert f"Datamodel {lab['dm']} is weak" in warn and f"is {dm.lds_val:.2f}, below 0.5" in warn
+    assert f"at least {DEFAULT_MODELS:,} subset models" in warn
+    heads = [h.value for h in at.subheader]
+    for head in ("A point and its training influencers", "Weights over a group",
+                 "Self-influence (memorization)", "Points the forget set moves most",
+                 "Hard to unlearn? KLoM against self-influence"):  # fmt: skip
+        assert f"{head} · {note}" in heads
+    md = text(at)
+    assert md.count("influencers** — training on them is predicted to") == 2
+    assert md.count(f"margin · {note}") == 2  # both image grids' headings
+    assert f"** · {note}" in md  # the influencer table's heading
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text")
+              for c in at.get("plotly_chart")]  # fmt: skip
+    assert any(t and t.startswith("Top influencers of point") and t.endswith(note) for t in titles)
+    assert f"Points the forget set moves most · {note}" in titles
+    assert at.expander[1].proto.expanded  # the fit form is open below
+
+
+def test_a_readable_datamodel_has_no_warning(lab):
+    with lab["store"].transaction() as con:
+        con.execute("UPDATE datamodels SET lds_val = 0.71 WHERE id = ?", [lab["dm"]])
+    at = open_page()
+    assert not at.exception and not at.warning
+    heads = [h.value for h in at.subheader]
+    assert "A point and its training influencers · datamodel LDS 0.71" in heads
+    assert "(weak)" not in "".join(heads) and not at.expander[1].proto.expanded
+
+
+def test_a_logits_datamodel_alone_offers_the_margin_fit(lab):
+    from core.attribution.datamodels import datamodel_status
+
+    store = lab["store"]
+    logits = tiny_datamodel(store, lab["original"], "logits", 20)
+    dm, lg = get_datamodel(store, lab["dm"]), get_datamodel(store, logits)
+    assert lg.subset_set_id == dm.subset_set_id  # the second fit reused the subset models
+    assert len(store.query_df("SELECT id FROM model_sets WHERE kind = 'subset'")) == 1
+    assert datamodel_status(store, lab["original"]) == (lab["dm"], dm.lds_val)
+    assert datamodel_status(store, lab["original"], "logits") == (logits, lg.lds_val)
+    delete_datamodel(store, lab["dm"])
+    assert datamodel_status(store, lab["original"]) == (None, None)
+    at = open_page()
+    assert at.selectbox(key="attr_dm").value == logits
+    assert not at.exception and f"Datamodel {logits} predicts logits" in at.info[0].value
+    at.button(key="attr_fit_margin").click().run()
+    assert not at.exception and not at.error
+    want = {"dataset": "digits", "models": 20, "target": "margin",
+            "original_set_id": lab["original"], "fraction": 0.5}  # fmt: skip
+    assert datamodel_jobs(store) == [want]
 
 
 def test_empty_store_shows_the_command(db_path):

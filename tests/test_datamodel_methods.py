@@ -15,7 +15,7 @@ from core.attribution.datamodels import (
     self_influence,
     top_influencers,
 )
-from core.attribution.fit import fit_datamodel
+from core.attribution.fit import DEFAULT_MODELS, fit_datamodel
 from core.errors import ConfigError
 from core.evaluation import evaluate, evaluation, evaluation_margins
 from core.zoo import create_model_set, get_model_set, load_ensemble, load_margins
@@ -170,7 +170,7 @@ def test_cli_fits_lists_refuses_and_makes_forget_sets(lab, tmp_path):
     out = json.loads(res.stdout)
     assert out["target"] == "margin" and out["n_models"] == SUBSETS and "lds_train" in out
     # so few models are allowed (tests, a first look) but named as too few, with an M to use
-    assert "warning: " in res.stderr and "use --models 2694 or more" in res.stderr
+    assert "warning: " in res.stderr and f"use --models {DEFAULT_MODELS} or more" in res.stderr
     listed = json.loads(cli("datamodels", "list", "--json", db=db).stdout)["datamodels"]
     assert out["id"] in [r["id"] for r in listed]
     for args, needle in ((("--models", "5"), "models must be at least 20"),

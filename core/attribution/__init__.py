@@ -11,6 +11,8 @@ predicted to shift t's output by ``−Σ_{j∈F} w_t[j]`` (Datamodel-Direct).
 - ``datamodels``: stored datamodels and the page's readers (weights, top influencers,
   self-influence, points a forget set moves most)
 - ``forget``: forget sets from datamodels (principal components, nearest neighbours)
+- ``defaults``: the default M (the fewest subset models that read at LDS ≥ 0.5 on digits,
+  measured), and how a datamodel's LDS is worded (``lds_note``: "datamodel LDS 0.19 (weak)")
 
 Never imports streamlit.
 """

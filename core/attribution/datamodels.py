@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import ConfigError, NotFoundError
 from ..store import Store
+from .defaults import DEFAULT_MODELS, WEAK_LDS, few_models_note, is_weak, lds_note  # noqa: F401
 
 COLUMNS = (
     "id, dataset, subset_set_id, original_set_id, recipe_id, n_models, n_fit, n_heldout, "
@@ -92,6 +93,21 @@ def find_datamodel(
             args.append(value)
     df = store.query_df(sql + " ORDER BY id DESC LIMIT 1", args)
     return None if df.empty else int(df["id"][0])
+
+
+def datamodel_status(
+    store: Store, original_set_id: int, target: str = "margin"
+) -> tuple[int | None, float | None]:
+    """``(id, lds_val)`` of the newest ``target`` datamodel of the originals' recipe, or
+    ``(None, None)`` when there is none (``lds_val`` None when no val target had a score).
+    ``is_weak(lds_val)`` says whether it is worth reading; ``lds_note`` words it."""
+    from ..model_sets import get_model_set
+
+    found = find_datamodel(store, get_model_set(store, original_set_id).recipe_id, target)
+    if found is None:
+        return None, None
+    lds = get_datamodel(store, found).lds_val
+    return found, None if lds is None or not np.isfinite(lds) else float(lds)
 
 
 def datamodel_for(

@@ -26,25 +26,19 @@ from ..config import check_float, check_int
 from ..errors import ConfigError
 from ..store import Store
 from . import regression as R
+from .defaults import DEFAULT_MODELS, few_models_note, models_needed
 from .subsets import TARGETS, check_recipe, ensure_subsets, subset_outputs
 
 KINDS = ("ridge", "lasso")
-USEFUL_MODELS = 1000  # below this, LDS on digits stays low (measured: README, Datamodels)
 
 
 def few_models_warning(n_models: int, n_train: int) -> str | None:
-    """A sentence when ``n_models`` subset models are too few for a useful datamodel: the fit
-    has ``n_train`` weights per target, and LDS keeps rising well past M = n_train (digits,
-    ridge on margins: 0.29 at M = 225, 0.40 at 450, 0.55 at 900, 0.69 at 1,800)."""
-    if n_models >= max(USEFUL_MODELS, n_train):
-        return None
-    return (f"{n_models} subset models are few for {n_train:,} train points: each target's fit "
-            f"has {n_train:,} weights, and LDS keeps rising with M (digits: 0.29 at 225 models, "
-            f"0.55 at 900, 0.69 at 1,800); use --models {max(2000, 2 * n_train)} or more for a "
-            "datamodel worth reading")  # fmt: skip
+    """``few_models_note`` (the measured LDS against M on digits) with the ``--models`` to use
+    (``models_needed(n_train)``), when ``n_models`` are too few for a readable datamodel."""
+    note = few_models_note(n_models, n_train)
+    return note and f"{note}; use --models {models_needed(n_train)} or more"
 
 
-DEFAULT_MODELS = 2000
 DEFAULT_FRACTION = 0.5
 DEFAULT_HOLDOUT = 0.1
 LASSO_SCALES = (0.3, 0.1, 0.03, 0.01)  # α / the median over targets of max_j |x̃_jᵀỹ_t| / M

@@ -4,19 +4,22 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.attribution.defaults import DEFAULT_MODELS, lds_note
 from core.errors import LabError
 from dashboard import attribution_charts as charts
 from dashboard import attribution_data as ad
+from dashboard import attribution_fit as af
 from dashboard import components, data_access
-from dashboard.jobs_panel import jobs_panel, start_job
+from dashboard.jobs_panel import jobs_panel
 
 CHARTS = ("attr_bars", "attr_heat", "attr_self", "attr_moved", "attr_scatter")
-FIT = "python -m core datamodels fit --dataset digits --models 2000 --target margin"
+FIT = f"python -m core datamodels fit --dataset digits --models {DEFAULT_MODELS} --target margin"
 
 st.title("Attribution")
 st.caption("A datamodel predicts each point's margin from which training points a model saw: "
            "its weights say which training points help or hurt a point, which points the "
            "models memorize, and which points a forget set moves.")  # fmt: skip
+top = st.container()  # a weak datamodel's warning, once the datamodel is known
 with st.expander("How to read this page"):
     st.markdown(components.concepts("Datamodels and the Attribution page", "Margin", "KLoM"))
 store = data_access.store()
@@ -25,33 +28,12 @@ if store is None:
 path = str(store.path)
 
 
-def fit_form() -> None:
-    """No datamodel yet: the command, and a button that starts the ``datamodel`` job."""
-    sets = data_access.model_sets_df(path)
-    orig = sets[(sets["kind"] == "original") & (sets["status"] == "complete")]
-    if orig.empty:
-        st.caption("A datamodel is fitted to the originals' recipe: build original models first.")
-        st.page_link("views/models.py", label="Models: build originals", icon=":material/hub:")
-        return
-    c1, c2, c3 = st.columns([2, 1, 1])
-    names = {int(r.id): f"#{r.id} · {r.dataset} · {r.arch} · {r.n_models} models"
-             for r in orig.itertuples()}  # fmt: skip
-    oid = c1.selectbox("originals (their recipe)", list(names), format_func=names.get,
-                       key="attr_fit_orig")  # fmt: skip
-    m = c2.number_input("subset models M", 20, 100_000, 200, step=20, key="attr_fit_m")
-    c3.write("")
-    if c3.button("Fit a datamodel", key="attr_fit", type="primary"):
-        start_job("datamodel", {"dataset": str(orig.set_index("id").loc[oid, "dataset"]),
-                                "models": int(m), "target": "margin",
-                                "original_set_id": int(oid)})  # fmt: skip
-
-
 dms = ad.datamodels_df(path)
 if dms.empty:
     st.info("No datamodel is stored yet. Fit one from the command line, e.g.\n\n"
             f"`{FIT}`\n\n(M models, each trained on a random half of the training set), "
             "or start the fit below as a background job.")  # fmt: skip
-    fit_form()
+    af.fit_form(path)
     jobs_panel()
     st.stop()
 
@@ -69,12 +51,16 @@ c2.metric("LDS val", components.fmt_value(dm.lds_val))
 c1.caption(f"{dm.kind} fit of the {dm.target} on {dm.n_fit} subset models (α = {dm.fraction:g}); "
            f"LDS on {dm.n_heldout} held out. λ = {dm.lam:.3g}.")  # fmt: skip
 c3.plotly_chart(charts.lds_curve(ad.lds_curve_df(dm.lds_curve)), width="stretch", key="attr_lds")
+weak = af.weak_warning(dm_id, dm.lds_val) if dm.target == "margin" else None
+if weak:
+    top.warning(weak)
+with st.expander("Fit another datamodel (margin: this page, logits: DMM)", expanded=bool(weak)):
+    af.fit_form(path)
 if dm.target != "margin":
-    st.info(f"Datamodel {dm_id} predicts logits; this page reads margin datamodels (a margin is "
-            "not linear in the logits). Pick a margin datamodel above, or fit one:\n\n"
-            f"`python -m core datamodels fit --dataset {dm.dataset} --target margin`")  # fmt: skip
+    af.margin_fit_button(dm)
     jobs_panel()
     st.stop()
+note = lds_note(dm.lds_val)  # shown beside everything read from the datamodel
 try:
     data = data_access.dataset(dm.dataset)
     w = ad.margin_weights(path, dm_id)  # (n_targets, n_train)
@@ -115,7 +101,7 @@ if "attr_point" not in st.session_state:  # start at the forget point hardest to
         int(f.loc[f["klom"].idxmax(), "point"]) if f is not None and len(f)
         else int(forget[0]) if forget.size else 0
     )  # fmt: skip
-st.subheader("A point and its training influencers")
+st.subheader(f"A point and its training influencers · {note}")
 point = int(st.number_input(f"point index (0–{n_points - 1}; train first, then val)", step=1,
                             key="attr_point"))  # fmt: skip
 ad.to_query(point=("attr_point", point), datamodel=("attr_dm", dm_id), run=("attr_run", run_id))
@@ -152,21 +138,23 @@ def show_point(p: int) -> pd.DataFrame:
     for side, col, title in (("positive", b, "raise its margin"),
                              ("negative", b, "lower its margin")):  # fmt: skip
         t = table[table["side"] == side]
-        col.markdown(f"**Top {side} influencers** — training on them is predicted to {title}")
+        col.markdown(f"**Top {side} influencers** — training on them is predicted to {title} "
+                     f"· {note}")  # fmt: skip
         caps = [f"#{j}{' (itself)' if j == p else ''} · {ad.label_of(data, int(j))} · {v:+.3g}"
                 for j, v in zip(t["source"], t["weight"], strict=True)]  # fmt: skip
         col.markdown(ad.image_grid(data, t["source"], caps,
                                    [ad.link(j, dm_id, run_id) for j in t["source"]]),
                      unsafe_allow_html=True)  # fmt: skip
-    st.plotly_chart(charts.influencer_bars(table, names, p), width="stretch", key="attr_bars",
-                    on_select="rerun", selection_mode="points")  # fmt: skip
+    st.plotly_chart(charts.influencer_bars(table, names, p, note), width="stretch",
+                    key="attr_bars", on_select="rerun", selection_mode="points")  # fmt: skip
+    st.markdown(f"**Influencers of point {p}** · {note}")
     st.dataframe(table.assign(label=names), hide_index=True, width="stretch")
     return table
 
 
 table = show_point(point) if chosen is not None else None
 
-st.subheader("Weights over a group")
+st.subheader(f"Weights over a group · {note}")
 group = st.radio("group", ["influencers × class", "forget × forget"], horizontal=True,
                  key="attr_group")  # fmt: skip
 if group == "forget × forget" and forget.size:
@@ -193,7 +181,7 @@ elif group == "influencers × class" and table is not None:
 else:
     st.caption("Pick a valid point, or store a forget set, to see this group.")
 
-st.subheader("Self-influence (memorization)")
+st.subheader(f"Self-influence (memorization) · {note}")
 st.plotly_chart(charts.self_influence_hist(si, forget, chosen if chosen is not None and
                                            chosen < si.size else None), width="stretch",
                 key="attr_self", on_select="rerun", selection_mode="points")  # fmt: skip
@@ -202,7 +190,7 @@ if forget.size:
                f"{si[forget].mean():+.4g} against {si.mean():+.4g} over all train points.")  # fmt: skip
 
 if forget.size:
-    st.subheader("Points the forget set moves most")
+    st.subheader(f"Points the forget set moves most · {note}")
     km = st.slider("points", 5, 40, 12, key="attr_kmoved")
     mv = ad.moved(w, forget, km)
     caps = [f"#{p} · {ad.label_of(data, int(p))} · Δ{s:+.3g}{' · F' if f else ''}"
@@ -210,12 +198,12 @@ if forget.size:
     st.markdown(ad.image_grid(data, mv["point"], caps,
                               [ad.link(p, dm_id, run_id) for p in mv["point"]]),
                 unsafe_allow_html=True)  # fmt: skip
-    st.plotly_chart(charts.moved_bars(mv), width="stretch", key="attr_moved", on_select="rerun",
-                    selection_mode="points")  # fmt: skip
+    st.plotly_chart(charts.moved_bars(mv, note), width="stretch", key="attr_moved",
+                    on_select="rerun", selection_mode="points")  # fmt: skip
     st.caption("Predicted margin shift when the forget set is left out, Δ[t] = −Σ_{j∈F} W[t, j] "
                "(F marks forget points).")  # fmt: skip
 
-st.subheader("Hard to unlearn? KLoM against self-influence")
+st.subheader(f"Hard to unlearn? KLoM against self-influence · {note}")
 if points is None:
     st.caption("No evaluation of this forget set: evaluate a method on the Forget sets page.")
 else:
