@@ -142,6 +142,29 @@ def noise_floor(runs: pd.DataFrame, score: str) -> tuple[float, float] | None:
     return float(vals.min()), float(vals.max())
 
 
+SATURATED = 0.5  # a floor at least this share of the worst run's score: order not resolved
+
+
+def resolution(runs: pd.DataFrame, score: str, n_models: int | None = None) -> str | None:
+    """Why the runs' order on ``score`` cannot be read, or None when it can: the noise floor
+    (oracle vs oracle, what a perfect unlearner scores) is at least ``SATURATED`` × the worst
+    run's score. Then even doing nothing is within a factor 2 of perfect — KLoM is near its
+    ceiling on every split because there are few models a side (each side's histogram has as
+    many samples as models), so differences between methods are noise."""
+    floor = noise_floor(runs, score)
+    vals = runs[score].dropna()
+    if floor is None or vals.empty or floor[1] < SATURATED * float(vals.max()):
+        return None
+    many = f"{n_models} models a side" if n_models else "this many models a side"
+    return (
+        f"The order of these runs is not resolved: with {many} the noise floor "
+        f"({floor[1]:.2f}, two oracle groups compared) is {floor[1] / float(vals.max()):.0%} of "
+        f"the worst run's score ({float(vals.max()):.2f}), so KLoM is near its ceiling for "
+        "every method and their differences are noise. Build more models a side (the demo's "
+        "default is 100) to tell the methods apart."
+    )
+
+
 def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Bool mask of the points no other point beats: lower-or-equal cost *and* score, one of
     them strictly lower (both minimised)."""

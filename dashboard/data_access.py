@@ -239,6 +239,17 @@ def job_result(path: str, job_id: int) -> dict | None:
 
 
 @st.cache_data(show_spinner=False, ttl=2)
+def models_a_side(path: str, forget_set_id: int) -> int | None:
+    """Models per side of the forget set's newest complete oracles (KLoM's sample size)."""
+    df = _store(path).query_df(
+        """SELECT n_models FROM model_sets WHERE kind = 'oracle' AND forget_set_id = ?
+           AND status = 'complete' ORDER BY id DESC LIMIT 1""",
+        [forget_set_id],
+    )
+    return None if df.empty else int(df["n_models"][0])
+
+
+@st.cache_data(show_spinner=False, ttl=2)
 def compare_runs(path: str, forget_set_id: int) -> pd.DataFrame:
     """Every evaluation of a forget set with its scores (``core.compare.runs_table``)."""
     from core.compare import runs_table

@@ -99,3 +99,50 @@ def test_an_empty_lab_links_to_where_forget_sets_are_made(tmp_path, monkeypatch)
     at = page("unlearn")
     assert "No forget sets yet" in at.info[0].value
     assert {"Forget sets: make one", "Home: the quick demo"} <= set(_labels(at))
+
+
+def test_resolution_says_when_the_floor_drowns_the_order():
+    """A tiny preset's scores all sit near KLoM's ceiling: Compare must say so, not rank them."""
+    import pandas as pd
+
+    from core.compare import resolution
+
+    def runs(floor: float, scores: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"klom_p99_avg": scores, "klom_floor_p99_avg": [floor] * len(scores)})
+
+    note = resolution(runs(9.0, [9.8, 9.4, 9.9]), "klom_p99_avg", 8)
+    assert note and "with 8 models a side" in note and "91%" in note  # 9.0 / 9.9
+    assert resolution(runs(4.8, [9.8, 1.0]), "klom_p99_avg") is None  # 4.8 < 0.5 × 9.8
+    assert resolution(runs(4.9, [9.8, 1.0]), "klom_p99_avg")  # the boundary counts
+    assert (
+        resolution(
+            runs(4.9, [9.8, 1.0])
+            .drop(columns="klom_floor_p99_avg")
+            .assign(klom_floor_p99_avg=float("nan")),
+            "klom_p99_avg",
+        )
+        is None
+    )  # no floor: no claim
+
+
+def test_compare_takes_the_tours_forget_set_and_links_from_an_empty_lab(  # noqa: F811
+    lab,
+    tmp_path,
+    monkeypatch,  # noqa: F811
+):
+    from core.evaluation import build_oracles, evaluate
+
+    store = lab["store"]
+    other = save_forget_set(store, random_forget_set(1347, 10, seed=3, name="second"), "digits")
+    build_oracles(store, other, 6)
+    evaluate(store, other, "do_nothing")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("views/compare.py")
+    at.query_params["forget_set"] = str(lab["forget_set"])
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="cmp_fs").value == lab["forget_set"]  # not the newest, the link's
+    assert any("is not resolved" in w.value for w in at.warning)  # 6 models a side, 2 epochs
+    monkeypatch.setenv("LAB_DB", str(tmp_path / "empty.duckdb"))
+    empty = page("compare")
+    assert {"Home: the quick demo", "Unlearn"} <= set(_labels(empty))

@@ -106,9 +106,13 @@ def _path(w: Walk, db_path) -> None:
     for method in METHODS:
         pg.locator(".legendtext", has_text=method).first.wait_for(timeout=60_000)
     score = {m: float(table.loc[m, "klom_p99_avg"]) for m in METHODS}
-    gd, om, dmm = (score[m] for m in METHODS)
-    if not min(gd, om) <= dmm <= max(gd, om):
-        w.text("not resolved")  # the page says why the order cannot be read here
+    floor, worst = table["klom_floor_p99_avg"].max(), table["klom_p99_avg"].max()
+    if floor >= 0.5 * worst:  # saturated (8 models a side): the page says so, and why
+        w.text("The order of these runs is not resolved: with 8 models a side")
+    else:  # resolved: the paper's order, DMM between gradient descent and Oracle Matching
+        gd, om, dmm = (score[m] for m in METHODS)
+        assert min(gd, om) <= dmm <= max(gd, om), score
+        assert w.page.get_by_text("is not resolved").count() == 0
     w.shot("paper-compare")
     # 5. a forget point's drill-down, opened from Compare's point-by-point view
     pg.get_by_role("tab", name="Over / under-unlearning").click()

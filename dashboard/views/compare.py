@@ -5,8 +5,9 @@ import json
 
 import streamlit as st
 
-from core.compare import best_per_method, gap_summary
+from core.compare import best_per_method, gap_summary, resolution
 from core.errors import LabError
+from dashboard import attribution_data as ad
 from dashboard import components, data_access
 from dashboard.compare_charts import (
     AUDIT_TABLE_COLUMNS,
@@ -19,6 +20,7 @@ from dashboard.compare_charts import (
     run_labels,
 )
 from dashboard.downloads import table_downloads
+from dashboard.jobs_panel import jobs_panel
 
 st.title("Compare methods")
 st.caption("Every run on one forget set as a point: how close to the oracles (KLoM, lower is "
@@ -42,8 +44,13 @@ path = str(store.path)
 evals = data_access.evaluations_df(path)
 if evals.empty:
     st.info("No evaluations yet: run the demo from Home, or unlearn on the Unlearn page.")
+    c1, c2 = st.columns(2)
+    c1.page_link("views/home.py", label="Home: the quick demo", icon=":material/home:")
+    c2.page_link("views/unlearn.py", label="Unlearn", icon=":material/auto_fix_high:")
+    jobs_panel()
     st.stop()
 names = evals.drop_duplicates("forget_set_id").set_index("forget_set_id")["forget_set"]
+ad.from_query("forget_set", "cmp_fs", lambda v: v in names.index)  # a link (the tour) picks it
 fs_id = st.selectbox("forget set", list(names.index), format_func=lambda i: f"#{i} · {names[i]}",
                      key="cmp_fs")  # fmt: skip
 score = st.radio("y axis", list(SCORES), horizontal=True, key="cmp_score",
@@ -67,6 +74,9 @@ st.session_state["cmp_last_click"] = clicked
 st.plotly_chart(frontier_chart(runs, score, x_mode, log_x), width="stretch", key="cmp_chart",
                 on_select="rerun", selection_mode="points")  # fmt: skip
 st.caption(frontier_caption(score, x_mode, log_x))
+unresolved = resolution(runs, score, data_access.models_a_side(path, int(fs_id)))
+if unresolved:
+    st.warning(unresolved, icon=":material/blur_on:")
 st.caption("Accuracy alone misleads: gradient ascent can reach the oracles' forget accuracy "
            "while its KLoM is wrecked — read both columns.")  # fmt: skip
 view = runs[["run_id", "method", "oracle_access", "budget", "cost", "consumed_cost",
