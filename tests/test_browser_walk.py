@@ -226,6 +226,9 @@ def _walk(w: Walk, page, url: str, db_path) -> None:  # noqa: F811
     m = page.get_by_label("subset models M")
     m.fill("20")
     m.press("Enter")
+    w.idle()
+    page.get_by_text("margin (this page)", exact=True).click()  # one job: the page reads it
+    w.idle()
     page.get_by_role("button", name="Fit a datamodel").click()
     page.get_by_role("link", name="on Attribution").first.wait_for(timeout=LONG)
     page.get_by_role("link", name="on Attribution").first.click()
