@@ -30,10 +30,17 @@ def page(db_path) -> AppTest:
     [
         (f"1, {10**30}", "", f"index {10**30} is outside the training set: valid indices are 0 to"),
         ("9" * 5000, "", "far too large to be a train index"),
+        (
+            "3, x, 5000, 7, -2",
+            "",
+            "3 entries are not train indices (valid indices are 0 to "
+            "1346): item 2: 'x' is not an integer; item 3: 5000 is out of range; item 5: -2 is "
+            "out of range",
+        ),  # fmt: skip
         ("1, 2", "bad\x1bname", "control or invisible characters"),
         ("1, 2", "n" * 81, "at most 80 characters"),
     ],
-    ids=["huge-index", "5000-digits", "control-char-name", "long-name"],
+    ids=["huge-index", "5000-digits", "every-bad-entry", "control-char-name", "long-name"],
 )
 def test_manual_input_errors_are_one_message(page, db_path, indices, name, needle):
     page.radio(key="fs_kind").set_value("manual").run()
