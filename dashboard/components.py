@@ -19,6 +19,14 @@ METHOD_COLORS = {
 }
 
 
+def narrow_columns(*names: str) -> dict:
+    """``st.dataframe`` column settings that keep short columns narrow ("small": 75 px), so a
+    wide table leaves room for its long ones instead of cutting them off."""
+    import streamlit as st
+
+    return {n: st.column_config.Column(n, width="small") for n in names}
+
+
 def log_ticks(lo: float, hi: float, max_ticks: int = 10) -> dict:
     """Tick settings for a log axis over ``[lo, hi]`` (data units, ``0 < lo < hi``) whose
     labels read as the values: 0.2, 0.5, 1, 2 (plotly's own log ticks label 0.2 and 20 alike

@@ -149,6 +149,14 @@ DIST_STATE = f"""() => {{
            labels: (gd.layout.annotations || []).map(a => a.x),
            kinds: gd._fullData.map(t => t.type), xs: gd._fullData.map(t => Array.from(t.x || []))}};
 }}"""
+# the rendered x tick labels of the visible KLoM distribution
+TICKS = f"""() => {{
+  const gd = {PLOTS}.filter(g => g.offsetParent !== null)[0];
+  return gd ? Array.from(gd.querySelectorAll('.xtick text'), t => t.textContent) : null;
+}}"""
+# page links whose label is wider than the room it has (cut off with an ellipsis)
+LINKS_CUT = """() => Array.from(document.querySelectorAll("[data-testid='stPageLink'] p"))
+  .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent)"""
 # the per-point chart: the forget point farthest (on screen) from every other point
 PICK_FORGET = f"""() => {{
   const gd = {PLOTS}.find(g => g.data && g.data.some(t => t.name === 'forget'));
@@ -287,6 +295,18 @@ def test_whole_app_klom_explorer_drill_down(lab_server, page, tmp_path):
     box.press("Enter")
     page.get_by_text(f"point {point}", exact=False).first.wait_for(timeout=60_000)
     page.get_by_text("split forget", exact=False).first.wait_for(timeout=60_000)
+    # every link's label is shown in full (review: the drill-down's Attribution link was cut)
+    page.get_by_text("training influencers", exact=False).first.wait_for(timeout=60_000)
+    cut = page.evaluate(LINKS_CUT)
+    assert not cut, f"link labels cut off: {cut}"
+    # the log scale's ticks read as their values (review: 0.2 read "2", between 0.1 and 1)
+    # (on the retain tab: its KLoM spans decades, so plotly put 2 and 5 between 0.1 and 1 and 10)
+    page.get_by_role("tab", name="Retain").click()
+    page.get_by_text("log scale", exact=True).click()
+    _wait(page, DIST_STATE, lambda s: s["type"] == "log")
+    ticks = _wait(page, TICKS, lambda t: len(t) >= 2)
+    values = [float(t) for t in ticks]
+    assert values == sorted(set(values)), ticks
     page.screenshot(path=str(tmp_path / "klom.png"), full_page=True)
 
 

@@ -118,6 +118,9 @@ status = data_access.forget_set_status(path).set_index("id")
 view = saved.drop(columns=["params"]).join(status, on="id")
 view["do_nothing_run"] = components.id_or_dash(view["do_nothing_run"])
 st.dataframe(view, hide_index=True, width="stretch", column_config={
+    **components.narrow_columns("id", "dataset", "size"),
+    "name": st.column_config.TextColumn("name", width="medium"),
+    "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
     "oracles": st.column_config.TextColumn(
         "oracles", help="built: both oracle groups (main and noise floor) are complete"),
     "oracle_set_ids": st.column_config.TextColumn("oracle sets"),
