@@ -359,3 +359,36 @@ def test_attribution_page_loads_and_a_dot_opens_its_point(attr_server, page, tmp
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(tmp_path / "attribution.png"), full_page=True)
     watch.check()
+
+
+# every distinct text the main area shows, in order, from the very first (set before the page)
+MAIN_TEXTS = """() => { window.__texts = [];
+  new MutationObserver(() => {
+    const main = document.querySelector("[data-testid='stMain']");
+    const text = main ? main.innerText.trim() : '';
+    if (text && window.__texts[window.__texts.length - 1] !== text) window.__texts.push(text);
+  }).observe(document, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture
+def fresh_server(db_path, tmp_path):
+    """A server that has run no page yet, over an empty lab."""
+    yield from _serve(db_path, tmp_path)
+
+
+def test_a_fresh_server_says_at_once_that_it_is_loading(fresh_server, page):
+    """Review: the first page of a fresh server stayed blank for seconds (the first run imports
+    torch before any page draws). The first text it shows now is the loading note, soon; the
+    page replaces it."""
+    page.add_init_script(f"({MAIN_TEXTS})()")
+    start = time.monotonic()
+    page.goto(fresh_server, wait_until="commit")
+    page.wait_for_function("() => window.__texts.length > 0", timeout=60_000, polling=50)
+    first_s = time.monotonic() - start
+    page.get_by_text("Machine unlearning", exact=False).first.wait_for(timeout=120_000)
+    texts = page.evaluate("() => window.__texts")
+    assert texts[0].startswith("Loading the lab"), texts[0][:80]
+    assert first_s < 30, f"the first text took {first_s:.1f} s"  # ~3 s here; a busy CI is slow
+    # the note goes once the first run ends
+    page.get_by_text("Loading the lab").wait_for(state="detached", timeout=120_000)
