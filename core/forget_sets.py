@@ -30,6 +30,7 @@ DIGITS_KNN_ANCHOR = 0  # train index of the pixel-space cluster's centre in the 
 
 MAX_NAME_LENGTH = 80
 _MAX_DIGITS = 40  # longer numbers are not read at all (Python refuses past 4300 digits)
+MAX_LISTED = 8  # an error about bad indices names this many of them, then counts the rest
 
 _INT_RE = re.compile(r"[+-]?\d+")
 
@@ -127,12 +128,26 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:30] + "…" + text[-5:]
 
 
-def _outside(value: int, n_train: int) -> ConfigError:
+def _index_text(value: int) -> str:
     text = str(value)
-    if len(text) > _MAX_DIGITS:
-        text = f"{text[:12]}…({len(text)} digits)"
+    return f"{text[:12]}…({len(text)} digits)" if len(text) > _MAX_DIGITS else text
+
+
+def _outside(value: int, n_train: int) -> ConfigError:
     return ConfigError(
-        f"index {text} is outside the training set: valid indices are 0 to {n_train - 1}"
+        f"index {_index_text(value)} is outside the training set: "
+        f"valid indices are 0 to {n_train - 1}"
+    )
+
+
+def _bad_entries(problems: list[str], n_bad: int, n_train: int) -> ConfigError:
+    """One error naming every bad entry (the first ``MAX_LISTED`` of them and how many more):
+    ``problems`` are ``item i: …`` texts in input order, ``n_bad`` their total count."""
+    listed = "; ".join(problems[:MAX_LISTED])
+    more = f"; and {n_bad - MAX_LISTED} more" if n_bad > MAX_LISTED else ""
+    return ConfigError(
+        f"{n_bad} entries are not train indices (valid indices are 0 to {n_train - 1}): "
+        f"{listed}{more}"
     )
 
 
@@ -158,12 +173,38 @@ def _as_int(value: Any, where: str) -> int:
     raise ConfigError(f"{where}: {_short(value)} ({type(value).__name__}) is not an integer")
 
 
+def _checked_ints(items: list[Any], n_train: int) -> list[int]:
+    """``items`` as ints in ``[0, n_train)``, or one ``ConfigError`` naming every bad entry:
+    the single problem's own message when there is one, else ``_bad_entries``."""
+    ints, problems, n_bad = [], [], 0
+    for i, v in enumerate(items):
+        try:
+            value = _as_int(v, f"item {i + 1}")
+        except ConfigError as err:
+            problem, single = str(err), err
+        else:
+            ints.append(value)
+            if 0 <= value < n_train:
+                continue
+            single = _outside(value, n_train)
+            problem = f"item {i + 1}: {_index_text(value)} is out of range"
+        n_bad += 1
+        if len(problems) < MAX_LISTED:
+            problems.append(problem)
+    if n_bad == 1:
+        raise single
+    if n_bad:
+        raise _bad_entries(problems, n_bad, n_train)
+    return ints
+
+
 def validate_indices(raw: Iterable[Any], n_train: int) -> tuple[np.ndarray, tuple[str, ...]]:
     """Check and normalize raw train indices → (sorted unique int64 ``(k,)``, warnings).
 
     Rules: integers only (Python/numpy ints and integral strings; bools, floats like 2.5 and
     other strings are rejected), each in ``[0, n_train)``, duplicates removed with a warning,
-    not empty and not the whole training set. Violations raise ``ConfigError``.
+    not empty and not the whole training set. Violations raise ``ConfigError``; bad entries
+    are all named in one message (the first ``MAX_LISTED``, then a count of the rest).
     """
     check_int("n_train", n_train, lo=1)
     if isinstance(raw, str | bytes):
@@ -172,8 +213,12 @@ def validate_indices(raw: Iterable[Any], n_train: int) -> tuple[np.ndarray, tupl
     if arr is not None and arr.dtype.kind in "iu":
         flat = arr.reshape(-1)
         bad = np.flatnonzero((flat < 0) | (flat >= n_train))  # before any cast: uint64 too
-        if bad.size:
+        if bad.size == 1:
             raise _outside(int(flat[bad[0]]), n_train)
+        if bad.size:
+            problems = [f"item {i + 1}: {_index_text(int(flat[i]))} is out of range"
+                        for i in bad[:MAX_LISTED]]  # fmt: skip
+            raise _bad_entries(problems, int(bad.size), n_train)
         values = flat.astype(np.int64)
     else:
         try:
@@ -182,12 +227,9 @@ def validate_indices(raw: Iterable[Any], n_train: int) -> tuple[np.ndarray, tupl
             )
         except TypeError:
             raise ConfigError(f"indices must be a list of integers, got {_short(raw)}") from None
-        if all(type(v) is int for v in items):  # the common case, at C speed
-            ints = items
-        else:
-            ints = [_as_int(v, f"item {i + 1}") for i, v in enumerate(items)]
-        if ints and (min(ints) < 0 or max(ints) >= n_train):  # as Python ints: 10**30 is fine
-            raise _outside(next(v for v in ints if not 0 <= v < n_train), n_train)
+        ints = items if all(type(v) is int for v in items) else None  # the common case, fast
+        if ints is None or (ints and (min(ints) < 0 or max(ints) >= n_train)):
+            ints = _checked_ints(items, n_train)  # as Python ints: 10**30 is fine
         values = np.array(ints, dtype=np.int64)
     if values.size == 0:
         raise ConfigError("the forget set is empty: give at least one index")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -16,6 +18,38 @@ METHOD_COLORS = {
     "OM (retain only)": "#7c3aed",
     "GD+GA": "#dc2626",
 }
+
+
+def narrow_columns(*names: str) -> dict:
+    """``st.dataframe`` column settings that keep short columns narrow ("small": 75 px), so a
+    wide table leaves room for its long ones instead of cutting them off."""
+    import streamlit as st
+
+    return {n: st.column_config.Column(n, width="small") for n in names}
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int = 10) -> dict:
+    """Tick settings for a log axis over ``[lo, hi]`` (data units, ``0 < lo < hi``) whose
+    labels read as the values: 0.2, 0.5, 1, 2 (plotly's own log ticks label 0.2 and 20 alike
+    "2", in small print). Ticks at 1, 2 and 5 × 10ⁿ; at 1 to 9 × 10ⁿ when that would give
+    fewer than three; at powers of ten only (every k-th) when it would give more than
+    ``max_ticks``. Values below 10⁻³ or from 10⁵ up read ``1e-6``."""
+    e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+
+    def at(mults: tuple[int, ...], every: int = 1) -> list[tuple[int, int]]:
+        return [(m, e) for e in range(e0, e1 + 1) for m in mults
+                if e % every == 0 and lo <= float(f"{m}e{e}") <= hi]  # fmt: skip
+
+    ticks = at((1, 2, 5))
+    if len(ticks) < 3:
+        ticks = at(tuple(range(1, 10)))
+    if len(ticks) > max_ticks:
+        ticks = at((1,), max(1, math.ceil((e1 - e0 + 1) / max_ticks)))
+    vals = [float(f"{m}e{e}") for m, e in ticks]
+    text = [
+        f"{v:g}" if 1e-3 <= v < 1e5 else f"{m}e{e}" for v, (m, e) in zip(vals, ticks, strict=True)
+    ]
+    return {"tickmode": "array", "tickvals": vals, "ticktext": text}
 
 
 # each line its own dash and marker, so lines that coincide (GD and OM (retain only) both stay
@@ -75,6 +109,16 @@ def _marker_sizes(steps: pd.Series, last: int, k: int, of: int) -> list[int]:
     return [9 if (int(t) - shift) % every == 0 else 0 for t in steps]
 
 
+def _rel_dist_ticks(curves: pd.DataFrame) -> dict:
+    """``log_ticks`` over the plotted relative distances (and the 1e-6 mark), if any."""
+    y = curves["rel_dist"].clip(lower=1e-16) if "rel_dist" in curves else pd.Series(dtype=float)
+    y = y[np.isfinite(y)]
+    if y.empty:
+        return {}
+    lo, hi = min(float(y.min()), 1e-6), float(y.max())
+    return log_ticks(lo, hi) if hi > lo else {}
+
+
 def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
     """rel_dist against step, one line per method, log-scale y; diverged methods marked ✕."""
     import math
@@ -114,8 +158,7 @@ def linear_chart(curves: pd.DataFrame, outcomes: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         xaxis_title="step",
         yaxis_title="‖θₜ − θ_ret‖ / ‖θ_full − θ_ret‖",
-        yaxis_type="log",
-        yaxis_exponentformat="power",
+        yaxis={"type": "log", **_rel_dist_ticks(curves)},
         legend={"orientation": "h", "y": -0.2},
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         height=460,

@@ -20,19 +20,29 @@ HELP = {
 }
 
 
+# the audit's name leads each stored meaning; the audit column shows it already
+_AUDIT_PREFIX = r"^(U-LiRA |population MIA: )"
+# rows this tall (> 64 px) let Streamlit wrap a long figure onto a second line instead of
+# cutting it off
+ROW_HEIGHT = 66
+
+
 def summary_table(audit: dict) -> pd.DataFrame:
     """One row per audit figure: audit, figure, method, floor (from ``audit_results``)."""
     s = audit["summaries"]
     return pd.DataFrame({
         "audit": s["audit"].map({"ulira": "U-LiRA", "mia": "MIA"}).fillna(s["audit"]),
-        "figure": s["meaning"], "method": s["value"], "floor": s["floor"],
+        "figure": s["meaning"].str.replace(_AUDIT_PREFIX, "", regex=True),
+        "method": s["value"], "floor": s["floor"],
     })  # fmt: skip
 
 
 def column_config() -> dict:
-    cfg = {k: st.column_config.TextColumn(k, help=v) for k, v in HELP.items()}
+    """Narrow name and number columns, so that the figure column has the room."""
+    cfg = {k: st.column_config.TextColumn(k, help=v, width="small") for k, v in HELP.items()}
+    cfg["figure"] = st.column_config.TextColumn("figure", help=HELP["figure"], width="large")
     for k in ("method", "floor"):
-        cfg[k] = st.column_config.NumberColumn(k, help=HELP[k], format="%.3f")
+        cfg[k] = st.column_config.NumberColumn(k, help=HELP[k], format="%.3f", width="small")
     return cfg
 
 

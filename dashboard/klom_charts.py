@@ -13,10 +13,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.components import log_ticks
+
 SATURATION = math.log(1e5)  # KLoM where the two samples share no bin: q floored at 1e-5
 LOG_FLOOR = 1e-3  # on a log axis, KLoM values below this are drawn at this value
 SPLIT_COLORS = {"forget": "#dc2626", "retain": "#2563eb", "val": "#059669"}
 FLOOR_COLOR = "#64748b"
+MAX_DOT = 6  # px: the widest marker of the per-point chart that still wins a click on itself
 MARGIN_TITLE = "margin  z<sub>y</sub> − log Σ<sub>j≠y</sub> e<sup>z<sub>j</sub></sup>"
 
 
@@ -95,7 +98,9 @@ def klom_distribution(
         fig.add_annotation(x=pos, y=1.0 + 0.075 * row, yref="paper", text=text, showarrow=False,
                            xanchor="right" if right_half else "left", yanchor="bottom",
                            font={"color": c, "size": 11})  # fmt: skip
-    fig.update_xaxes(title="KLoM (nats)", type="log" if log_x else "linear", range=x_range)
+    ticks = log_ticks(_log_low(k, f), top) if log_x else {}  # labels 0.2, not plotly's "2"
+    fig.update_xaxes(title="KLoM (nats)", type="log" if log_x else "linear", range=x_range,
+                     **ticks)  # fmt: skip
     fig.update_layout(
         height=400,
         margin={"l": 10, "r": 10, "t": 20 + 24 * len(marks), "b": 10},
@@ -109,15 +114,26 @@ def klom_points(points: pd.DataFrame, chosen: int | None = None) -> go.Figure:
 
     Each marker carries ``[point index, split]`` as customdata, so a click names the very point
     clicked. ``chosen`` is ringed in black (that ring ignores the mouse).
+
+    Which dot a click picks: plotly scores each trace's nearest marker by
+    ``max(d − r, 1 − 3/r)`` pixels (``d`` from the cursor to its centre, ``r`` = max(3, size/2)),
+    and a later trace wins a tie. Every marker here is at most ``MAX_DOT`` px wide, so a click
+    anywhere on a dot scores 0, the best score: the dot under the cursor wins, and among
+    overlapping dots the forget point, whose trace comes last and is drawn on top. (Forget dots
+    of 8 px scored 1 − 3/4 = 0.25 at best, so a retain dot within 3.25 px of the cursor took
+    the click.) Forget dots stand out by an outline instead of by size.
     """
     fig = go.Figure()
     for split in ("val", "retain", "forget"):  # forget points drawn last, on top
         sub, c = points[points["split"] == split], SPLIT_COLORS[split]
+        forget = split == "forget"
         fig.add_trace(
             go.Scatter(
                 x=sub["gap"], y=sub["klom"], mode="markers", name=split,
                 customdata=np.column_stack([sub["point"].to_numpy(), sub["split"].to_numpy()]),
-                marker={"color": c, "size": 8 if split == "forget" else 5, "opacity": 0.75},
+                marker={"color": c, "size": MAX_DOT if forget else 5,
+                        "opacity": 0.9 if forget else 0.75,
+                        "line": {"color": "#7f1d1d" if forget else c, "width": 1 if forget else 0}},
                 hovertemplate="point %{customdata[0]} (%{customdata[1]})<br>gap %{x:.3f}"
                 "<br>KLoM %{y:.3f}<extra></extra>",
             )

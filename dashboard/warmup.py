@@ -34,6 +34,11 @@ def start() -> None:
             threading.Thread(target=_load, name="lab-warmup", daemon=True).start()
 
 
+def started() -> bool:
+    """Whether ``start`` has run in this process (so the engine is imported already)."""
+    return _started
+
+
 def wait(timeout: float = 60.0) -> None:
     """Block until a started warm-up has finished (returns at once if none was started)."""
     if _started:

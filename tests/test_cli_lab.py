@@ -81,6 +81,11 @@ def test_train_models_forget_set_oracles_evaluate(db_path, tmp_path):
         (["forget-set", "create", "--kind", "random", "--k", "1347"], "at most"),
         (["forget-set", "create", "--kind", "manual", "--indices", "1,x"], "not an integer"),
         (["forget-set", "create", "--kind", "manual", "--indices", "5000"], "5000"),
+        (
+            ["forget-set", "create", "--kind", "manual", "--indices", "1,x,5000,7,-2"],
+            "3 entries are not train indices (valid indices are 0 to 1346): item 2: 'x' is not "
+            "an integer; item 3: 5000 is out of range; item 5: -2 is out of range",
+        ),
         (["forget-set", "create", "--kind", "manual", "--indices", ""], "empty"),
         (["forget-set", "create", "--kind", "random"], "needs --k"),
         (

@@ -30,10 +30,17 @@ def page(db_path) -> AppTest:
     [
         (f"1, {10**30}", "", f"index {10**30} is outside the training set: valid indices are 0 to"),
         ("9" * 5000, "", "far too large to be a train index"),
+        (
+            "3, x, 5000, 7, -2",
+            "",
+            "3 entries are not train indices (valid indices are 0 to "
+            "1346): item 2: 'x' is not an integer; item 3: 5000 is out of range; item 5: -2 is "
+            "out of range",
+        ),  # fmt: skip
         ("1, 2", "bad\x1bname", "control or invisible characters"),
         ("1, 2", "n" * 81, "at most 80 characters"),
     ],
-    ids=["huge-index", "5000-digits", "control-char-name", "long-name"],
+    ids=["huge-index", "5000-digits", "every-bad-entry", "control-char-name", "long-name"],
 )
 def test_manual_input_errors_are_one_message(page, db_path, indices, name, needle):
     page.radio(key="fs_kind").set_value("manual").run()
@@ -52,3 +59,19 @@ def test_streamlit_settings_hide_tracebacks_and_bound_uploads():
     assert re.search(r'^showErrorDetails = "none"$', client, re.M)
     mb = int(re.search(r"^maxUploadSize = (\d+)$", server, re.M).group(1))
     assert 1 <= mb <= 5 and mb * 1_000_000 >= MAX_UPLOAD_BYTES
+
+
+def test_the_name_box_is_emptied_after_a_save(page, db_path):
+    """Review: after a save the name box still held the saved set's name, so the next set
+    would be saved under it again. A successful save empties it."""
+    page.radio(key="fs_kind").set_value("manual").run()
+    page.text_input(key="fs_manual").set_value("3, 4, 5").run()
+    page.text_input(key="fs_name").set_value("mine").run()
+    page.button(key="fs_preview_btn").click().run()
+    page.button(key="fs_save").click().run()
+    assert not page.exception
+    assert [s.value for s in page.success] == ["Saved as forget set 1."]
+    assert page.text_input(key="fs_name").value == ""
+    assert list_forget_sets(Store(db_path))["name"].tolist() == ["mine"]
+    page.run()  # the next run (any click) keeps it empty, and the note is gone
+    assert page.text_input(key="fs_name").value == "" and not page.success

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -103,6 +104,34 @@ def test_klom_explorer_with_drill_down(lab):
     assert f"KLoM **{pts.loc[point, 'klom']:.3f}**" in text
     at.number_input(key="klom_point").set_value(5000).run()
     assert "does not exist" in at.error[0].value
+
+
+def test_tables_and_links_are_readable_in_full(lab):
+    """Review: cells and links were cut off. The audits' long figures wrap (rows over 64 px,
+    narrow name and number columns) and lose the audit's name they repeated; the Attribution
+    link left the drill-down's narrow image column; the Models and Forget sets tables keep
+    their short columns narrow and their dates short."""
+    at = page("klom")
+    audits = at.dataframe[1]
+    cfg = json.loads(audits.proto.columns)
+    assert cfg["figure"]["width"] == "large"
+    assert {cfg[k]["width"] for k in ("audit", "method", "floor")} == {"small"}
+    assert audits.proto.row_height > 64  # Streamlit wraps text only in rows taller than 4rem
+    assert not audits.value["figure"].str.startswith(("U-LiRA", "population MIA")).any()
+    point = at.number_input(key="klom_point").value
+    labels = [link.proto.label for link in at.get("page_link")]
+    assert labels == [f"Point {point}'s training influencers (Attribution)"]
+    assert not any(col.get("page_link") for col in at.columns)
+    models = json.loads(page("models").dataframe[0].proto.columns)
+    assert models["id"]["pinned"] and models["kind"]["width"] == "small"
+    assert (
+        models["mean_val_acc"]["label"] == "val acc. %"
+        and "argmax" in models["mean_val_acc"]["help"]
+    )
+    assert models["created_at"]["type_config"]["format"] == "YYYY-MM-DD HH:mm"
+    sets = json.loads(page("forget_sets").dataframe[0].proto.columns)
+    assert sets["name"]["width"] == "medium" and sets["id"]["width"] == "small"
+    assert sets["created_at"]["type_config"]["format"] == "YYYY-MM-DD HH:mm"
 
 
 def test_klom_explorer_explains_its_numbers(lab):

@@ -42,6 +42,43 @@ def test_log_axis_range_and_labels_are_in_log10_units(mode):
     assert len({a.y for a in fig.layout.annotations}) == len(texts)  # one row each: no overlap
 
 
+@pytest.mark.parametrize(
+    ("lo", "hi", "text"),
+    [
+        (0.05, 12.0, ["0.05", "0.1", "0.2", "0.5", "1", "2", "5", "10"]),
+        (1e-3, 12.0, ["0.001", "0.01", "0.1", "1", "10"]),  # 1-2-5 would be 13 ticks
+        (0.5, 1.0, ["0.5", "0.6", "0.7", "0.8", "0.9", "1"]),  # 1-2-5 would be 2 ticks
+        (1e-16, 2.0, ["1e-16", "1e-14", "1e-12", "1e-10", "1e-8", "1e-6", "1e-4", "0.01", "1"]),
+    ],
+)
+def test_log_ticks_read_as_their_values(lo, hi, text):
+    """Review: a log axis labelled 0.2 "2" (plotly's own ticks between powers of ten)."""
+    ticks = components.log_ticks(lo, hi)
+    assert ticks["tickmode"] == "array" and ticks["ticktext"] == text
+    assert [float(t) for t in text] == ticks["tickvals"]  # each label is its own value
+    assert all(lo <= v <= hi for v in ticks["tickvals"])
+
+
+def test_every_log_axis_of_the_dashboard_labels_its_ticks():
+    """The KLoM explorer's log scale and the linear study's log y axis carry their own tick
+    labels (plotly's default ones read "2" for 0.2 and for 2e-6 alike)."""
+    for mode in ("ecdf", "histogram"):
+        fig = klom_charts.klom_distribution(_points(), "retain", mode, log_x=True)
+        ax = fig.layout.xaxis
+        assert ax.tickmode == "array" and "0.1" in ax.ticktext and "1" in ax.ticktext
+        lo, hi = ax.range
+        assert all(lo <= math.log10(v) <= hi for v in ax.tickvals)  # all inside the shown range
+        assert list(ax.ticktext) == [f"{v:g}" for v in ax.tickvals]
+    assert klom_charts.klom_distribution(_points(), "retain", "ecdf").layout.xaxis.tickmode is None
+    curves = pd.DataFrame(
+        {"method": "GD", "step": np.arange(10), "rel_dist": np.geomspace(1, 0.3, 10)}
+    )
+    outcomes = pd.DataFrame({"method": ["GD"], "status": ["stalled"], "diverged_at": [None]})
+    ax = components.linear_chart(curves, outcomes).layout.yaxis
+    assert ax.type == "log" and ax.tickmode == "array"
+    assert list(ax.ticktext) == ["1e-6", "1e-5", "1e-4", "0.001", "0.01", "0.1", "1"]  # and 1e-6
+
+
 def test_linear_axis_labels_sit_on_their_lines():
     fig = klom_charts.klom_distribution(_points(), "retain", "ecdf", log_x=False)
     for shape, note in zip(fig.layout.shapes, fig.layout.annotations, strict=True):
@@ -72,6 +109,31 @@ def test_points_chart_carries_index_and_split_and_rings_the_chosen_point():
     assert ring.x[0] == pts.loc[3, "gap"] and ring.y[0] == pts.loc[3, "klom"]
     assert ring.hoverinfo == "skip"  # it never takes a click from the point below it
     assert "<sub>" in klom_charts.margin_histograms(np.zeros(4), np.ones(4)).layout.xaxis.title.text
+
+
+def _plotly_score(d: float, size: float) -> float:
+    """plotly.js's closest-hover distance of a marker ``size`` px wide whose centre is ``d`` px
+    from the cursor (scatter/hover.js: ``max(d − r, 1 − 3/r)``, r = max(3, size/2)); the lowest
+    score takes the click, a later trace winning a tie."""
+    r = max(3.0, size / 2)
+    return max(d - r, 1 - 3 / r)
+
+
+def test_a_click_on_a_forget_dot_beats_its_neighbours():
+    """Review: a click on a forget dot inside a dense cluster opened a retain point. The 8-px
+    forget dot scored 0.25 at its very centre, a 5-px retain dot 1 px away 0. Every dot now
+    scores 0 anywhere on itself, and the forget trace comes last, so it wins the tie."""
+    fig = klom_charts.klom_points(_points(), chosen=3)
+    clickable = [t for t in fig.data if t.hoverinfo != "skip"]
+    assert [t.name for t in clickable] == ["val", "retain", "forget"]
+    size = {t.name: t.marker.size for t in clickable}
+    for other in ("val", "retain"):
+        for d in (0.0, 1.0, 2.5):  # the forget dot's centre; the other dot's centre d px away
+            assert _plotly_score(0.0, size["forget"]) <= _plotly_score(d, size[other])
+        # a click on a lone val or retain dot still opens it, not a forget dot 4 px away
+        assert _plotly_score(0.0, size[other]) < _plotly_score(4.0, size["forget"])
+    # … and a forget dot that is not under the cursor does not take the click from one that is
+    assert _plotly_score(2.0, size["forget"]) < _plotly_score(4.0, size["forget"])
 
 
 def test_clicked_point_reads_customdata_not_positions():

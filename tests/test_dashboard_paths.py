@@ -125,10 +125,10 @@ def test_resolution_says_when_the_floor_drowns_the_order():
     )  # no floor: no claim
 
 
-def test_compare_takes_the_tours_forget_set_and_links_from_an_empty_lab(  # noqa: F811
-    lab,
+def test_compare_takes_the_tours_forget_set_and_links_from_an_empty_lab(
+    lab,  # noqa: F811
     tmp_path,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     from core.evaluation import build_oracles, evaluate
 

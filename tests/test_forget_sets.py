@@ -9,6 +9,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.forget_sets import (
+    MAX_LISTED,
     PRESET_NAMES,
     QUICK_PRESETS,
     ForgetSet,
@@ -83,6 +84,27 @@ def test_validate_removes_duplicates_with_warning():
 def test_validate_rejects(raw, msg):
     with pytest.raises(ConfigError, match=msg):
         validate_indices(raw, 10)
+
+
+def test_every_bad_entry_is_named():
+    """Review: the error named only the first bad entry of ``1, x, 2.5, 5000, -3``. Every bad
+    entry is named now, in input order, with its item number; past ``MAX_LISTED``, a count."""
+    with pytest.raises(ConfigError) as err:
+        validate_indices(["1", "x", "2.5", "5000", "-3", "4"], 10)
+    assert str(err.value) == (
+        "4 entries are not train indices (valid indices are 0 to 9): item 2: 'x' is not an "
+        "integer; item 3: '2.5' is not an integer; item 4: 5000 is out of range; "
+        "item 5: -3 is out of range"
+    )
+    with pytest.raises(ConfigError) as err:
+        validate_indices(np.array([10, 3, -1]), 10)  # an integer array: the fast path
+    assert str(err.value).endswith("item 1: 10 is out of range; item 3: -1 is out of range")
+    with pytest.raises(ConfigError) as err:
+        validate_indices([str(v) for v in range(100, 100 + MAX_LISTED + 5)], 10)
+    text = str(err.value)
+    assert text.startswith(f"{MAX_LISTED + 5} entries are not train indices")
+    assert f"item {MAX_LISTED}: {99 + MAX_LISTED} is out of range; and 5 more" in text
+    assert f"item {MAX_LISTED + 1}:" not in text
 
 
 def test_validate_rejects_bad_n_train():

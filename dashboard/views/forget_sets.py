@@ -8,6 +8,21 @@ from core.forget_store import delete_forget_set, get_forget_set, make_forget_set
 from dashboard import components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
 
+
+def _save(store, preview, dataset: str) -> None:
+    """The Save button's callback: it runs before the page, so it may still empty the name box
+    (a widget's value cannot be set once the widget is drawn in the same run)."""
+    try:
+        fs_id = save_forget_set(store, preview, dataset)
+    except LabError as err:
+        st.session_state["fs_saved"] = ("error", f"Not saved: {err}")
+        return
+    st.session_state.pop("fs_preview", None)
+    st.session_state["fs_name"] = ""
+    data_access.refresh()
+    st.session_state["fs_saved"] = ("ok", f"Saved as forget set {fs_id}.")
+
+
 st.title("Forget sets")
 st.caption("The points a model must forget. Build a set, check what is in it, save it, then "
            "train its oracles and score methods against them in the KLoM explorer.")  # fmt: skip
@@ -81,14 +96,11 @@ if preview is not None:
     components.gallery(st, data, preview.indices)
     labels = data.y_train.numpy()[preview.indices]
     st.plotly_chart(components.class_histogram(labels, data.class_names), width="stretch")
-    if st.button("Save forget set", type="primary", key="fs_save"):
-        try:
-            fs_id = save_forget_set(store, preview, dataset)
-            st.session_state.pop("fs_preview")
-            data_access.refresh()
-            st.success(f"Saved as forget set {fs_id}.")
-        except LabError as err:
-            st.error(f"Not saved: {err}")
+    st.button("Save forget set", type="primary", key="fs_save", on_click=_save,
+              args=(store, preview, dataset))  # fmt: skip
+saved_note = st.session_state.pop("fs_saved", None)  # what _save did, shown once
+if saved_note is not None:
+    (st.success if saved_note[0] == "ok" else st.error)(saved_note[1])
 
 # the jobs panel shows here, but is drawn last: it refreshes fast only while a job is active,
 # and the buttons below may start one in this very run
@@ -106,6 +118,9 @@ status = data_access.forget_set_status(path).set_index("id")
 view = saved.drop(columns=["params"]).join(status, on="id")
 view["do_nothing_run"] = components.id_or_dash(view["do_nothing_run"])
 st.dataframe(view, hide_index=True, width="stretch", column_config={
+    **components.narrow_columns("id", "dataset", "size"),
+    "name": st.column_config.TextColumn("name", width="medium"),
+    "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
     "oracles": st.column_config.TextColumn(
         "oracles", help="built: both oracle groups (main and noise floor) are complete"),
     "oracle_set_ids": st.column_config.TextColumn("oracle sets"),

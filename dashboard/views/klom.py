@@ -60,7 +60,7 @@ if audit is None:
 else:
     st.markdown("**Membership audits** of the forget points (a second judge beside KLoM)")
     st.dataframe(klom_audits.summary_table(audit), hide_index=True, width="stretch",
-                 column_config=klom_audits.column_config())  # fmt: skip
+                 column_config=klom_audits.column_config(), row_height=klom_audits.ROW_HEIGHT)  # fmt: skip
 
 c1, c2 = st.columns([1, 1])
 mode = c1.radio("distribution", ["ecdf", "histogram"], horizontal=True, key="klom_mode",
@@ -110,9 +110,6 @@ a.markdown(
         *klom_audits.point_lines(audit, point),
     ])
 )  # fmt: skip
-a.page_link("views/attribution.py", label="Its training influencers (Attribution)",
-            query_params={"point": str(point), "run": str(run_id)},
-            icon=":material/scatter_plot:")  # fmt: skip
 b.plotly_chart(
     klom_charts.margin_histograms(
         unlearned[:, point], oracle[:, point], f"margins of point {point}"
@@ -120,6 +117,10 @@ b.plotly_chart(
     width="stretch",
     key="drill_hist",
 )
+# full width, below the image's narrow column, where its label was cut off
+st.page_link("views/attribution.py", label=f"Point {point}'s training influencers (Attribution)",
+             query_params={"point": str(point), "run": str(run_id)},
+             icon=":material/scatter_plot:")  # fmt: skip
 floor95 = float(np.percentile(points["floor"], 95))
 verdict = (f"within the noise floor (KLoM ≤ the floor's P95 over all points, {floor95:.2f}): "
            "indistinguishable from the oracles at this many models" if info["klom"] <= floor95

@@ -70,23 +70,27 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
+        **components.narrow_columns("kind", "role", "dataset", "arch", "progress", "device"),
+        "id": st.column_config.NumberColumn("id", width="small", pinned=True),
         "mean_val_acc": st.column_config.NumberColumn(
-            "val acc. % (argmax)", format="%.2f", help="mean over the set's models"
-        ),
+            "val acc. %", format="%.2f",
+            help="argmax accuracy on the val split, mean over the set's models"),
         "mean_train_acc": st.column_config.NumberColumn(
-            "train acc. % (argmax)", format="%.2f", help="mean over the set's models"
-        ),
-        "wall_time_s": st.column_config.NumberColumn("time (s)"),
-        "forget_set_id": st.column_config.TextColumn("forget set"),
+            "train acc. %", format="%.2f",
+            help="argmax accuracy on the train split, mean over the set's models"),
+        "wall_time_s": st.column_config.NumberColumn("time (s)", width="small"),
+        "forget_set_id": st.column_config.TextColumn("forget set", width="small"),
         "recipe_id": st.column_config.TextColumn(
             "recipe", help="dataset, architecture and training config: only sets of one recipe "
             "(and size) are compared"),
         "base_set_id": st.column_config.TextColumn(
-            "originals", help="the original set an oracle group copies"),
+            "originals", width="small", help="the original set an oracle group copies"),
         "seed": st.column_config.NumberColumn(
-            "first seed", help="model i is trained from this seed + i; sets never share one"),
+            "first seed", width="small",
+            help="model i is trained from this seed + i; sets never share one"),
         "status": st.column_config.TextColumn(
             "status", help="unfinished: an interrupted build; building it again resumes it"),
+        "created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
     },
 )  # fmt: skip
 
