@@ -39,6 +39,7 @@ def empty_server(db_path, tmp_path):
     yield from _serve(db_path, tmp_path)
 
 
+@pytest.mark.timeout(1500)  # ~200 s on a quiet 2-core machine; room for one 4x slower
 def test_the_seed_papers_path_by_clicks(empty_server, page, db_path):  # noqa: F811
     w = Walk(page, empty_server)
     try:
