@@ -45,8 +45,10 @@ MAX_TIMEOUT_S = 3600.0
 
 
 def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
-    """The database path: argument, else ``$LAB_DB``, else ``data/lab.duckdb``."""
-    return Path(path or os.environ.get("LAB_DB") or DEFAULT_DB).expanduser()
+    """The database path: argument, else ``$LAB_DB``, else ``data/lab.duckdb``; ``~`` expanded
+    and made absolute against the current folder *now*, so that a worker process started in
+    another folder (``core.jobs.launch``) opens this same lab, not one relative to its own."""
+    return Path(path or os.environ.get("LAB_DB") or DEFAULT_DB).expanduser().absolute()
 
 
 def _transient(err: BaseException) -> bool:
