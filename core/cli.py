@@ -105,7 +105,9 @@ def _log_traceback(err: Exception, db) -> str | None:
         else [folder / "lab-errors.log", Path(tempfile.gettempdir()) / "lab-errors.log"]
     ):
         try:
-            with open(path, "a", encoding="utf-8") as fh:
+            # backslashreplace: argv may hold bytes that are not UTF-8 (kept by Python as lone
+            # surrogates), which the strict codec refuses; they are written as \udcff escapes
+            with open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:
                 fh.write(f"--- {datetime.datetime.now().isoformat()} {' '.join(sys.argv)}\n{text}")
             return str(path)
         except OSError:

@@ -198,6 +198,18 @@ def upload_forget_set(
     idx, warns = validate_indices(parse_upload(data, filename, n_train), n_train)
     params = {"n_train": n_train, "filename": filename}
     if name is None:
-        stem = "".join(c for c in PurePath(filename).stem if unicodedata.category(c)[0] != "C")
-        name = stem.strip()[:MAX_NAME_LENGTH].strip() or "upload"
+        name = name_from_file(filename, "upload")
     return ForgetSet(name, "upload", params, idx, warns)
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as valid UTF-8: undecodable bytes (lone surrogates, as Python keeps them from
+    file names and argv) become U+FFFD, which the database (and its JSON) can store."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def name_from_file(filename: str, fallback: str) -> str:
+    """A forget-set name from a file's name: its stem without control characters or undecodable
+    bytes (category C), stripped and shortened; ``fallback`` if nothing is left."""
+    stem = "".join(c for c in PurePath(filename).stem if unicodedata.category(c)[0] != "C")
+    return stem.strip()[:MAX_NAME_LENGTH].strip() or fallback

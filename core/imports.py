@@ -37,9 +37,9 @@ from .config import check_float
 from .data import Dataset, load_dataset
 from .errors import ConfigError
 from .evaluation import find_evaluation, store_scored
-from .forget_sets import MAX_NAME_LENGTH, ForgetSet, check_name, validate_indices
+from .forget_sets import ForgetSet, check_name, validate_indices
 from .forget_store import get_forget_set, save_forget_set
-from .forget_uploads import parse_upload, read_upload
+from .forget_uploads import name_from_file, parse_upload, read_upload, utf8_text
 from .oracles import pair_sets
 from .recipe import default_train_config
 from .store import Store
@@ -300,7 +300,7 @@ def import_forget_set(
     data = data or load_dataset(dataset, "cpu")
     raw, filename = read_index_file(path, data.n_train)
     idx, warns = validate_indices(raw, data.n_train)
-    name = check_name(name) if name else (Path(filename).stem.strip()[:MAX_NAME_LENGTH] or "import")
-    params = {"n_train": data.n_train, "filename": filename, "imported": True}
+    name = check_name(name) if name else name_from_file(filename, "import")
+    params = {"n_train": data.n_train, "filename": utf8_text(filename), "imported": True}
     fs = ForgetSet(name, "upload", params, idx, warns)
     return save_forget_set(store, fs, dataset), fs
