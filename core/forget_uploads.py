@@ -26,6 +26,7 @@ from .forget_sets import (
     _short,
     validate_indices,
 )
+from .npy_check import check_npy_size
 
 # An index file is at most this big: 50,000 CIFAR-10 indices as CSV take under 300 KB. Keep it
 # at or below the dashboard's ``server.maxUploadSize`` (.streamlit/config.toml, in MB).
@@ -157,6 +158,7 @@ def _parse_npy(data: bytes, filename: str, n_train: int | None) -> list[int]:
     """A NumPy ``.npy`` array of integers (any shape, read flat; never unpickled)."""
     import numpy as np
 
+    check_npy_size(io.BytesIO(data), len(data), filename)  # before NumPy allocates the array
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:

@@ -40,6 +40,7 @@ from .evaluation import find_evaluation, store_scored
 from .forget_sets import ForgetSet, check_name, validate_indices
 from .forget_store import get_forget_set, save_forget_set
 from .forget_uploads import name_from_file, parse_upload, read_upload, utf8_text
+from .npy_check import check_npy_size
 from .oracles import pair_sets
 from .recipe import default_train_config
 from .store import Store
@@ -62,6 +63,8 @@ def read_margins(path: str | Path, n_points: int, rows: tuple[int, int] | None =
         raise ConfigError(f"{path}: no such file (expected a .npy array of margins)")
     if p.stat().st_size > MAX_NPY_BYTES:
         raise ConfigError(f"{p.name}: larger than {MAX_NPY_BYTES >> 30} GiB")
+    with open(p, "rb") as fh:  # the header's shape against the file's size, before np.load
+        check_npy_size(fh, p.stat().st_size, p.name)
     try:
         arr = np.load(p, allow_pickle=False)
     except ValueError as err:

@@ -61,3 +61,66 @@ def test_the_error_log_takes_undecodable_arguments(db_path, tmp_path, monkeypatc
     assert err.count("\n") == 1 and str(log) in err and "Traceback" not in err
     text = log.read_text(encoding="utf-8")
     assert "--name \\udcff\\udcfe \\ud800" in text and "KeyError: 'oops'" in text
+
+
+def crafted_npy(path, shape=(10**9, 1797), descr="<f8", size=1024) -> None:
+    """A ``size``-byte ``.npy`` whose header declares ``shape``: about 14 TB of float64."""
+    import io
+
+    from numpy.lib import format as npf
+
+    buf = io.BytesIO()
+    npf.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    path.write_bytes(buf.getvalue().ljust(size, b"\0"))
+
+
+def test_a_crafted_npy_header_is_refused_before_numpy_allocates(db_path, tmp_path):
+    """A 1 KB file declaring shape (10⁹, 1797) got "out of memory … try smaller settings" after
+    NumPy tried to allocate ~14 TB; it is refused by its header, naming the file."""
+    big = tmp_path / "huge.npy"
+    crafted_npy(big)
+    for args in (["import-margins", "--kind", "original", str(big)],
+                 ["import-forget-set", str(big)]):  # fmt: skip
+        res = run_cli(*args, "--db", str(db_path))
+        err = res.stderr.decode()
+        assert res.returncode == 2 and err.count("\n") == 1, err
+        assert err.startswith("error: huge.npy: its header declares an array of shape "
+                              "(1000000000, 1797) and dtype float64 (14.4 TB)")  # fmt: skip
+        assert "out of memory" not in err
+    assert list_forget_sets(Store(db_path)).empty
+
+
+def test_npy_size_check_passes_whole_files_and_names_short_ones(tmp_path):
+    import io
+
+    import numpy as np
+
+    from core.forget_uploads import parse_upload
+    from core.imports import read_margins
+    from core.npy_check import check_npy_size
+
+    for arr in (np.zeros((3, 1797), np.float32), np.zeros((0,), np.int64), np.float64(2.0)):
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        data = buf.getvalue()
+        check_npy_size(io.BytesIO(data), len(data), "ok.npy")  # exactly its data: accepted
+        with (
+            pytest.raises(ConfigError, match=r"ok\.npy: its header declares")
+            if arr.size
+            else (_nothing())
+        ):
+            check_npy_size(io.BytesIO(data[:-1]), len(data) - 1, "ok.npy")  # one byte short
+    np.save(tmp_path / "m.npy", np.ones((2, 1797), np.float16))
+    assert read_margins(tmp_path / "m.npy", 1797)[0].shape == (2, 1797)
+    buf = io.BytesIO()
+    np.save(buf, np.arange(4, dtype=np.uint8))
+    assert parse_upload(buf.getvalue(), "i.npy", 1347) == [0, 1, 2, 3]
+    crafted_npy(tmp_path / "two.npy", shape=(2, 1797), descr="<f4", size=200)
+    with pytest.raises(ConfigError, match=r"two\.npy: .*\(14\.4 KB\), but the file holds only"):
+        read_margins(tmp_path / "two.npy", 1797)
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
