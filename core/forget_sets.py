@@ -31,7 +31,7 @@ DIGITS_KNN_ANCHOR = 0  # train index of the pixel-space cluster's centre in the 
 MAX_NAME_LENGTH = 80
 _MAX_DIGITS = 40  # longer numbers are not read at all (Python refuses past 4300 digits)
 
-_INT_RE = re.compile(r"[+-]?\d+")
+_INT_RE = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() also takes "٣" and "３"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

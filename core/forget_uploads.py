@@ -70,8 +70,9 @@ def _in_range(values: list[int], n_train: int | None) -> bool:
 
 
 def _plain_column(text: str, n_train: int | None) -> list[int] | None:
-    """One integer per line (after an optional header) at C speed; None if anything else."""
-    if any(c in text for c in ',"_ \t'):
+    """One integer per line (after an optional header) at C speed; None if anything else
+    (``int`` also reads non-ASCII digits such as "٣" or "３": such text takes the slow path)."""
+    if not text.isascii() or any(c in text for c in ',"_ \t'):
         return None
     tokens = text.split()
     start = 1 if tokens and tokens[0].lower() in INDEX_COLUMNS else 0

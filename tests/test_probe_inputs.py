@@ -124,3 +124,30 @@ def _nothing():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("digit", ["٣", "３", "۳", "𝟑", "³"])
+def test_only_ascii_digits_are_indices(digit):
+    """Python's ``int`` reads "٣" (Arabic-Indic) and "３" (full-width) as 3: such an index was
+    stored as 3. Indices are ASCII digits only, in the index box, --indices and uploads."""
+    from core.forget_sets import manual_forget_set
+    from core.forget_uploads import parse_upload
+
+    with pytest.raises(ConfigError, match=f"item 1: '{digit}' is not an integer"):
+        manual_forget_set([digit], 1347)
+    for data, name, where in ((f"{digit}\n", "one.csv", "row 1"),
+                              (f"index\n1\n{digit}\n", "col.csv", "row 3"),
+                              (f"5,{digit}\n", "row.csv", "row 1"),
+                              (f'["{digit}"]', "list.json", "item 1")):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"{where}: '{digit}' is (a string, )?not an integer"):
+            parse_upload(data.encode(), name, 1347)
+    assert manual_forget_set(["3", " +4 "], 1347).indices.tolist() == [3, 4]
+    assert parse_upload(b"3\n4\n", "ok.csv", 1347) == [3, 4]
+
+
+def test_cli_indices_refuse_a_non_ascii_digit(db_path):
+    res = run_cli("forget-set", "create", "--kind", "manual", "--indices", "1,３",
+                  "--db", str(db_path))  # fmt: skip
+    err = res.stderr.decode()
+    assert res.returncode == 2 and "'３' is not an integer" in err, err
+    assert list_forget_sets(Store(db_path)).empty
