@@ -8,6 +8,7 @@ import streamlit as st
 from core import jobs
 from core.errors import LabError
 from dashboard import data_access
+from dashboard.components import plain
 
 ICONS = {  # Streamlit's bundled icon font: emoji may lack a font on the machine (and show as boxes)
     "queued": ":material/schedule:", "running": ":material/autorenew:",
@@ -28,12 +29,12 @@ def start_job(kind: str, params: dict) -> int | None:
     try:
         job_id = jobs.start(store, kind, params)
     except LabError as err:
-        st.error(f"The job could not start: {err}")
+        st.error(f"The job could not start: {plain(err)}")
         return None
     st.session_state.setdefault("watched_jobs", set()).add(job_id)
     job = jobs.get_job(store, job_id)
     if job["status"] == "queued" and pd.isna(job["pid"]):  # one worker at a time: it waits
-        st.toast(f"{LABELS.get(kind, kind)} queued (job {job_id}): {job['message']}.")
+        st.toast(f"{LABELS.get(kind, kind)} queued (job {job_id}): {plain(job['message'])}.")
     else:
         st.toast(f"{LABELS.get(kind, kind)} started in the background (job {job_id}).")
     return job_id
@@ -112,7 +113,7 @@ def _panel(store, limit: int, fast: bool) -> None:
         c1, c2 = st.columns([5, 1])
         name = LABELS.get(job.kind, job.kind)
         title = f"{ICONS.get(job.status, '')} job {job.id} · {name} · {job.status}"
-        detail = job.message if job.message and job.message != job.status else ""
+        detail = plain(job.message) if job.message and job.message != job.status else ""
         if job.status == "running":
             text = f"{title} — {detail} ({_duration(job.elapsed_s)} so far, {_eta(job.eta_s)})"
             c1.progress(float(job.progress), text=text)
@@ -136,7 +137,7 @@ def _panel(store, limit: int, fast: bool) -> None:
                 jobs.resume(store, int(job.id))
                 watched.add(int(job.id))
             except LabError as err:
-                st.error(str(err))
+                st.error(plain(err))
             st.rerun(scope="fragment")
     if ended:
         watched.difference_update(ended)

@@ -72,15 +72,15 @@ if st.button("Run in the background", type="primary", key="ul_go"):
                 method_params(method, point)  # refuse a bad value before anything starts
                 grid.append({**({"budget": b} if b is not None else {}), **point})
     except ConfigError as err:  # (a ValueError too: caught first)
-        st.error(str(err))
+        st.error(components.plain(err))
     except ValueError:
-        st.error(f"budgets must be numbers like 0.02,0.05, got {budgets!r}")
+        st.error(f"budgets must be numbers like 0.02,0.05, got {components.plain(repr(budgets))}")
     else:
         try:
             start_job("unlearn", {"forget_set_id": fs_id, "method": method, "grid": grid,
                                   "original_set_id": orig})  # fmt: skip
         except LabError as err:
-            st.error(str(err))
+            st.error(components.plain(err))
 jobs_panel()
 st.page_link("views/compare.py", label="Compare the runs of this forget set",
              icon=":material/leaderboard:")  # fmt: skip
