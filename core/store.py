@@ -179,6 +179,8 @@ class Store(ArrayFiles):
         """A checked connection; reads need an existing file (see ``connect``)."""
         if self.path.is_dir():
             raise StoreError(f"the database path {self.path} is a directory, not a file")
+        if self.path.exists() and not self.path.is_file():  # never opened: a FIFO would block
+            raise StoreError(f"the database path {self.path} is a device, FIFO or socket")
         if not read_only:
             self._prepare_write()
         exists = self.path.exists()
