@@ -43,7 +43,7 @@ def plain(text: object) -> str:
     (CommonMark turns a backslash before ASCII punctuation into that character alone), and an
     invisible U+2060 WORD JOINER goes inside each ``://``, ``www.`` and before each ``@``, where
     GFM would find a bare link (it looks for them in the text after the escapes are read, so no
-    escape stops it). So ``![x](http://h/t.png)`` is neither an image nor a link,
+    escape stops it). So ``![x](URL of an image)`` is neither an image nor a link,
     ``[x](javascript:…)`` no link, `` ` `` no code span, ``$`` no formula, ``:red[x]`` no
     colour. Common punctuation of messages (``. , : ; - / ( ) ' "``) is left as it is."""
     return _BARE_LINK.sub(WORD_JOINER, _MARKUP.sub(r"\\\g<0>", str(text)))
