@@ -14,7 +14,7 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
 - sweeps: ``sweeps`` (an unlearning grid here, or each point as a Ray task stored here as it
   arrives), ``sweep_tasks`` (one grid point as a pure task on a store-free context)
 - forget sets: ``forget_sets`` (how points are chosen), ``forget_uploads`` (uploaded lists),
-  ``forget_store`` (stored forget sets)
+  ``forget_store`` (stored forget sets), ``npy_check`` (a ``.npy`` header against its size)
 - evaluation: ``oracles`` (oracle and noise-floor groups, pairing of one recipe), ``metrics``
   (margins, KLoM, summaries), ``evaluation`` (run a method and score it point by point),
   ``divergence`` (diverged runs), ``compare`` (runs of a forget set, Pareto fronts, per point),

@@ -90,25 +90,44 @@ def _report(err: Exception, args: argparse.Namespace) -> int:
 
 
 def _log_traceback(err: Exception, db) -> str | None:
-    """Append the traceback to ``$LAB_LOG`` or ``lab-errors.log`` beside the database."""
+    """Append the traceback to ``$LAB_LOG``, else ``lab-errors.log`` beside the database, else
+    in this user's private folder ``<tmp>/unlearning-lab-<uid>`` (mode 0700, never a shared
+    ``/tmp`` file that another user could have placed or could read)."""
     import datetime
     import os
-    import tempfile
     import traceback
 
     env = os.environ.get("LAB_LOG")
-    folder = db.parent if db.parent.is_dir() else Path(tempfile.gettempdir())
     text = "".join(traceback.format_exception(err))
-    for path in (
-        [Path(env)]
-        if env
-        else [folder / "lab-errors.log", Path(tempfile.gettempdir()) / "lab-errors.log"]
-    ):
+    paths = [Path(env)] if env else [db.parent / "lab-errors.log"]
+    private = None if env else _private_dir()
+    if private is not None:
+        paths.append(private / "lab-errors.log")
+    for path in paths:
         try:
-            with open(path, "a", encoding="utf-8") as fh:
+            # backslashreplace: argv may hold bytes that are not UTF-8 (kept by Python as lone
+            # surrogates), which the strict codec refuses; they are written as \udcff escapes
+            with open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:
                 fh.write(f"--- {datetime.datetime.now().isoformat()} {' '.join(sys.argv)}\n{text}")
             return str(path)
         except OSError:
             continue
     sys.stderr.write(text)  # no log could be written: keep the traceback visible
     return None
+
+
+def _private_dir() -> Path | None:
+    """``<tmp>/unlearning-lab-<uid>``, made with mode 0700; None unless it is a real folder of
+    this user's that no one else can read or write (not a link someone else left there)."""
+    import os
+    import stat
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"unlearning-lab-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return None
+    ok = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    return path if ok else None

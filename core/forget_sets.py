@@ -32,7 +32,7 @@ MAX_NAME_LENGTH = 80
 _MAX_DIGITS = 40  # longer numbers are not read at all (Python refuses past 4300 digits)
 MAX_LISTED = 8  # an error about bad indices names this many of them, then counts the rest
 
-_INT_RE = re.compile(r"[+-]?\d+")
+_INT_RE = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() also takes "٣" and "３"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -105,10 +105,17 @@ class ForgetSet:
 
 
 def check_name(name: Any) -> str:
-    """A forget-set name, stripped: 1 to ``MAX_NAME_LENGTH`` characters, no control characters."""
+    """A forget-set name, stripped: 1 to ``MAX_NAME_LENGTH`` characters, no control characters,
+    and no undecodable bytes (lone surrogates: the database stores UTF-8 only)."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigError("a forget set needs a non-empty name")
     name = name.strip()
+    undecodable = next((c for c in name if unicodedata.category(c) == "Cs"), None)
+    if undecodable is not None:  # bytes that are not UTF-8, as Python keeps them from argv
+        raise ConfigError(
+            f"a forget-set name must be UTF-8 text; it holds bytes that are not "
+            f"(found {ascii(undecodable)})"
+        )
     if len(name) > MAX_NAME_LENGTH:
         raise ConfigError(
             f"a forget-set name may have at most {MAX_NAME_LENGTH} characters, got {len(name)}"

@@ -26,6 +26,7 @@ from .forget_sets import (
     _short,
     validate_indices,
 )
+from .npy_check import check_npy_size
 
 # An index file is at most this big: 50,000 CIFAR-10 indices as CSV take under 300 KB. Keep it
 # at or below the dashboard's ``server.maxUploadSize`` (.streamlit/config.toml, in MB).
@@ -69,8 +70,9 @@ def _in_range(values: list[int], n_train: int | None) -> bool:
 
 
 def _plain_column(text: str, n_train: int | None) -> list[int] | None:
-    """One integer per line (after an optional header) at C speed; None if anything else."""
-    if any(c in text for c in ',"_ \t'):
+    """One integer per line (after an optional header) at C speed; None if anything else
+    (``int`` also reads non-ASCII digits such as "٣" or "３": such text takes the slow path)."""
+    if not text.isascii() or any(c in text for c in ',"_ \t'):
         return None
     tokens = text.split()
     start = 1 if tokens and tokens[0].lower() in INDEX_COLUMNS else 0
@@ -157,6 +159,7 @@ def _parse_npy(data: bytes, filename: str, n_train: int | None) -> list[int]:
     """A NumPy ``.npy`` array of integers (any shape, read flat; never unpickled)."""
     import numpy as np
 
+    check_npy_size(io.BytesIO(data), len(data), filename)  # before NumPy allocates the array
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
@@ -198,6 +201,18 @@ def upload_forget_set(
     idx, warns = validate_indices(parse_upload(data, filename, n_train), n_train)
     params = {"n_train": n_train, "filename": filename}
     if name is None:
-        stem = "".join(c for c in PurePath(filename).stem if unicodedata.category(c)[0] != "C")
-        name = stem.strip()[:MAX_NAME_LENGTH].strip() or "upload"
+        name = name_from_file(filename, "upload")
     return ForgetSet(name, "upload", params, idx, warns)
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as valid UTF-8: undecodable bytes (lone surrogates, as Python keeps them from
+    file names and argv) become U+FFFD, which the database (and its JSON) can store."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def name_from_file(filename: str, fallback: str) -> str:
+    """A forget-set name from a file's name: its stem without control characters or undecodable
+    bytes (category C), stripped and shortened; ``fallback`` if nothing is left."""
+    stem = "".join(c for c in PurePath(filename).stem if unicodedata.category(c)[0] != "C")
+    return stem.strip()[:MAX_NAME_LENGTH].strip() or fallback

@@ -37,9 +37,10 @@ from .config import check_float
 from .data import Dataset, load_dataset
 from .errors import ConfigError
 from .evaluation import find_evaluation, store_scored
-from .forget_sets import MAX_NAME_LENGTH, ForgetSet, check_name, validate_indices
+from .forget_sets import ForgetSet, check_name, validate_indices
 from .forget_store import get_forget_set, save_forget_set
-from .forget_uploads import parse_upload, read_upload
+from .forget_uploads import name_from_file, parse_upload, read_upload, utf8_text
+from .npy_check import check_npy_size
 from .oracles import pair_sets
 from .recipe import default_train_config
 from .store import Store
@@ -62,6 +63,8 @@ def read_margins(path: str | Path, n_points: int, rows: tuple[int, int] | None =
         raise ConfigError(f"{path}: no such file (expected a .npy array of margins)")
     if p.stat().st_size > MAX_NPY_BYTES:
         raise ConfigError(f"{p.name}: larger than {MAX_NPY_BYTES >> 30} GiB")
+    with open(p, "rb") as fh:  # the header's shape against the file's size, before np.load
+        check_npy_size(fh, p.stat().st_size, p.name)
     try:
         arr = np.load(p, allow_pickle=False)
     except ValueError as err:
@@ -300,7 +303,7 @@ def import_forget_set(
     data = data or load_dataset(dataset, "cpu")
     raw, filename = read_index_file(path, data.n_train)
     idx, warns = validate_indices(raw, data.n_train)
-    name = check_name(name) if name else (Path(filename).stem.strip()[:MAX_NAME_LENGTH] or "import")
-    params = {"n_train": data.n_train, "filename": filename, "imported": True}
+    name = check_name(name) if name else name_from_file(filename, "import")
+    params = {"n_train": data.n_train, "filename": utf8_text(filename), "imported": True}
     fs = ForgetSet(name, "upload", params, idx, warns)
     return save_forget_set(store, fs, dataset), fs

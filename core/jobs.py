@@ -84,13 +84,17 @@ def launch(store: Store, job_id: int) -> subprocess.Popen:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
+    # the worker runs in ROOT: every path it inherits is made absolute here, in our folder
+    for name in ("LAB_DB", "LAB_DATA_ROOT", "LAB_LOG"):
+        if env.get(name):
+            env[name] = str(Path(env[name]).expanduser().absolute())
     log = store.file_path(f"jobs/{job_id}.log")
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as fh:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "core", "worker", "--job", str(job_id),
-                 "--db", str(store.path)],
+                 "--db", str(Path(store.path).absolute())],
                 cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip

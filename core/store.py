@@ -45,8 +45,10 @@ MAX_TIMEOUT_S = 3600.0
 
 
 def resolve_db_path(path: str | os.PathLike | None = None) -> Path:
-    """The database path: argument, else ``$LAB_DB``, else ``data/lab.duckdb``."""
-    return Path(path or os.environ.get("LAB_DB") or DEFAULT_DB).expanduser()
+    """The database path: argument, else ``$LAB_DB``, else ``data/lab.duckdb``; ``~`` expanded
+    and made absolute against the current folder *now*, so that a worker process started in
+    another folder (``core.jobs.launch``) opens this same lab, not one relative to its own."""
+    return Path(path or os.environ.get("LAB_DB") or DEFAULT_DB).expanduser().absolute()
 
 
 def _transient(err: BaseException) -> bool:
@@ -177,6 +179,8 @@ class Store(ArrayFiles):
         """A checked connection; reads need an existing file (see ``connect``)."""
         if self.path.is_dir():
             raise StoreError(f"the database path {self.path} is a directory, not a file")
+        if self.path.exists() and not self.path.is_file():  # never opened: a FIFO would block
+            raise StoreError(f"the database path {self.path} is a device, FIFO or socket")
         if not read_only:
             self._prepare_write()
         exists = self.path.exists()

@@ -62,6 +62,36 @@ LINE_STYLES = {
 }
 
 
+# the characters that open Markdown constructs (emphasis, code, links and images, autolinks and
+# HTML, entities, formulas, strike-through, tables, headings), and the escape itself
+_MARKUP = re.compile(r"[\\`*_\[\]<>&$~|#]")
+# where GFM finds a bare link in the text (after escapes are read): "scheme://", "www.", "@"
+_BARE_LINK = re.compile(r"(?<=:)(?=//)|(?<=www)(?=\.)|(?=@)", re.IGNORECASE)
+WORD_JOINER = "\u2060"  # invisible, and no line break at it
+
+
+def plain(text: object) -> str:
+    """``text`` (a name, a file name, a message holding them) for a place that renders Markdown
+    (``st.markdown``, captions, alerts, subheaders, toasts, widget and link labels), so that it
+    shows as typed: each character that could open a Markdown construct is backslash-escaped
+    (CommonMark turns a backslash before ASCII punctuation into that character alone), and an
+    invisible U+2060 WORD JOINER goes inside each ``://``, ``www.`` and before each ``@``, where
+    GFM would find a bare link (it looks for them in the text after the escapes are read, so no
+    escape stops it). So ``![x](URL of an image)`` is neither an image nor a link,
+    ``[x](javascript:…)`` no link, `` ` `` no code span, ``$`` no formula, ``:red[x]`` no
+    colour. Common punctuation of messages (``. , : ; - / ( ) ' "``) is left as it is."""
+    return _BARE_LINK.sub(WORD_JOINER, _MARKUP.sub(r"\\\g<0>", str(text)))
+
+
+def code(text: object) -> str:
+    """``text`` as one Markdown code span, whatever backticks it holds: the fence is one backtick
+    longer than its longest run of backticks, with a space inside each end (CommonMark strips
+    one), so the span ends only where it should; nothing inside a code span is interpreted."""
+    text = str(text)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
 def query_int(value: str | None) -> int | None:
     """A link's ``?param=V`` as a whole number, or None: ASCII digits only and at most 18 of
     them (``str.isdigit`` also accepts ``'²'``, which ``int`` refuses, and ``int`` refuses
@@ -69,15 +99,6 @@ def query_int(value: str | None) -> int | None:
     if value and len(value) <= 18 and value.isascii() and value.isdigit():
         return int(value)
     return None
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def plain(text: object) -> str:
-    """``text`` for st.markdown/caption/toast as plain text: every Markdown special character
-    escaped with a backslash (a user-given name never becomes a link, an image or code)."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
 def fmt_value(x, digits: int = 3) -> str:

@@ -15,6 +15,7 @@ import streamlit as st
 from core import linear_runs
 from core.errors import LabError
 from core.store import Store, resolve_db_path
+from dashboard.components import plain
 
 
 def db_path() -> str:
@@ -41,7 +42,7 @@ def store() -> Store | None:
     try:
         return _store(db_path())
     except LabError as err:
-        st.error(f"The lab database cannot be opened: {err}")
+        st.error(f"The lab database cannot be opened: {plain(err)}")
         return None
 
 

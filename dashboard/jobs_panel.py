@@ -28,12 +28,13 @@ def start_job(kind: str, params: dict) -> int | None:
     try:
         job_id = jobs.start(store, kind, params)
     except LabError as err:
-        st.error(f"The job could not start: {err}")
+        st.error(f"The job could not start: {components.plain(err)}")
         return None
     st.session_state.setdefault("watched_jobs", set()).add(job_id)
     job = jobs.get_job(store, job_id)
     if job["status"] == "queued" and pd.isna(job["pid"]):  # one worker at a time: it waits
-        st.toast(f"{LABELS.get(kind, kind)} queued (job {job_id}): {job['message']}.")
+        waits = components.plain(job["message"])
+        st.toast(f"{LABELS.get(kind, kind)} queued (job {job_id}): {waits}.")
     else:
         st.toast(f"{LABELS.get(kind, kind)} started in the background (job {job_id}).")
     return job_id
@@ -48,7 +49,7 @@ def start_chain(steps: list[tuple[str, dict]]) -> list[int]:
     try:
         ids = jobs.start_chain(store, steps)
     except LabError as err:
-        st.error(f"The jobs could not start: {err}")
+        st.error(f"The jobs could not start: {components.plain(err)}")
         return []
     st.session_state.setdefault("watched_jobs", set()).update(ids)
     names = ", then ".join(f"{LABELS.get(k, k)} (job {j})" for (k, _), j in zip(steps, ids,
@@ -157,7 +158,7 @@ def _panel(store, limit: int, fast: bool) -> None:
         what = describe(job.kind, json.loads(job.params) if job.params else {}, fs_names)
         what = f" · {components.plain(what)}" if what else ""
         title = f"{ICONS.get(job.status, '')} job {job.id} · {name}{what} · {job.status}"
-        detail = job.message if job.message and job.message != job.status else ""
+        detail = components.plain(job.message) if job.message and job.message != job.status else ""
         if job.status == "running":
             text = f"{title} — {detail} ({_duration(job.elapsed_s)} so far, {_eta(job.eta_s)})"
             c1.progress(float(job.progress), text=text)
@@ -183,7 +184,7 @@ def _panel(store, limit: int, fast: bool) -> None:
                     jobs.resume(store, int(job.id))
                 watched.add(int(job.id))
             except LabError as err:  # e.g. what it needs is still missing: say so, stay here
-                st.session_state["jobs_error"] = str(err)
+                st.session_state["jobs_error"] = components.plain(err)
             st.rerun(scope="app")  # the pace and every row change with it
     if ended:
         watched.difference_update(ended)

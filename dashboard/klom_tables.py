@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.metrics import SPLITS
+from dashboard.components import plain
 
 # With n points, np.percentile (linear) puts P_q at rank (n − 1)·q/100: between the two largest
 # values as soon as that rank reaches n − 2, i.e. n ≤ 21 for P95 and n ≤ 101 for P99.
@@ -84,7 +85,7 @@ def small_split_notes(table: pd.DataFrame) -> list[str]:
 def compute_cost_sentence(cost: float, method: str) -> str:
     """What the compute-cost figure means, with this evaluation's value."""
     base = (
-        f"**Compute cost {cost:.2f}** — the example-gradient evaluations *{method}* spent, "
+        f"**Compute cost {cost:.2f}** — the example-gradient evaluations *{plain(method)}* spent, "
         "divided by those of retraining a model from scratch without the forget set (1.00 = as "
         "expensive as retraining)."
     )

@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.errors import LabError
 from core.prerequisites import Need, needs
+from dashboard.components import plain
 
 
 def missing(path: str, forget_set_id: int, method: str, original_set_id: int) -> list[Need]:
@@ -21,7 +22,7 @@ def missing(path: str, forget_set_id: int, method: str, original_set_id: int) ->
     try:
         return needs(store, forget_set_id, method, original_set_id, m)
     except LabError as err:
-        st.error(str(err))
+        st.error(plain(err))
         st.stop()
 
 
@@ -29,7 +30,7 @@ def needs_box(found: list[Need]) -> None:
     """Say what is missing and how the run button builds it; a datamodel's M is chosen here."""
     from core.attribution.fit import DEFAULT_MODELS, few_models_warning
 
-    lines = "\n".join(f"- {n.message}." for n in found)
+    lines = "\n".join(f"- {plain(n.message)}." for n in found)
     st.warning(
         "Before this method can be scored, the lab needs:\n\n" + lines + "\n\n"
         "**Build what is missing, then run** queues each of these as a background job, then "

@@ -149,7 +149,8 @@ from streamlit.testing.v1 import AppTest
 at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
 at.button(key="home_demo").click().run()
 print("EXC", [e.value for e in at.exception])
-print("ERR", [e.value for e in at.error])
+from tests.test_probe_markdown import shown  # the text a reader sees (the page escapes Markdown)
+print("ERR", [shown(e.value) for e in at.error])
 """
 
 

@@ -121,37 +121,73 @@ def listening(port: int) -> list[str]:
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket tables")
-def test_real_server_listens_on_loopback_only(db_path, tmp_path) -> None:
-    """``streamlit run dashboard/app.py`` with the repository's settings (no address given):
-    every listening socket is on loopback, and XSRF protection is on: the server hands out its
-    cookie and refuses an upload that does not carry the token (403).
-
-    The server's own upload bound is checked after the token and the session, so it is checked
-    through the uploader widget (``test_oversize_and_pickled_uploads_refused_on_the_page``: the
-    widget carries the configured limit) and the settings (``test_server_settings``)."""
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    """``streamlit run dashboard/app.py`` with the repository's settings (no address given), on
+    a free port; yields the port."""
+    tmp = tmp_path_factory.mktemp("server")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115  (closed after the server stops)
+    log = open(tmp / "server.log", "w")  # noqa: SIM115  (closed after the server stops)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port)],
-        cwd=ROOT, env={**os.environ, "LAB_DB": str(db_path), "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env={**os.environ, "LAB_DB": str(tmp / "lab.duckdb"), "PYTHONUNBUFFERED": "1"},
+        stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        url = f"http://127.0.0.1:{port}"
-        if not serving(proc, port, tmp_path / "server.log"):
-            pytest.fail("streamlit did not start:\n" + (tmp_path / "server.log").read_text())
-        addrs = listening(port)
-        assert addrs and set(addrs) <= LOOPBACK, addrs  # never 0.0.0.0 or ::
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=10) as resp:
-            cookies = " ".join(resp.headers.get_all("Set-Cookie") or [])
-        assert "_streamlit_xsrf=" in cookies
-        req = urllib.request.Request(url + "/_stcore/upload_file/s/f", data=b"1", method="PUT")
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(req, timeout=30)  # an upload from a page without the token
-        assert err.value.code == 403
+        if not serving(proc, port, tmp / "server.log"):
+            pytest.fail("streamlit did not start:\n" + (tmp / "server.log").read_text())
+        yield port
     finally:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's socket tables")
+def test_real_server_listens_on_loopback_only(real_server) -> None:
+    """Every listening socket of the real server is on loopback, and XSRF protection is on: the
+    server hands out its cookie and refuses an upload that does not carry the token (403).
+
+    The server's own upload bound is checked after the token and the session, so it is checked
+    through the uploader widget (``test_oversize_and_pickled_uploads_refused_on_the_page``: the
+    widget carries the configured limit) and the settings (``test_server_settings``)."""
+    port = real_server
+    url = f"http://127.0.0.1:{port}"
+    addrs = listening(port)
+    assert addrs and set(addrs) <= LOOPBACK, addrs  # never 0.0.0.0 or ::
+    with urllib.request.urlopen(url + "/_stcore/health", timeout=10) as resp:
+        cookies = " ".join(resp.headers.get_all("Set-Cookie") or [])
+    assert "_streamlit_xsrf=" in cookies
+    req = urllib.request.Request(url + "/_stcore/upload_file/s/f", data=b"1", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)  # an upload from a page without the token
+    assert err.value.code == 403
+
+
+def websocket_status(port: int, host: str) -> str:
+    """The status line the server answers to the app's websocket handshake sent with ``Host``
+    and ``Origin`` both ``host`` (as a page of that site would send it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+        conn.sendall(
+            (
+                f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}\r\n\r\n"
+            ).encode()
+        )
+        return conn.recv(256).split(b"\r\n")[0].decode()
+
+
+def test_dns_rebinding_is_refused(real_server) -> None:
+    """A page of another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends
+    its own name as ``Host``: the app's websocket, which carries all of its data and actions, is
+    refused (``server.allowedHosts``); loopback names open it."""
+    port = real_server
+    assert SETTINGS["server"]["allowedHosts"] == ["localhost", "127.0.0.1", "::1"]
+    for host in (f"evil.example:{port}", "evil.example", f"localhost.evil.example:{port}"):
+        status = websocket_status(port, host)
+        assert " 403 " in status and " 101 " not in status, (host, status)
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert " 101 " in websocket_status(port, host), host

@@ -65,7 +65,7 @@ try:
     data = data_access.dataset(dm.dataset)
     w = ad.margin_weights(path, dm_id)  # (n_targets, n_train)
 except LabError as err:
-    st.error(str(err))
+    st.error(components.plain(err))
     st.stop()
 n_points, si = data.n_train + data.n_val, ad.self_influence(w)
 
@@ -107,7 +107,7 @@ point = int(st.number_input(f"point index (0–{n_points - 1}; train first, then
 ad.to_query(point=("attr_point", point), datamodel=("attr_dm", dm_id), run=("attr_run", run_id))
 problem = ad.check_point(point, n_points, w.shape[0], dm_id)
 if problem:
-    st.error(problem)
+    st.error(components.plain(problem))
 chosen = None if problem else point
 
 

@@ -65,7 +65,7 @@ try:
     runs = data_access.compare_runs(path, int(fs_id))
     diverged = data_access.diverged_df(path, int(fs_id))
 except LabError as err:
-    st.error(str(err))
+    st.error(components.plain(err))
     st.stop()
 clicked = data_access.clicked_customdata(st.session_state.get("cmp_chart"))
 if clicked and clicked != st.session_state.get("cmp_last_click"):  # a click picks the run below

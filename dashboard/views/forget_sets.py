@@ -15,7 +15,7 @@ def _save(store, preview, dataset: str) -> None:
     try:
         fs_id = save_forget_set(store, preview, dataset)
     except LabError as err:
-        st.session_state["fs_saved"] = ("error", f"Not saved: {err}")
+        st.session_state["fs_saved"] = ("error", f"Not saved: {components.plain(err)}")
         return
     st.session_state.pop("fs_preview", None)
     st.session_state["fs_name"] = ""
@@ -37,7 +37,7 @@ dataset = st.selectbox("dataset", ["digits", "cifar10"], key="fs_dataset")
 try:
     data = data_access.dataset(dataset)
 except LabError as err:
-    st.error(str(err))
+    st.error(components.plain(err))
     st.stop()
 
 KINDS = {"preset": "Preset", "random": "Random", "class": "Part of a class",
@@ -86,13 +86,13 @@ if st.button("Preview", key="fs_preview_btn"):
         st.session_state["fs_preview"] = make_forget_set(store, dataset, kind, name, **p)
     except LabError as err:
         st.session_state.pop("fs_preview", None)
-        st.error(f"Not a valid forget set: {err}")
+        st.error(f"Not a valid forget set: {components.plain(err)}")
 
 preview = st.session_state.get("fs_preview")
 if preview is not None:
-    st.subheader(f"Preview: {preview.name} — {preview.size} points")
+    st.subheader(f"Preview: {components.plain(preview.name)} — {preview.size} points")
     for w in preview.warnings:
-        st.warning(w)
+        st.warning(components.plain(w))
     components.gallery(st, data, preview.indices)
     labels = data.y_train.numpy()[preview.indices]
     st.plotly_chart(components.class_histogram(labels, data.class_names), width="stretch")
@@ -135,7 +135,8 @@ chosen = st.selectbox(
     key="fs_open",
 )
 fs, _ = get_forget_set(store, chosen)
-st.markdown(f"**{fs.name}** · {fs.kind} · {fs.size} points · parameters `{fs.params}`")
+st.markdown(f"**{components.plain(fs.name)}** · {fs.kind} · {fs.size} points · "
+            f"parameters {components.code(fs.params)}")  # fmt: skip
 components.gallery(st, data, fs.indices, max_images=30)
 choices, default = data_access.original_choices(path, chosen)
 if not choices:
@@ -175,6 +176,6 @@ if b3.button("Delete", disabled=not confirm, key="fs_delete"):
         data_access.refresh()
         st.rerun()
     except LabError as err:
-        st.error(str(err))
+        st.error(components.plain(err))
 with panel:
     jobs_panel()

@@ -94,7 +94,7 @@ try:
     data = data_access.dataset(dataset)
     unlearned, oracle = data_access.evaluation_margins(path, run_id)
 except LabError as err:
-    st.error(str(err))
+    st.error(components.plain(err))
     st.stop()
 split_name, local = ("train", point) if point < data.n_train else ("val", point - data.n_train)
 label = int((data.y_train if split_name == "train" else data.y_val)[local])

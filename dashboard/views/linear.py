@@ -54,7 +54,7 @@ if submitted:
         st.session_state["linear_run"] = run_id
         st.success(f"Run {run_id} stored.")
     except LabError as err:
-        st.error(f"Nothing was run or stored: {err}")
+        st.error(f"Nothing was run or stored: {components.plain(err)}")
 
 runs = data_access.linear_runs_df(path)
 if runs.empty:

@@ -44,7 +44,7 @@ if go:
         start_job("build_models", {"set_id": set_id, "device": device})
         data_access.refresh()
     except LabError as err:
-        st.error(f"Nothing was built: {err}")
+        st.error(f"Nothing was built: {components.plain(err)}")
 
 jobs_panel()
 
@@ -105,4 +105,4 @@ with st.expander("Delete a model set"):
             data_access.refresh()
             st.success(f"Deleted model set {victim}" + (f" and evaluations {gone}" if gone else ""))
         except LabError as err:
-            st.error(str(err))
+            st.error(components.plain(err))

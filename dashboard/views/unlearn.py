@@ -77,9 +77,9 @@ if st.button(label, type="primary", key="ul_go"):
     try:
         grid = unlearn_grid(method, values, sweep, budgets)
     except ConfigError as err:  # (a ValueError too: caught first)
-        st.error(str(err))
+        st.error(components.plain(err))
     except ValueError:
-        st.error(f"budgets must be numbers like 0.02,0.05, got {budgets!r}")
+        st.error(f"budgets must be numbers like 0.02,0.05, got {components.plain(repr(budgets))}")
     else:
         final = ("unlearn", {"forget_set_id": fs_id, "method": method, "grid": grid,
                              "original_set_id": orig})  # fmt: skip
