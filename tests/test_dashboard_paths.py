@@ -12,17 +12,9 @@ from core.forget_sets import random_forget_set
 from core.forget_store import save_forget_set
 from dashboard.components import plain
 from tests.conftest import ROOT
-from tests.test_dashboard_klom import lab, lab_template  # noqa: F401  (fixtures)
+from tests.test_dashboard_klom import lab, lab_template, page  # noqa: F401  (fixtures)
 
 APP = str(ROOT / "dashboard" / "app.py")
-
-
-def page(name: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(f"views/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _labels(at: AppTest) -> list[str]:
