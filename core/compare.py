@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pandas as pd
 
-from .evaluation import accuracy_kind
 from .store import Store
 
 SPLITS = ("forget", "retain", "val")
@@ -58,6 +57,8 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2) and its
     floor ``klom_floor_p99_avg`` (likewise P95), then the membership audits' figures and their
     oracle-vs-oracle floors (``AUDIT_COLUMNS``)."""
+    from .evaluation import accuracy_kind  # lazily: core.evaluation imports torch
+
     ev = store.query_df(
         """SELECT e.run_id, e.method, e.compute_cost, r.config, r.device, r.wall_time_s, r.created_at
            FROM evaluations e JOIN runs r ON r.id = e.run_id
