@@ -110,6 +110,7 @@ def best_rows(store: Store, fs_id: int, points: list[dict]) -> list[dict]:
         key = (p["label"], p.get("budget"))
         row = {"method": p["label"], "budget": p.get("budget"), "params": p.get("params", {}),
                "run_id": p["run_id"], "cost": float(r["cost"]), "p99_avg": float(r["klom_p99_avg"]),
+               "acc_kind": r["acc_kind"],
                **{f"{s}_{q}": float(r[f"{s}_{q}"]) for s in SPLITS
                   for q in ("p95", "p99", "floor_p95", "floor_p99", "acc")},
                **{c: float(r[c]) for c in AUDITS if c in r}}  # fmt: skip
@@ -130,11 +131,14 @@ def markdown(name: str, rows: list[dict]) -> str:
     for r in rows:
         cells = [f"{r[f'{s}_p95']:.2f} / {r[f'{s}_p99']:.2f}" for s in SPLITS]
         acc = " / ".join(f"{r[f'{s}_acc']:.3f}" for s in SPLITS)
+        acc += " †" if r.get("acc_kind", "argmax") != "argmax" else ""
         setting = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "—"
         budget = "—" if r["budget"] is None else f"{r['budget']:g}"
         lines.append(f"| {r['method']} | {budget} | {r['cost']:.3f} | {' | '.join(cells)} | "
                      f"{r['p99_avg']:.2f} | {acc} | {setting} |")  # fmt: skip
-    return head + "\n".join(lines) + "\n"
+    note = ("\n† positive-margin share (margin > 0; a margin datamodel predicts margins only): "
+            "a lower bound of argmax accuracy\n")  # fmt: skip
+    return head + "\n".join(lines) + "\n" + (note if any("†" in x for x in lines) else "")
 
 
 def audit_markdown(name: str, rows: list[dict], budget: float) -> str:

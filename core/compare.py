@@ -52,10 +52,13 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
     hyperparameters (``params``, JSON), compute cost (fine-tuning, ``cost``), consumed cost
     (retrainings per model behind what the method read: OM's held-out oracles, the datamodels'
     subset models; ``consumed_cost``), ``total_cost`` = cost + consumed_cost, ``oracle_access``,
-    per split the KLoM P95 / P99, the floor's P95 / P99 and the argmax accuracy, the default score
+    per split the KLoM P95 / P99, the floor's P95 / P99 and the accuracy (``acc_kind``: argmax,
+    or the positive-margin share of a margin-datamodel Datamodel-Direct run), the default score
     ``klom_p99_avg`` (P99 averaged over the three splits, as in the seed paper's Figure 2) and its
     floor ``klom_floor_p99_avg`` (likewise P95), then the membership audits' figures and their
     oracle-vs-oracle floors (``AUDIT_COLUMNS``)."""
+    from .evaluation import accuracy_kind  # lazily: core.evaluation imports torch
+
     ev = store.query_df(
         """SELECT e.run_id, e.method, e.compute_cost, r.config, r.device, r.wall_time_s, r.created_at
            FROM evaluations e JOIN runs r ON r.id = e.run_id
@@ -63,7 +66,7 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
         [forget_set_id],
     )
     cols = ["run_id", "method", "budget", "params", "cost", "consumed_cost", "total_cost",
-            "oracle_access", "device", "wall_time_s", "created_at"]  # fmt: skip
+            "oracle_access", "acc_kind", "device", "wall_time_s", "created_at"]  # fmt: skip
     for s in SPLITS:
         cols += [f"{s}_p95", f"{s}_p99", f"{s}_floor_p95", f"{s}_floor_p99", f"{s}_acc"]
     if ev.empty:
@@ -83,6 +86,7 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
                "params": json.dumps(opts, sort_keys=True), "cost": float(r.compute_cost),
                "consumed_cost": _consumed(store, r.method, cfg),
                "oracle_access": oracle_access(r.method),
+               "acc_kind": accuracy_kind(r.method, cfg),
                "device": r.device, "wall_time_s": float(r.wall_time_s),
                "created_at": r.created_at}  # fmt: skip
         for s in SPLITS:

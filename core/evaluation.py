@@ -36,6 +36,7 @@ from .oracles import (  # noqa: F401  (re-exported: the oracles of an evaluation
 )
 from .store import Store
 from .unlearning import UnlearnContext, UnlearnResult, get_method, method_params, uses_budget
+from .unlearning.base import ARGMAX, POSITIVE_MARGIN_SHARE
 from .zoo import delete_model_set, get_model_set, load_correct, load_margins
 
 # methods that read stored margins only: they run on imported originals (no weights) too
@@ -277,8 +278,23 @@ def list_evaluations(store: Store, forget_set_id: int | None = None) -> pd.DataF
     )
 
 
+def accuracy_kind(method: str, config: dict) -> str:
+    """What a run's stored (klom-side) accuracy is: ``argmax`` (DESIGN.md "Accuracy": the share
+    of (model, point) pairs whose argmax is the label) or ``positive-margin share`` (the share
+    with margin > 0: Datamodel-Direct with a margin datamodel predicts margins only). Margin
+    ``z_y − logsumexp_{j≠y} z_j > 0`` implies argmax = y, not conversely: a lower bound of argmax
+    accuracy. Read from the run's ``info``; runs stored before it was recorded are derived."""
+    info = config.get("info") or {}
+    if "accuracy_kind" in info:
+        return str(info["accuracy_kind"])
+    if method == "dm_direct" and info.get("datamodel_target") == "margin":
+        return POSITIVE_MARGIN_SHARE
+    return ARGMAX
+
+
 def evaluation(store: Store, run_id: int) -> dict:
-    """The evaluation row, its summaries (DataFrame) and per-point values (DataFrame)."""
+    """The evaluation row, its summaries (DataFrame: with ``accuracy_kind`` per row, the
+    floor's always argmax) and per-point values (DataFrame)."""
     row = store.query_df("SELECT * FROM evaluations WHERE run_id = ?", [run_id])
     if row.empty:
         raise NotFoundError(f"there is no evaluation with id {run_id}")
@@ -286,6 +302,8 @@ def evaluation(store: Store, run_id: int) -> dict:
         "SELECT * EXCLUDE (run_id) FROM klom_summaries WHERE run_id = ? ORDER BY split, metric",
         [run_id],
     )
+    kind = accuracy_kind(str(row["method"][0]), store.run(run_id)["config"])
+    summaries["accuracy_kind"] = np.where(summaries["metric"] == "klom", kind, ARGMAX)
     points = store.query_df(
         "SELECT point, split, klom, floor, gap FROM klom_points WHERE run_id = ? ORDER BY point",
         [run_id],

@@ -190,12 +190,12 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     rows = s.to_dict("records")
     summary = {
         f"{r['split']}/{r['metric']}": {
-            k: r[k] for k in ("p50", "p95", "p99", "mean", "count", "accuracy")
+            k: r[k] for k in ("p50", "p95", "p99", "mean", "count", "accuracy", "accuracy_kind")
         }
         for r in rows
     }
     text = f"evaluation {run_id} ({args.method} on forget set {args.forget_set})\n" + table(
-        rows, ("split", "metric", "p50", "p95", "p99", "mean", "count", "accuracy")
+        rows, ("split", "metric", "p50", "p95", "p99", "mean", "count", "accuracy", "accuracy_kind")
     )
     from ..audits import audit_summary
     from .audit import summary_rows

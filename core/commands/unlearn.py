@@ -92,6 +92,7 @@ def _row(store: Store, run_id: int, point: dict, ev: dict, audit_summary) -> dic
         row[f"{split}_p95"] = float(s.loc[(split, "klom"), "p95"])
         row[f"{split}_floor_p95"] = float(s.loc[(split, "floor"), "p95"])
         row[f"{split}_acc"] = float(s.loc[(split, "klom"), "accuracy"])
+    row["accuracy_kind"] = str(s.loc[("forget", "klom"), "accuracy_kind"])  # or a lower bound
     audit = audit_summary(store, run_id) or {}
     row["ulira_bacc_mean"] = audit.get("ulira", {}).get("bacc_mean", {}).get("value")
     row["audit"] = audit or None

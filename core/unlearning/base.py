@@ -145,10 +145,16 @@ class UnlearnContext:
         return dm, load_weights(self.store, dm.id)[0]
 
 
+# what a result's ``correct`` holds (its ``info["accuracy_kind"]``; absent: argmax)
+ARGMAX = "argmax"  # the argmax prediction is the label (DESIGN.md "Accuracy")
+POSITIVE_MARGIN_SHARE = "positive-margin share"  # margin > 0: a lower bound of argmax
+
+
 @dataclass
 class UnlearnResult:
     margins: np.ndarray  # (n_models, n_train + n_val)
-    correct: np.ndarray | None  # (n_models, n_train + n_val) bool: argmax == label; None: unknown
+    correct: np.ndarray | None  # (n_models, n_train + n_val) bool: argmax == label (or margin > 0:
+    # info's accuracy_kind); None: unknown
     compute_cost: float  # example-gradients spent / (total_steps × batch_size) of retraining
     unlearned_set_id: int | None = None  # a stored model set, when the method keeps its models
     consumed_cost: float = 0.0  # what else it used (e.g. oracle models), in retrainings per model

@@ -26,7 +26,7 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from .base import UnlearnContext, UnlearnResult, register
+from .base import ARGMAX, POSITIVE_MARGIN_SHARE, UnlearnContext, UnlearnResult, register
 from .finetune import timer
 from .gradient import BATCH, LR, MOMENTUM
 from .params import Range
@@ -65,8 +65,10 @@ def dm_direct(ctx: UnlearnContext, *, top_k: TOP_K = 0) -> UnlearnResult:
     forget set, ``m̂_i(x) = m_i(x) − Σ_{j∈F} W[x, j]`` (``top_k``: each target's largest
     weights only, see ``_shift``); no training (compute cost 0).
 
-    A margin datamodel shifts the margins (correct: m̂ > 0); a logits one shifts the logits
-    (margins and argmax from the shifted logits)."""
+    A margin datamodel shifts the margins, so only margins are known: "correct" is m̂ > 0 and
+    the run's accuracy is the share of positive margins, a lower bound of argmax accuracy
+    (m̂ > 0 ⇒ argmax = y), recorded as ``info["accuracy_kind"]``. A logits one shifts the
+    logits (margins and argmax accuracy from the shifted logits)."""
     from ..metrics import margins_from_logits
 
     dm, w = ctx.datamodel(None)
@@ -81,6 +83,7 @@ def dm_direct(ctx: UnlearnContext, *, top_k: TOP_K = 0) -> UnlearnResult:
         margins = margins_from_logits(z, y).numpy().astype(np.float32)
         correct = (z.argmax(-1) == y).numpy()
     consumed, info = _accounting(ctx, dm, margins.shape[0])
+    info["accuracy_kind"] = POSITIVE_MARGIN_SHARE if dm.target == "margin" else ARGMAX
     return UnlearnResult(margins.astype(np.float32), correct, 0.0, consumed_cost=consumed,
                          info=info)  # fmt: skip
 

@@ -11,9 +11,10 @@ from typing import Annotated
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from .base import UnlearnContext, UnlearnResult, register
 from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
-from .gradient import BATCH, LR, MOMENTUM, _setup, relabel_loss, two_streams
+from .gradient import BATCH, LR, MOMENTUM, _setup, relabel_loss
 from .params import Range
 
 
@@ -96,6 +97,29 @@ def salun(
     return finish(ctx, ens, steps * (batch + forget_batch) + len(ctx.forget), t0)
 
 
+def scrub_steps(ctx: UnlearnContext, batch: int, forget_batch: int, max_share: float):
+    """The most steps ``S`` whose example-gradients fit the budget, and ``n_max``, the max
+    steps among them: every step computes one retain batch, the first
+    ``n_max = round(max_share · S)`` also one forget batch, so SCRUB spends
+    ``S·batch + n_max·forget_batch ≤ budget × T × B`` per model."""
+
+    def spent(s: int) -> int:
+        return s * batch + int(round(max_share * s)) * forget_batch
+
+    limit = ctx.budget * ctx.retrain_examples
+    s = int(limit // (batch + max_share * forget_batch)) + 1
+    while s > 0 and spent(s) > limit:
+        s -= 1
+    while spent(s + 1) <= limit:
+        s += 1
+    if s < 1:
+        raise ConfigError(
+            f"a budget of {ctx.budget:g} buys no step of {spent(1)} examples "
+            f"(retraining is {ctx.retrain_examples} example-gradients per model)"
+        )
+    return s, int(round(max_share * s)), spent(s)
+
+
 @register
 def scrub(
     ctx: UnlearnContext,
@@ -110,27 +134,43 @@ def scrub(
     """SCRUB: a student (a copy of each original) moves *away* from its frozen teacher (the
     original) on F — ascent on KL(teacher ‖ student) — during the first ``max_share`` of the
     steps, and stays close on R throughout: descent on ``α·KL(teacher ‖ student) + CE``. Only
-    the student's parameters are optimised; the teacher is never updated."""
+    the student's parameters are optimised; the teacher is never updated.
+
+    Accounting: one student forward and backward per retain example of every step (the KL and
+    CE terms share it) and per forget example of the max steps only; the teacher's forward
+    computes no gradient. Cost = ``(S·batch + n_max·forget_batch) / (T × B)`` (``scrub_steps``).
+
+    At the start the student equals the teacher, where ∇ KL(teacher ‖ student) = 0 (its
+    gradient in the student's logits is ``softmax(s) − softmax(t)``): the ascent only acts once
+    the retain descent has moved the student, so early on SCRUB is close to retain fine-tuning
+    (README, "SCRUB")."""
     t0 = timer()
     teacher, dev, x, y = _setup(ctx)
     student = teacher.select(range(teacher.n_models))  # an independent copy
     for p in teacher.parameters():
         p.requires_grad_(False)
     teacher.net.eval()
-    steps, _, r, f = two_streams(ctx, student.n_models, batch, forget_batch, dev)
-    n_max = int(round(max_share * steps))
+    steps, n_max, spent = scrub_steps(ctx, batch, forget_batch, max_share)
+    s = seeds(ctx, student.n_models)
+    r = stream(ctx.retain, s, steps, batch, dev)
+    f = stream(ctx.forget, [v + 7_919 for v in s], n_max, forget_batch, dev)
 
-    def kl(idx: torch.Tensor) -> torch.Tensor:
-        """Σ over models of the mean KL(teacher ‖ student) over the batch."""
+    def kl(idx: torch.Tensor, zs: torch.Tensor) -> torch.Tensor:
+        """Σ over models of the mean KL(teacher ‖ student) over the batch; ``zs`` the
+        student's logits ``(N, B, K)`` on ``x[idx]``."""
         with torch.no_grad():
             pt = F.log_softmax(teacher.net(x[idx]).float(), -1)
-        ps = F.log_softmax(student.forward_train(x[idx]).float(), -1)
+        ps = F.log_softmax(zs.float(), -1)
         return (pt.exp() * (pt - ps)).sum(-1).mean(1).sum()
 
     def loss(t: int) -> torch.Tensor:
-        ir, i_f = next(r), next(f)
-        kept = alpha * kl(ir) + model_loss(student.forward_train(x[ir]), y[ir])
-        return kept - kl(i_f) if t < n_max else kept
+        ir = next(r)
+        zr = student.forward_train(x[ir])  # one pass serves both retain terms
+        kept = alpha * kl(ir, zr) + model_loss(zr, y[ir])
+        if t >= n_max:
+            return kept
+        i_f = next(f)
+        return kept - kl(i_f, student.forward_train(x[i_f]))
 
     sgd(student, steps, loss, lr, momentum)
-    return finish(ctx, student, steps * (batch + forget_batch), t0)
+    return finish(ctx, student, spent, t0)

@@ -37,6 +37,9 @@ with st.expander("How to read this page"):
             "Membership audits",
         )
     )
+ACC_HELP = ("argmax: share of (model, point) pairs whose top class is the label; positive-margin "
+            "share (Datamodel-Direct with a margin datamodel, which predicts margins only): share "
+            "with margin > 0, a lower bound of argmax accuracy")  # fmt: skip
 store = data_access.store()
 if store is None:
     st.stop()
@@ -81,7 +84,7 @@ st.caption("Accuracy alone misleads: gradient ascent can reach the oracles' forg
            "while its KLoM is wrecked — read both columns.")  # fmt: skip
 view = runs[["run_id", "method", "oracle_access", "budget", "cost", "consumed_cost",
              "total_cost", "klom_p99_avg", "klom_floor_p99_avg", "klom_p95_avg", "forget_p95", "retain_p95", "val_p95", "forget_floor_p95",
-             "forget_acc", "retain_acc", "val_acc", *AUDIT_TABLE_COLUMNS, "params", "device",
+             "forget_acc", "retain_acc", "val_acc", "acc_kind", *AUDIT_TABLE_COLUMNS, "params", "device",
              "wall_time_s"]]  # fmt: skip
 st.dataframe(view, hide_index=True, width="stretch", column_config={
     "cost": st.column_config.NumberColumn("cost", format="%.3f",
@@ -99,7 +102,10 @@ st.dataframe(view, hide_index=True, width="stretch", column_config={
         "floor P99 avg", format="%.2f", help="the noise floor of P99 avg: oracle vs oracle"),
     "klom_p95_avg": st.column_config.NumberColumn("P95 avg", format="%.2f"),
     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f")
-       for c in view.columns if c.endswith(("_p95", "_acc"))},
+       for c in view.columns if c.endswith("_p95")},
+    **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f", help=ACC_HELP)
+       for c in view.columns if c.endswith("_acc")},
+    "acc_kind": st.column_config.TextColumn("acc. kind", help=ACC_HELP),
 })  # fmt: skip
 table_downloads(runs, f"compare-{fs_id}", "cmp_runs")
 if len(diverged):

@@ -51,6 +51,11 @@ table = klom_tables.summary_table(summ)
 st.dataframe(table, hide_index=True, width="stretch", column_config=klom_tables.column_config())
 for note in klom_tables.small_split_notes(table):
     st.caption(note)
+if (summ["accuracy_kind"] != "argmax").any():  # core.evaluation.accuracy_kind
+    st.caption(
+        "The method's accuracy here is the **positive-margin share** (margin > 0), not "
+        "argmax: a margin datamodel predicts margins only. A lower bound of argmax accuracy."
+    )
 st.caption(klom_tables.compute_cost_sentence(float(row["compute_cost"]), row["method"]))
 st.caption(f"Models: originals set {row['original_set_id']}, oracles set {row['oracle_set_id']}, "
            f"noise-floor oracles set {row['floor_set_id']} (see the Models page).")  # fmt: skip
