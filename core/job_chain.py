@@ -36,8 +36,9 @@ def check_after(store: Store, value: object) -> None:
     for j in value:
         check_int("after", j, 1)
     if value:
-        marks = ", ".join("?" * len(value))
-        found = store.query_df(f"SELECT id FROM jobs WHERE id IN ({marks})", list(value))
+        found = store.query_df(
+            "SELECT id FROM jobs WHERE list_contains(?::BIGINT[], id)", [list(value)]
+        )
         missing = sorted(set(value) - set(found["id"].astype(int)))
         if missing:
             raise ConfigError(f"after names job {missing[0]}, which does not exist")
@@ -47,8 +48,9 @@ def statuses(store: Store, ids: list[int]) -> dict[int, tuple[str, str]]:
     """``{id: (status, kind)}`` of these jobs."""
     if not ids:
         return {}
-    marks = ", ".join("?" * len(ids))
-    df = store.query_df(f"SELECT id, status, kind FROM jobs WHERE id IN ({marks})", list(ids))
+    df = store.query_df(
+        "SELECT id, status, kind FROM jobs WHERE list_contains(?::BIGINT[], id)", [list(ids)]
+    )
     return {int(r.id): (str(r.status), str(r.kind)) for r in df.itertuples()}
 
 

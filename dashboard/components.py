@@ -92,6 +92,18 @@ def code(text: object) -> str:
     return f"{fence} {text} {fence}"
 
 
+def page_link(where, page: str, label: str, icon: str) -> None:
+    """``where.page_link`` to one of the app's pages; a page file run on its own (``streamlit
+    run dashboard/views/x.py``, or a test of one page) has no navigation to link into, so it
+    names the page in a caption instead."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        where.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        where.caption(f"{label} (in the app's sidebar)")
+
+
 def query_int(value: str | None) -> int | None:
     """A link's ``?param=V`` as a whole number, or None: ASCII digits only and at most 18 of
     them (``str.isdigit`` also accepts ``'²'``, which ``int`` refuses, and ``int`` refuses

@@ -57,7 +57,7 @@ def test_dmm_builds_its_logits_datamodel_first_and_the_panel_names_each_job(lab)
     store = lab["store"]
     at = page("unlearn")
     at.selectbox(key="ul_method").set_value("dm_matching").run()
-    assert any("dm_matching needs a logits datamodel" in w.value for w in at.warning)
+    assert any(plain("dm_matching needs a logits datamodel") in w.value for w in at.warning)
     at.number_input(key="ul_dm_models").set_value(20).run()
     assert any("subset models are few" in w.value for w in at.warning)  # M = 20 is weak
     at.text_input(key="ul_budgets").set_value("0.1").run()

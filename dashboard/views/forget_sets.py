@@ -142,7 +142,7 @@ choices, default = data_access.original_choices(path, chosen)
 if not choices:
     st.info("No complete original models for this dataset yet: build them on the Models page "
             "(or run the quick demo from Home) before oracles and evaluations.")  # fmt: skip
-    st.page_link("views/models.py", label="Models: build originals", icon=":material/hub:")
+    components.page_link(st, "views/models.py", "Models: build originals", ":material/hub:")
     orig = None
 else:
     ids_o = [c[0] for c in choices]
