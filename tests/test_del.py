@@ -186,3 +186,32 @@ def test_the_reset_shares_reach_the_clis_json(lab, tmp_path):
     res = cli("evaluate", "--forget-set", str(lab["forget_set"]), "--json", db=db)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["info"] == {}  # do-nothing records nothing
+
+
+def test_the_reset_shares_show_on_the_klom_explorer_and_in_compares_table(lab, tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    from streamlit.testing.v1 import AppTest
+
+    from core.compare import runs_table
+    from core.store import Store
+    from tests.conftest import ROOT
+
+    shutil.copy(lab["store"].path, tmp_path / "lab.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "lab.files")
+    store = Store(tmp_path / "lab.duckdb")
+    run = evaluate(store, lab["forget_set"], "del", budget=0.1, fraction=0.1, recompute=True)
+    nothing = evaluate(store, lab["forget_set"], "do_nothing")
+    info = store.run(run)["config"]["info"]
+    table = runs_table(store, lab["forget_set"]).set_index("run_id")
+    assert table.loc[run, "reset_share"] == info["reset_below_head"]
+    assert np.isnan(table.loc[nothing, "reset_share"])
+    monkeypatch.setenv("LAB_DB", str(tmp_path / "lab.duckdb"))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.query_params["run"] = str(run)
+    at.switch_page("views/klom.py").run()
+    assert not at.exception, at.exception
+    shown = [d.value for d in at.dataframe if "share reset" in d.value.columns]
+    assert len(shown) == 1 and dict(zip(shown[0]["parameter"], shown[0]["share reset"],
+                                        strict=True)) == info["reset_share"]  # fmt: skip
+    below = f"{info['reset_below_head']:.1%} of those below the final layer"
+    assert any(below in c.value for c in at.caption)
