@@ -215,3 +215,26 @@ def test_the_reset_shares_show_on_the_klom_explorer_and_in_compares_table(lab, t
                                         strict=True)) == info["reset_share"]  # fmt: skip
     below = f"{info['reset_below_head']:.1%} of those below the final layer"
     assert any(below in c.value for c in at.caption)
+
+
+def test_a_sweep_task_resets_to_the_same_initial_weights(lab):
+    """A Ray sweep point runs DEL on a ``DetachedContext`` (no store): it gets the originals'
+    seeds from its inputs, the same as a local run reads from the store."""
+    from core.data import load_dataset
+    from core.evaluation import plan
+    from core.executors import LocalExecutor
+    from core.sweep_tasks import PointSpec, detached_context, unlearn_point
+    from core.sweeps import _inputs
+    from core.unlearning import UnlearnContext
+    from core.zoo import get_model_set
+
+    store, data = lab["store"], load_dataset("digits", "cpu")
+    p = plan(store, lab["forget_set"], "del", "cpu", budget=0.1, recompute=True)
+    inputs = _inputs(store, p, data, LocalExecutor())
+    spec = PointSpec("del", p.params, 0.1, None, 900_000, "cpu")
+    local = UnlearnContext(store, data, p.forget, lab["original"]).original_seeds()
+    s0 = get_model_set(store, lab["original"]).seed
+    assert detached_context(inputs, spec, data).original_seeds() == local == [s0 + i for i in
+                                                                             range(4)]  # fmt: skip
+    res = unlearn_point(spec, inputs=inputs)
+    assert res.diverged is None and res.info["reset_share"]["fc.weight"] == 0.0
