@@ -238,3 +238,20 @@ def test_a_sweep_task_resets_to_the_same_initial_weights(lab):
                                                                              range(4)]  # fmt: skip
     res = unlearn_point(spec, inputs=inputs)
     assert res.diverged is None and res.info["reset_share"]["fc.weight"] == 0.0
+
+
+def test_the_unlearn_page_offers_the_new_choices(lab, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    shutil.copy(lab["store"].path, tmp_path / "lab.duckdb")
+    shutil.copytree(lab["store"].files_dir, tmp_path / "lab.files")
+    monkeypatch.setenv("LAB_DB", str(tmp_path / "lab.duckdb"))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.switch_page("views/unlearn.py").run()
+    at.selectbox(key="ul_method").set_value("del").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="ul_del_candidates").value == "below_head"
+    assert at.selectbox(key="ul_del_candidates").options == ["below_head", "all"]
+    assert at.selectbox(key="ul_del_reset_to").value == "initial"
