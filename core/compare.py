@@ -66,7 +66,8 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
         [forget_set_id],
     )
     cols = ["run_id", "method", "budget", "params", "cost", "consumed_cost", "total_cost",
-            "oracle_access", "acc_kind", "device", "wall_time_s", "created_at"]  # fmt: skip
+            "oracle_access", "acc_kind", "device", "wall_time_s", "created_at",
+            "reset_share"]  # fmt: skip
     for s in SPLITS:
         cols += [f"{s}_p95", f"{s}_p99", f"{s}_floor_p95", f"{s}_floor_p99", f"{s}_acc"]
     if ev.empty:
@@ -85,6 +86,7 @@ def runs_table(store: Store, forget_set_id: int) -> pd.DataFrame:
         row = {"run_id": int(r.run_id), "method": r.method, "budget": budget,
                "params": json.dumps(opts, sort_keys=True), "cost": float(r.compute_cost),
                "consumed_cost": _consumed(store, r.method, cfg),
+               "reset_share": (cfg.get("info") or {}).get("reset_below_head", np.nan),
                "oracle_access": oracle_access(r.method),
                "acc_kind": accuracy_kind(r.method, cfg),
                "device": r.device, "wall_time_s": float(r.wall_time_s),

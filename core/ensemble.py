@@ -29,7 +29,7 @@ from .data import Dataset
 from .device import resolve_device
 from .errors import ConfigError, LabError
 from .metrics import margins_from_logits
-from .models import Net, build, single_state
+from .models import Net, build, initialised, single_state
 from .recipe import TrainConfig, lr_at
 from .threads import training_threads
 
@@ -293,11 +293,8 @@ def _cpu_threads(dev: torch.device, work: int) -> Iterator[None]:
 
 
 def _init(data: Dataset, seeds: list[int], cfg: TrainConfig) -> tuple[Net, list]:
-    net = build(cfg.arch, data.input_shape, data.num_classes, len(seeds))
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    for i, g in enumerate(gens):
-        net.init_model(i, g)
-    return net, gens
+    return initialised(cfg.arch, data.input_shape, data.num_classes, gens), gens
 
 
 def _train_autograd(net, x, y, pools, gens, steps, cfg, tick) -> None:

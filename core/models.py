@@ -314,6 +314,18 @@ def build(
     return ARCHITECTURES[arch](kit, tuple(input_shape), int(num_classes))
 
 
+def initialised(
+    arch: str, input_shape: tuple[int, ...], num_classes: int, gens: list[torch.Generator]
+) -> Net:
+    """A stack of ``len(gens)`` models, model i's initial weights drawn from ``gens[i]``
+    (``init_model``). Training starts from this (``core.ensemble``, each generator seeded with
+    the model's seed), so a model's seed rebuilds its initial weights exactly."""
+    net = build(arch, input_shape, num_classes, len(gens))
+    for i, g in enumerate(gens):
+        net.init_model(i, g)
+    return net
+
+
 def single_state(stacked: dict[str, Tensor], i: int) -> dict[str, Any]:
     """Model i's ``state_dict`` for the single build, taken from the stacked state."""
     return {k: v[i].clone() for k, v in stacked.items()}

@@ -43,6 +43,7 @@ class SweepInputs:
     heldout: dict | None = field(default=None, repr=False)
     datamodel: tuple | None = field(default=None, repr=False)
     data_root: str | None = None
+    original_seed: int | None = None  # the originals' first seed (model i: + i)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,13 @@ def detached_context(inputs: SweepInputs, spec: PointSpec, data):
         @property
         def recipe(self):
             return TrainConfig.from_dict(inputs.train)
+
+        def original_seeds(self) -> list[int]:
+            if inputs.original_seed is None:
+                from .errors import LabError
+
+                raise LabError("this sweep task was given no seeds of the originals")
+            return [inputs.original_seed + i for i in range(inputs.margins.shape[0])]
 
         def seeds(self, n_models: int) -> list[int]:
             if spec.seed is None:

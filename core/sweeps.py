@@ -92,7 +92,7 @@ def _inputs(store: Store, p: Planned, data, executor: Executor) -> SweepInputs:
         p.dataset, np.asarray(p.forget), p.forget_set_id, orig_id, ms.train.to_dict(), ms.arch,
         tuple(data.meta()["input_shape"]), data.num_classes,
         load_ensemble(store, orig_id, "cpu").state_dict(), load_margins(store, orig_id),
-        load_correct(store, orig_id), heldout, datamodel,
+        load_correct(store, orig_id), heldout, datamodel, original_seed=ms.seed,
     )  # fmt: skip
 
 

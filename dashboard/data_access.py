@@ -107,6 +107,12 @@ def evaluation(path: str, run_id: int) -> dict:
     return get(_store(path), run_id)
 
 
+@st.cache_data(show_spinner=False)
+def run_info(path: str, run_id: int) -> dict:
+    """What the run's method recorded (its config's ``info``; DEL: the shares reset)."""
+    return _store(path).run(run_id)["config"].get("info") or {}
+
+
 @st.cache_data(show_spinner=False, ttl=2)
 def audits(path: str, run_id: int) -> dict | None:
     """The run's membership audits (``core.audits.audit_results``); None if not audited."""

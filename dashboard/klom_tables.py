@@ -92,3 +92,21 @@ def compute_cost_sentence(cost: float, method: str) -> str:
     if cost == 0:
         base += " Doing nothing computes no gradient at all, so it costs 0."
     return base
+
+
+def reset_table(info: dict) -> tuple[pd.DataFrame, str] | None:
+    """DEL's resets (``info`` of the run, ``core.unlearning.localized.reset_shares``): per
+    parameter the share of its weights reset (mean over models), and a caption with the overall
+    shares; None for a run that reset nothing it recorded."""
+    shares = (info or {}).get("reset_share")
+    if not shares:
+        return None
+    table = pd.DataFrame({"parameter": list(shares), "share reset": list(shares.values())})
+    below = info.get("reset_below_head")
+    text = (
+        f"**Weights reset** (mean over models): {below:.1%} of those below the final layer, "
+        if below is not None
+        else "**Weights reset** (mean over models): "
+    )
+    text += f"{info.get('reset_total', float('nan')):.1%} of all (the final layer is retrained)."
+    return table, text

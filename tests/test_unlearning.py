@@ -289,9 +289,11 @@ def test_del_resets_the_requested_share_and_trains_only_that_and_the_last_layer(
     before = _state(store, lab["original"])
     data = load_dataset("digits")
     ens = load_ensemble(store, lab["original"], "cpu")
-    masks = reset_masks(criticality(ens, data.x_train, data.y_train, lab["forget"], 64), 0.3)
     names = [n for n, _ in ens.net.named_parameters()]
-    total = sum(before[n][0].numel() for n in names)  # weights of one model
+    below = [not n.startswith("fc.") for n in names]  # the head is never a candidate (default)
+    scores = criticality(ens, data.x_train, data.y_train, lab["forget"], 64)
+    masks = reset_masks(scores, 0.3, candidate=below)
+    total = sum(before[n][0].numel() for n in names if not n.startswith("fc."))  # one model
     widest = max(before[n][0, 0].numel() if before[n].dim() >= 3 else 1 for n in names)
     for i in range(ens.n_models):
         share = sum(int(m[i].sum()) for m in masks) / total
@@ -300,9 +302,13 @@ def test_del_resets_the_requested_share_and_trains_only_that_and_the_last_layer(
         changed = before[name] != after[name]
         if not name.startswith("fc."):  # the last layer always trains
             assert not (changed & ~mask).any(), name
-        assert changed[mask].float().mean() > 0.9, name  # reset (and retrained) entries moved
+        else:
+            assert not mask.any() and changed.float().mean() > 0.9, name  # trained, not reset
+        if mask.any():
+            assert changed[mask].float().mean() > 0.9, name  # reset (and retrained) moved
     info = store.run(run)["config"]["info"]
-    assert set(info["reset_share"]) == set(names) and 0.3 <= info["reset_total"] < 0.4
+    assert set(info["reset_share"]) == set(names) and 0.3 <= info["reset_below_head"] < 0.4
+    assert info["reset_share"]["fc.weight"] == info["reset_share"]["fc.bias"] == 0.0
 
 
 def test_a_sweep_of_a_method_without_budget_runs_each_setting_once(lab, tmp_path):

@@ -205,7 +205,8 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
         text += "\nmembership audits (floor: oracle vs oracle)\n" + table(
             summary_rows(audit), ("audit", "metric", "value", "floor")
         )
-    emit(args, {"run_id": run_id, "summaries": summary, "audit": audit}, text)
+    info = store.run(run_id)["config"].get("info", {})  # what the method recorded (DEL: resets)
+    emit(args, {"run_id": run_id, "summaries": summary, "audit": audit, "info": info}, text)
     return 0
 
 

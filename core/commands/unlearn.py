@@ -96,4 +96,5 @@ def _row(store: Store, run_id: int, point: dict, ev: dict, audit_summary) -> dic
     audit = audit_summary(store, run_id) or {}
     row["ulira_bacc_mean"] = audit.get("ulira", {}).get("bacc_mean", {}).get("value")
     row["audit"] = audit or None
+    row["info"] = store.run(run_id)["config"].get("info", {})  # what the method recorded
     return row

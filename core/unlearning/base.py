@@ -47,6 +47,14 @@ class UnlearnContext:
 
         return load_ensemble(self.store, self.original_set_id, self.device)
 
+    def original_seeds(self) -> list[int]:
+        """The original models' seeds (model i: the set's ``seed + i``), from which training
+        drew their initial weights (``core.models.initialised``)."""
+        from ..model_sets import get_model_set
+
+        ms = get_model_set(self.store, self.original_set_id)
+        return [ms.seed + i for i in range(ms.n_models)]
+
     @property
     def recipe(self):
         from ..model_sets import get_model_set

@@ -84,8 +84,8 @@ st.caption("Accuracy alone misleads: gradient ascent can reach the oracles' forg
            "while its KLoM is wrecked — read both columns.")  # fmt: skip
 view = runs[["run_id", "method", "oracle_access", "budget", "cost", "consumed_cost",
              "total_cost", "klom_p99_avg", "klom_floor_p99_avg", "klom_p95_avg", "forget_p95", "retain_p95", "val_p95", "forget_floor_p95",
-             "forget_acc", "retain_acc", "val_acc", "acc_kind", *AUDIT_TABLE_COLUMNS, "params", "device",
-             "wall_time_s"]]  # fmt: skip
+             "forget_acc", "retain_acc", "val_acc", "acc_kind", *AUDIT_TABLE_COLUMNS, "params",
+             "reset_share", "device", "wall_time_s"]]  # fmt: skip
 st.dataframe(view, hide_index=True, width="stretch", column_config={
     "cost": st.column_config.NumberColumn("cost", format="%.3f",
                                           help="fine-tuning example-gradients / retraining's"),
@@ -101,6 +101,8 @@ st.dataframe(view, hide_index=True, width="stretch", column_config={
     "klom_floor_p99_avg": st.column_config.NumberColumn(
         "floor P99 avg", format="%.2f", help="the noise floor of P99 avg: oracle vs oracle"),
     "klom_p95_avg": st.column_config.NumberColumn("P95 avg", format="%.2f"),
+    "reset_share": st.column_config.NumberColumn(
+        "reset share", format="%.3f", help="DEL: share of the weights below the head reset"),
     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f")
        for c in view.columns if c.endswith("_p95")},
     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f", help=ACC_HELP)

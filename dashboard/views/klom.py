@@ -59,6 +59,11 @@ if (summ["accuracy_kind"] != "argmax").any():  # core.evaluation.accuracy_kind
 st.caption(klom_tables.compute_cost_sentence(float(row["compute_cost"]), row["method"]))
 st.caption(f"Models: originals set {row['original_set_id']}, oracles set {row['oracle_set_id']}, "
            f"noise-floor oracles set {row['floor_set_id']} (see the Models page).")  # fmt: skip
+resets = klom_tables.reset_table(data_access.run_info(path, run_id))
+if resets is not None:  # DEL: the share of each parameter's weights it reset
+    st.caption(resets[1])
+    st.dataframe(resets[0], hide_index=True, column_config={"share reset": st.column_config
+                 .NumberColumn("share reset", format="percent")})  # fmt: skip
 audit = data_access.audits(path, run_id)
 if audit is None:
     st.caption(klom_audits.NOT_AUDITED.format(run=run_id))
