@@ -20,8 +20,9 @@ from core import store_check
 from core.store import Store
 from tests.conftest import ROOT
 
-# jobs change as they run; a set still building gains chunks and its status: work in progress
-IN_PROGRESS = {"jobs": "true", "model_sets": "status = 'building'"}
+# jobs change as they run; a set still building gains chunks and its status, and its builder's
+# claim comes and goes: work in progress
+IN_PROGRESS = {"jobs": "true", "model_sets": "status = 'building'", "build_claims": "true"}
 
 
 def wait_for(pred: Callable[[], object], timeout: float = 120.0, every: float = 0.1) -> object:
