@@ -32,8 +32,9 @@ def test_chunk_files_are_synced_before_their_row_is_committed(db_path, monkeypat
     monkeypatch.setattr(Store, "transaction", transaction)
     build_model_set(store, set_id)
     folder = str(store.files_dir / "model_sets" / str(set_id))
-    first_commit = events.index(("commit", ""))  # the chunk's row
-    before = events[:first_commit]
+    first_sync = next(i for i, (what, _) in enumerate(events) if what == "fsync")
+    row = events.index(("commit", ""), first_sync)  # the chunk's row (the set's claim before)
+    before = events[:row]
     for name in ("weights.pt", "margins.npy", "masks.npy", "correct.npy"):
         tmp = next(i for i, (_, p) in enumerate(before)
                    if p.startswith(f"{folder}/.chunk00000.{name}.") and p.endswith(".tmp"))  # fmt: skip
