@@ -24,10 +24,10 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
   datamodels and their readers, forget sets from datamodels)
 - the linear study: ``linear`` (the math), ``linear_runs`` (stored runs)
 - the store: ``store`` (DuckDB), ``schema`` (migrations), ``store_files`` (array files),
-  ``store_check`` (integrity, disk space)
+  ``store_check`` (integrity, disk space), ``store_wal`` (failed checkpoints, pending logs)
 - background work: ``jobs`` (queue, worker), ``job_registry``, ``job_kinds``, ``workers``,
   ``job_chain`` (jobs that wait for others), ``prerequisites`` (what an evaluation needs built
-  first: oracles, a datamodel)
+  first: oracles, a datamodel); ``build_claims`` (one builder per model set)
 - entry points: ``cli`` with the ``commands`` package, ``demo``, ``presets`` (cifar10, with a
   measured cost estimate); shared: ``config`` (checks of
   user values), ``errors`` (the errors a user sees)

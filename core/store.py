@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from . import store_check
+from . import store_check, store_wal
 from .errors import ConfigError, StoreError
 from .schema import MIGRATIONS
 from .store_files import ArrayFiles
@@ -116,7 +116,12 @@ class Store(ArrayFiles):
         changed since. A write into a file with a failing block is refused; a read goes ahead if
         DuckDB can still read every table (the block may be unused).
         """
-        header = store_check.read_header(self.path)
+        try:
+            header = store_check.read_header(self.path)
+        except store_check.CutFile as err:  # damage only if DuckDB cannot read every table
+            if store_wal.size_is_damage(con):
+                raise (store_wal.recovery_pending(self.path, self._writable()) or err) from None
+            header = store_check.read_header(self.path, strict=False)
         sig = self._signature()
         if self._verified is None or (writing and self._verified[0] != sig):
             bad = store_check.damaged_blocks(self.path, header)
@@ -231,21 +236,6 @@ class Store(ArrayFiles):
         self._schema_ok = True
         return con
 
-    def _close(self, con: duckdb.DuckDBPyConnection, quiet: bool) -> None:
-        """Close (DuckDB checkpoints here); errors are translated unless already failing."""
-        try:
-            con.close()
-        except duckdb.Error as err:
-            if quiet:
-                return
-            if store_check.is_full(err):
-                big = "file too large" in str(err).lower()
-                raise (store_check.too_large if big else store_check.no_space)(
-                    self.path, "the last change is kept in its write-ahead log (.wal) and is "
-                    "applied when the database is next opened"
-                ) from err  # fmt: skip
-            raise store_check.storage_error(err, self.path, "close") from err
-
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for the duration of the block; closed afterwards (releases the lock).
@@ -266,7 +256,7 @@ class Store(ArrayFiles):
                 raise store_check.storage_error(err, self.path, action) from err
             raise
         finally:
-            self._close(con, quiet=failed)
+            store_wal.close(con, self.path, not read_only, quiet=failed)
         if not read_only:
             self._verified = (self._signature(), [])  # our own write: the file stays trusted
 

@@ -71,6 +71,11 @@ def _header_ok(buf: bytes) -> bool:
     return int(_checksum(words)[0]) == struct.unpack_from("<Q", buf)[0]
 
 
+class CutFile(StoreError):
+    """A size that cuts a block the header knows: a truncated copy, or the leftover of a failed
+    checkpoint; the store asks DuckDB which (``store_wal.size_is_damage``)."""
+
+
 def damaged(path: Path, why: str) -> StoreError:
     """The one message for a damaged database file."""
     return StoreError(
@@ -176,11 +181,8 @@ def read_header(path: Path, strict: bool = True) -> FileHeader:
         raise damaged(path, f"its header gives an impossible block size of {block_size} bytes")
     known_end = BLOCKS_START + block_count * block_size
     if strict and (size - BLOCKS_START) % block_size and size < known_end:
-        raise damaged(
-            path,
-            f"its size, {size} bytes, is not a whole number of {block_size // 1024} KiB blocks: "
-            "it was probably truncated",
-        )
+        why = f"its size, {size} bytes, is not a whole number of {block_size // 1024} KiB blocks"
+        raise CutFile(damaged(path, why + ": it was probably truncated").args[0])
     return FileHeader(size, block_size, int(block_count), plain=not any(flags))
 
 
@@ -232,7 +234,9 @@ def is_storage_error(err: BaseException) -> bool:
     )
 
 
-def no_space(path: Path, what: str = "nothing was stored") -> StoreError:
+def no_space(
+    path: Path, what: str = "nothing was stored", advice: str = "free some space and retry"
+) -> StoreError:
     """The one message for a full disk."""
     try:
         free = shutil.disk_usage(path if path.exists() else path.parent).free
@@ -242,9 +246,7 @@ def no_space(path: Path, what: str = "nothing was stored") -> StoreError:
     limit = _size_limit()
     if limit is not None:  # torch reports a refused write without its errno: it may be this
         left += f" (or the file-size limit: files of at most {limit} bytes, ulimit -f)"
-    return StoreError(
-        f"no space left on the disk holding {path}{left}; {what} — free some space and retry"
-    )
+    return StoreError(f"no space left on the disk holding {path}{left}; {what} — {advice}")
 
 
 def _size_limit() -> int | None:
@@ -258,7 +260,11 @@ def _size_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
-def too_large(path: Path, what: str = "nothing was stored") -> StoreError:
+def too_large(
+    path: Path,
+    what: str = "nothing was stored",
+    advice: str = "raise the limit, or move the lab to another disk (--db / LAB_DB), and retry",
+) -> StoreError:
     """The one message for a file that reached the largest size allowed (EFBIG)."""
     limit = _size_limit()
     why = (
@@ -267,8 +273,7 @@ def too_large(path: Path, what: str = "nothing was stored") -> StoreError:
         else "the filesystem allows no larger file (4 GB on FAT32)"
     )
     return StoreError(
-        f"cannot write {path}: it reached the largest file size allowed — {why}; {what} — "
-        "raise the limit, or move the lab to another disk (--db / LAB_DB), and retry"
+        f"cannot write {path}: it reached the largest file size allowed — {why}; {what} — {advice}"
     )
 
 

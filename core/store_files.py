@@ -22,6 +22,19 @@ from .errors import StoreError
 _PICKLE_REFUSED = ("unsupported global", "object arrays cannot be loaded")
 
 
+def sync(path: Path) -> None:
+    """``fsync`` a file or a folder (its entries): without it, a power loss after the row that
+    names a file was committed could leave that file empty or missing (the rename and the data
+    reach the disk in any order). Folders cannot be opened for syncing on Windows: skipped."""
+    if path.is_dir() and os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class ArrayFiles:
     """Mixed into ``Store``: needs ``files_dir``."""
 
@@ -43,7 +56,8 @@ class ArrayFiles:
         return path
 
     def write_file(self, rel: str, write: Callable[[Path], None]) -> str:
-        """Write a file atomically (temp name, then rename) under the files folder.
+        """Write a file atomically and durably (temp name, fsync, rename, fsync of its folder)
+        under the files folder, so it is whole on the disk before a row names it.
 
         A failed write (disk full, no permission) leaves no file behind and raises
         ``StoreError`` naming it.
@@ -51,9 +65,13 @@ class ArrayFiles:
         dest = self.file_path(rel)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         try:
+            new_dirs = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
             dest.parent.mkdir(parents=True, exist_ok=True)
             write(tmp)
+            sync(tmp)  # its bytes on the disk before the name: never a whole name, empty file
             os.replace(tmp, dest)
+            for folder in (dest.parent, *(p.parent for p in new_dirs)):
+                sync(folder)  # the rename (and any new folder) on the disk before the row
         except OSError as err:
             raise self._write_error(dest, err) from err
         except RuntimeError as err:  # torch.save reports a failed write as "unexpected pos …"

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from . import code_version
+from .build_claims import claimed
 from .config import check_float, check_int
 from .data import Dataset, load_dataset
 from .ensemble import Ensemble
@@ -227,6 +228,13 @@ def build_model_set(
     if ms.kind == "oracle" and forget is None:
         raise ConfigError("building an oracle set needs its forget set's indices")
     masks = masks_for(ms, data.n_train, forget)
+    with claimed(store, set_id):  # one builder at a time: clean-up deletes unrecorded files
+        return _build(store, ms, ex, dev, data, masks, progress, should_stop, data_root)
+
+
+def _build(store, ms, ex, dev, data, masks, progress, should_stop, data_root) -> ModelSet:
+    """``build_model_set`` with the set claimed: clean up, train what is missing, commit."""
+    set_id = ms.id
     done = done_chunks(store, set_id)
     remove_unnamed_files(store, set_id)
     todo = [c for c in range(ms.n_chunks) if c not in done]

@@ -4,6 +4,7 @@ it is whole, processes that cannot write past a size or into a read-only folder 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -12,14 +13,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from core import store_check
 from core.store import Store
 from tests.conftest import ROOT
 
-# jobs change as they run; a set still building gains chunks and its status: work in progress
-IN_PROGRESS = {"jobs": "true", "model_sets": "status = 'building'"}
+# jobs change as they run; a set still building gains chunks and its status, and its builder's
+# claim comes and goes: work in progress
+IN_PROGRESS = {"jobs": "true", "model_sets": "status = 'building'", "build_claims": "true"}
 
 
 def wait_for(pred: Callable[[], object], timeout: float = 120.0, every: float = 0.1) -> object:
@@ -123,3 +126,32 @@ def _drop(libc) -> None:
     for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
         if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+@contextlib.contextmanager
+def tmpfs(mnt, size: str = "4m") -> Iterator[Path]:
+    """A real filesystem of ``size`` mounted at ``mnt`` for the block (needs root and mount;
+    the test is skipped where unavailable): a disk that really fills up."""
+    mnt = Path(mnt)
+    mnt.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                         capture_output=True)  # fmt: skip
+    if res.returncode != 0:
+        import pytest
+
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:  # the store keeps a descriptor of its file (DuckDB's lock): close it, or the
+        store_check.close_descriptors(mnt)  # disk stays busy and the mount outlives the test
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def fill(folder, leave: int) -> Path:
+    """Fill the filesystem holding ``folder`` until ``leave`` bytes are free; the filler file
+    (delete it to free the space again)."""
+    filler = Path(folder) / "filler"
+    st = os.statvfs(folder)
+    with open(filler, "wb") as fh:
+        fh.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    return filler
