@@ -145,6 +145,7 @@ class Walk:
         pytest.fail(f"the chart never settled; last target {last}")
 
 
+@pytest.mark.timeout(1200)  # ~3 min on a quiet 2-core machine; room for one 4x slower
 def test_walk_every_page(demo_server, page, db_path):  # noqa: F811
     w = Walk(page, demo_server)
     try:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from core import jobs
 from core.cli import plain
@@ -40,6 +41,7 @@ def test_plain_makes_json_values():
     assert math.isnan(value["nan"])  # the input is left as it was
 
 
+@pytest.mark.timeout(1200)  # one CLI process per command: slow on a loaded machine
 def test_every_command_prints_strict_json(db_path):
     out = strict("linear", "--steps", "20", db=db_path)
     assert set(out["methods"]) >= {"GD", "OM"}
