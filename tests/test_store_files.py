@@ -275,17 +275,10 @@ def test_a_partial_block_past_the_end_is_growth_not_damage(tmp_path):
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 2 MB tmpfs (needs root and mount; skipped where unavailable)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                         capture_output=True)  # fmt: skip
-    if res.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    from tests.fault_fixtures import tmpfs
+
+    with tmpfs(tmp_path / "disk", "2m") as mnt:
         yield mnt
-    finally:  # the store keeps a descriptor of its file (DuckDB's lock): close it, or the
-        store_check.close_descriptors(mnt)  # disk stays busy and the mount outlives the test
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_a_really_full_disk(tiny_disk):
