@@ -31,6 +31,7 @@ from .errors import ConfigError, LabError
 from .metrics import margins_from_logits
 from .models import Net, build, initialised, single_state
 from .recipe import TrainConfig, lr_at
+from .sgd import SGD
 from .threads import training_threads
 
 
@@ -298,9 +299,9 @@ def _init(data: Dataset, seeds: list[int], cfg: TrainConfig) -> tuple[Net, list]
 
 
 def _train_autograd(net, x, y, pools, gens, steps, cfg, tick) -> None:
-    """Generic path: autograd through the stacked layers, ``torch.optim.SGD`` on the stack."""
+    """Generic path: autograd through the stacked layers, SGD (``core.sgd``) on the stack."""
     n, b, k = len(gens), cfg.batch_size, net.fc.weight.shape[1]
-    opt = torch.optim.SGD(
+    opt = SGD(
         net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
         weight_decay=cfg.weight_decay,
     )  # fmt: skip
@@ -320,10 +321,9 @@ def _train_autograd(net, x, y, pools, gens, steps, cfg, tick) -> None:
             z.float().reshape(n * b, k), y[idx].reshape(-1),
             label_smoothing=cfg.label_smoothing, reduction="sum",
         ) / b  # fmt: skip
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
-        for group in opt.param_groups:
-            group["lr"] = lr_at(t, total, cfg)
+        opt.lr = lr_at(t, total, cfg)
         opt.step()
     tick(total)
 
@@ -375,7 +375,7 @@ def _train_mlp_fast(net, x, y, pools, gens, steps, cfg, tick) -> None:
         torch.bmm(dh.transpose(1, 2), xb, out=gw1)  # (N, H, D)
         torch.sum(dh, dim=1, out=gb1)
         lr = lr_at(t, total, cfg)
-        for p, g, v in zip(params, grads, bufs, strict=True):  # in place, as torch.optim.SGD
+        for p, g, v in zip(params, grads, bufs, strict=True):  # in place, as core.sgd.SGD
             if cfg.weight_decay:
                 g.add_(p, alpha=cfg.weight_decay)  # g ← ∇ + wd·θ
             torch.add(g, v, alpha=mu, out=v)  # v ← μv + g

@@ -144,8 +144,9 @@ def evaluate(
     (non-finite outputs) is recorded as a ``diverged`` run (``core.divergence``) and raises
     ``Diverged``. The run's membership audits (``core.audits``) are stored after it (and added
     to a reused run stored before audits existed)."""
-    p = plan(store, forget_set_id, method, device, original_set_id=original_set_id,
-             recompute=recompute, budget=budget, **options)  # fmt: skip
+    with store.held():  # its bookkeeping: one connection, not dozens (Store.held)
+        p = plan(store, forget_set_id, method, device, original_set_id=original_set_id,
+                 recompute=recompute, budget=budget, **options)  # fmt: skip
     if isinstance(p, int):
         return p
     t0 = time.perf_counter()
@@ -163,10 +164,11 @@ def evaluate(
         if not isinstance(err, Diverged):
             raise
         raise record_divergence(store, p, time.perf_counter() - t0, str(err)) from None
-    return store_scored(
-        store, p.config, result, forget_set_id, method, (data.n_train, data.n_val), p.forget,
-        p.device, t0,
-    )  # fmt: skip
+    with store.held():
+        return store_scored(
+            store, p.config, result, forget_set_id, method, (data.n_train, data.n_val),
+            p.forget, p.device, t0,
+        )  # fmt: skip
 
 
 def record_divergence(store: Store, p: Planned, wall_s: float, reason: str) -> Diverged:

@@ -25,6 +25,7 @@ import contextlib
 import gc
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,7 @@ class Store(ArrayFiles):
         self._schema_ok = False  # the file's schema was found (or made) current once
         # ((inode, size, mtime), [first failing block] or []) of the last full check
         self._verified: tuple[tuple[int, int, int] | None, list[int]] | None = None
+        self._held: tuple[duckdb.DuckDBPyConnection, int] | None = None  # (con, thread): held()
 
     # -- file checks ---------------------------------------------------------------------
     def _signature(self) -> tuple[int, int, int] | None:
@@ -243,22 +245,53 @@ class Store(ArrayFiles):
         ``read_only``: a read-only connection (a missing file reads as an empty lab, or is
         refused with ``must_exist``); otherwise the file is created or migrated first.
         """
+        held = self._held
+        if held is not None and held[1] == threading.get_ident():  # inside held(): reuse it
+            with self._translated(read_only):
+                yield held[0]
+            return
         con = self._reader() if read_only else self._open(read_only=False)
         failed = True
         try:
-            if not read_only and not self._schema_ok:
-                self._migrate(con)
-            yield con
+            with self._translated(read_only):
+                if not read_only and not self._schema_ok:
+                    self._migrate(con)
+                yield con
             failed = False
+        finally:
+            store_wal.close(con, self.path, not read_only, quiet=failed)
+        if not read_only:
+            self._verified = (self._signature(), [])  # our own write: the file stays trusted
+
+    @contextlib.contextmanager
+    def _translated(self, read_only: bool) -> Iterator[None]:
+        """DuckDB's storage errors inside a connection's block, as one ``StoreError``."""
+        try:
+            yield
         except duckdb.Error as err:
             if store_check.is_storage_error(err):
                 action = "read" if read_only else "write to"
                 raise store_check.storage_error(err, self.path, action) from err
             raise
-        finally:
-            store_wal.close(con, self.path, not read_only, quiet=failed)
-        if not read_only:
-            self._verified = (self._signature(), [])  # our own write: the file stays trusted
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """One write connection for a burst of short reads and writes by this thread: every
+        ``connect`` and ``transaction`` inside the block uses it instead of opening the file
+        again (an open costs ~30 ms: an evaluation's bookkeeping opened it ~40 times). Other
+        processes wait for the block as for any write, so hold it only around work that does
+        not train. Where the lab cannot be written (missing, read-only) it holds nothing and
+        each call opens its own connection, as outside the block; nested blocks hold nothing
+        more. Each ``transaction`` inside stays its own atomic commit."""
+        if self._held is not None or not self.path.is_file() or not self._writable():
+            yield
+            return
+        with self.connect() as con:
+            self._held = (con, threading.get_ident())
+            try:
+                yield
+            finally:
+                self._held = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

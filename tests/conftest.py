@@ -8,9 +8,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-import torch
-from hypothesis import settings
+# One BLAS/OpenMP thread per process unless the caller says otherwise: the suite runs two
+# workers on a 2-core machine, each beside servers, browsers and job workers, and an OpenMP team
+# that shares its cores with them stalls at every barrier (the suite took ~16% longer with the
+# libraries' default of one thread per core). Set before torch and numpy load; subprocesses
+# (servers, CLI, job workers) inherit it. Training picks its own threads (core.threads).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -94,8 +94,9 @@ class UnlearnContext:
         """Store the unlearned models as the set ``seeds`` created; its id."""
         from ..zoo import store_ensemble
 
-        store_ensemble(self.store, self.unlearned_set_id, ens, margins, correct, masks,
-                       self.data, t0)  # fmt: skip
+        with self.store.held():  # its rows and files: one connection (Store.held)
+            store_ensemble(self.store, self.unlearned_set_id, ens, margins, correct, masks,
+                           self.data, t0)  # fmt: skip
         return self.unlearned_set_id
 
     def heldout_set(self, executor=None) -> int:

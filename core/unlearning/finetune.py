@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..sgd import SGD
 from .base import UnlearnContext, UnlearnResult
 
 
@@ -66,12 +67,12 @@ def sgd(
     """
     hooks = [p.register_hook(lambda g, m=m: g * m)
              for p, m in zip(ens.parameters(), grad_masks or [], strict=False)]  # fmt: skip
-    opt = torch.optim.SGD(ens.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    opt = SGD(ens.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     ens.net.train()
     try:
         for t in range(steps):
             loss = batch_loss(t)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
     finally:
