@@ -2,7 +2,7 @@
 three forget sets; the best setting per method and budget, KLoM P95/P99 per split.
 
     python bench/method_grid.py [--db PATH] [--budgets 0.02,0.05,0.1] [--sets random-50,...]
-                                [--methods a,b] [--json]
+                                [--grid main|gentle] [--methods a,b] [--json]
 
 Needs a lab with originals (``python -m core demo`` or ``train``); the digits presets named in
 ``--sets`` are created with their oracles where missing. Every grid point is a stored, reused
@@ -51,6 +51,16 @@ GRID: dict[str, tuple[str, dict, dict]] = {
     },
     "dm_matching": ("dm_matching", {}, {"lr": [0.01, 0.02], "top_k": [0, 20]}),
 }
+# ``--grid gentle`` (issue 22, item 15): the gentle end of the methods that over-unlearn at the
+# main grid's settings, and retain fine-tuning, run with ``--budgets 0.02,0.05,0.1,0.3,1.0``
+# (DEL's authors fine-tune for about one retraining): a few settings each
+GENTLE: dict[str, tuple[str, dict, dict]] = {
+    "gradient_descent": ("gradient_descent", {}, {"lr": [0.005, 0.02]}),
+    "random_labels": ("random_labels", {"forget_batch": 8}, {"lr": [1e-5, 1e-4, 1e-3]}),
+    "salun": ("salun", {"fraction": 0.1}, {"lr": [1e-4, 1e-3]}),
+    "del": ("del", {"lr": 0.02}, {"fraction": [0.01, 0.1]}),
+}
+GRIDS = {"main": GRID, "gentle": GENTLE}
 # methods without hyperparameters or budget: one run per forget set (dm_direct needs a stored
 # datamodel, ``python -m core datamodels fit``; without one it is left out, with a note)
 REFERENCES = {
@@ -78,8 +88,10 @@ def ensure_set(store: Store, name: str) -> int:
     return fs_id
 
 
-def run_grid(store: Store, fs_id: int, budgets: list[float], methods: list[str]) -> list[dict]:
-    """Every grid point of ``methods`` (plus ``REFERENCES``) on one forget set."""
+def run_grid(
+    store: Store, fs_id: int, budgets: list[float], methods: list[str], grid: dict = GRID
+) -> list[dict]:
+    """Every grid point of ``methods`` in ``grid`` (plus ``REFERENCES``) on one forget set."""
     out = []
     for ref, (method, params) in REFERENCES.items():
         try:
@@ -88,7 +100,7 @@ def run_grid(store: Store, fs_id: int, budgets: list[float], methods: list[str])
         except LabError as err:
             print(f"  {ref}: {err}", file=sys.stderr)
     for label in methods:
-        method, fixed, axes = GRID[label]
+        method, fixed, axes = grid[label]
         for budget, values in itertools.product(budgets, itertools.product(*axes.values())):
             params = {**fixed, **dict(zip(axes, values, strict=True))}
             try:
@@ -160,19 +172,26 @@ def main() -> int:
     ap.add_argument("--db", default=None)
     ap.add_argument("--budgets", default="0.02,0.05,0.1")
     ap.add_argument("--sets", default="random-50,class3-half,knn-pixel-20")
-    ap.add_argument("--methods", default=",".join(GRID))
+    ap.add_argument(
+        "--grid",
+        choices=sorted(GRIDS),
+        default="main",
+        help="main: the README's comparison; gentle: the gentle end (item 15)",
+    )
+    ap.add_argument("--methods", default=None, help="default: every method of the grid")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     store = Store(args.db, must_exist=True)
     budgets = [float(b) for b in args.budgets.split(",")]
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = sorted(set(methods) - set(GRID))
+    grid = GRIDS[args.grid]
+    methods = [m for m in (args.methods or ",".join(grid)).split(",") if m]
+    unknown = sorted(set(methods) - set(grid))
     if unknown:
-        ap.error(f"unknown grid method(s) {unknown}: one of {', '.join(GRID)}")
+        ap.error(f"unknown {args.grid} grid method(s) {unknown}: one of {', '.join(grid)}")
     report = {}
     for name in args.sets.split(","):
         fs_id = ensure_set(store, name)
-        report[name] = best_rows(store, fs_id, run_grid(store, fs_id, budgets, methods))
+        report[name] = best_rows(store, fs_id, run_grid(store, fs_id, budgets, methods, grid))
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -5,8 +5,8 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
 
 - data and models: ``data`` (digits, CIFAR-10), ``models`` (MLP, CNN, ResNet-9 stacked as one
   ensemble), ``recipe`` (training config and recipe identity), ``ensemble`` (training N models
-  at once on a fixed schedule), ``augment`` (flip and shift on the device, per model),
-  ``device``, ``threads``
+  at once on a fixed schedule), ``sgd`` (its optimizer step), ``augment`` (flip and shift on
+  the device, per model), ``device``, ``threads``
 - model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them),
   ``imports`` (ensembles trained elsewhere, imported as margins without weights), ``tasks`` (a
   chunk of models as a pure task: spec in, arrays out, no store), ``executors`` (where tasks

@@ -36,7 +36,7 @@ from .oracles import (  # noqa: F401  (re-exported: the oracles of an evaluation
 )
 from .store import Store
 from .unlearning import UnlearnContext, UnlearnResult, get_method, method_params, uses_budget
-from .unlearning.base import ARGMAX, POSITIVE_MARGIN_SHARE
+from .unlearning.base import ARGMAX, POSITIVE_MARGIN_SHARE, chosen_datamodel
 from .zoo import delete_model_set, get_model_set, load_correct, load_margins
 
 # methods that read stored margins only: they run on imported originals (no weights) too
@@ -44,9 +44,16 @@ MARGINS_ONLY = ("do_nothing", "retrain")
 
 
 def find_evaluation(
-    store: Store, forget_set_id: int, method: str, sets: tuple[int, int, int], options: dict
+    store: Store,
+    forget_set_id: int,
+    method: str,
+    sets: tuple[int, int, int],
+    options: dict,
+    datamodel_id: int | None = None,
 ) -> int | None:
-    """The newest stored evaluation of this method, options and set triple, or None."""
+    """The newest stored evaluation of this method, options and set triple, or None; with
+    ``datamodel_id`` (a datamodel method's), only one made from that datamodel: a run of an
+    older fit is not the answer once a newer one is stored."""
     df = store.query_df(  # evaluations stored before argmax accuracy (NULL) are not reused
         """SELECT e.run_id, r.config FROM evaluations e JOIN runs r ON r.id = e.run_id
            WHERE e.forget_set_id = ? AND e.method = ? AND e.original_set_id = ?
@@ -56,7 +63,10 @@ def find_evaluation(
         [forget_set_id, method, *sets],
     )
     for row in df.itertuples():
-        if json.loads(row.config).get("options", {}) == options:
+        config = json.loads(row.config)
+        if config.get("options", {}) != options:
+            continue
+        if datamodel_id is None or (config.get("info") or {}).get("datamodel_id") == datamodel_id:
             return int(row.run_id)
     return None
 
@@ -112,7 +122,10 @@ def plan(
             "unlearned models' margins (python -m core import-margins --kind unlearned)"
         )
     if not recompute:
-        found = find_evaluation(store, forget_set_id, method, sets, params)
+        fn, dm_id = get_method(method), None
+        if hasattr(fn, "datamodel_target"):  # reused only if made from the datamodel used now
+            dm_id = chosen_datamodel(store, original_id, fn.datamodel_target)
+        found = find_evaluation(store, forget_set_id, method, sets, params, dm_id)
         if found is not None:
             audit_run(store, found, strict=False)  # stored before audits: audited now
             return found

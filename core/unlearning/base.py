@@ -120,31 +120,16 @@ class UnlearnContext:
         return load_ensemble(self.store, self.heldout_set(), device)
 
     def datamodel(self, target: str | None):
-        """The datamodel a datamodel method uses and its weights ``(n_points[, K], n_train)``:
-        the newest of the originals' recipe, checked against the dataset (``ConfigError``
-        naming the fitting command when none). ``target`` None: the first found of ridge on
-        margins, ridge on logits, lasso on margins — ridge first, because the ℓ1 fit shrinks
-        the weights' size, and so the predicted shift (on digits its forget-set KLoM was 5× the
-        ridge one's despite a higher LDS)."""
-        from ..attribution.datamodels import (
-            datamodel_for,
-            find_datamodel,
-            get_datamodel,
-            load_weights,
-        )
-        from ..model_sets import get_model_set
+        """The datamodel a datamodel method uses (``chosen_datamodel``) and its weights
+        ``(n_points[, K], n_train)``, checked against the dataset (``ConfigError`` naming the
+        fitting command when there is none)."""
+        from ..attribution.datamodels import datamodel_for, get_datamodel, load_weights
 
-        if target is not None:
+        found = chosen_datamodel(self.store, self.original_set_id, target)
+        if found is None:  # the error names the fix
             dm = datamodel_for(self.store, self.original_set_id, target)
         else:
-            recipe = get_model_set(self.store, self.original_set_id).recipe_id
-            for t, kind in (("margin", "ridge"), ("logits", "ridge"), ("margin", "lasso")):
-                found = find_datamodel(self.store, recipe, t, kind)
-                if found is not None:
-                    dm = get_datamodel(self.store, found)
-                    break
-            else:  # none: the error names the fix
-                dm = datamodel_for(self.store, self.original_set_id)
+            dm = get_datamodel(self.store, found)
         n_points = self.data.n_train + self.data.n_val
         if (dm.n_train, dm.n_targets) != (self.data.n_train, n_points):
             raise ConfigError(
@@ -152,6 +137,25 @@ class UnlearnContext:
                 f"data has {self.data.n_train} / {n_points}"
             )
         return dm, load_weights(self.store, dm.id)[0]
+
+
+def chosen_datamodel(store: Store, original_set_id: int, target: str | None) -> int | None:
+    """The id of the datamodel a datamodel method uses on these originals, or None: the newest
+    of their recipe and ``target``; ``target`` None: the first found of ridge on margins, ridge
+    on logits, lasso on margins — ridge first, because the ℓ1 fit shrinks the weights' size,
+    and so the predicted shift (on digits its forget-set KLoM was 5× the ridge one's despite a
+    higher LDS)."""
+    from ..attribution.datamodels import find_datamodel
+    from ..model_sets import get_model_set
+
+    recipe = get_model_set(store, original_set_id).recipe_id
+    if target is not None:
+        return find_datamodel(store, recipe, target)
+    for t, kind in (("margin", "ridge"), ("logits", "ridge"), ("margin", "lasso")):
+        found = find_datamodel(store, recipe, t, kind)
+        if found is not None:
+            return found
+    return None
 
 
 # what a result's ``correct`` holds (its ``info["accuracy_kind"]``; absent: argmax)
