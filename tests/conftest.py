@@ -12,8 +12,9 @@ from pathlib import Path
 # workers on a 2-core machine, each beside servers, browsers and job workers, and an OpenMP team
 # that shares its cores with them stalls at every barrier (the suite took ~16% longer with the
 # libraries' default of one thread per core). Set before torch and numpy load; subprocesses
-# (servers, CLI, job workers) inherit it. Training picks its own threads (core.threads).
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+# (servers, CLI, job workers) inherit it; LAB_THREADS=1 does the same for training
+# (core.threads), which would otherwise take every core it finds idle at a chunk's start.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LAB_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import pytest  # noqa: E402

@@ -25,8 +25,13 @@ from tests.conftest import ROOT
 IN_PROGRESS = {"jobs": "true", "model_sets": "status = 'building'", "build_claims": "true"}
 
 
-def wait_for(pred: Callable[[], object], timeout: float = 120.0, every: float = 0.1) -> object:
-    """Poll ``pred`` until it is truthy (returned) or ``timeout`` seconds pass (fails)."""
+def wait_for(pred: Callable[[], object], timeout: float = 120.0, every: float = 0.5) -> object:
+    """Poll ``pred`` until it is truthy (returned) or ``timeout`` seconds pass (fails).
+
+    Every ``every`` seconds, not faster: a predicate that reads the lab opens the database
+    (~30 ms of CPU, and DuckDB's lock, which the job being waited for needs); polled every
+    0.1 s on three jobs, the waiting test took most of a core from the job. A predicate true
+    only for a moment (a job part-way) passes a smaller ``every``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := pred():

@@ -23,18 +23,10 @@ from core.zoo import (
     get_model_set,
     load_margins,
 )
+from tests.fault_fixtures import wait_for
 from tests.lab_fixtures import TINY
 
 SLOW = TINY.replace(epochs=6)  # ~1 s a chunk of 2 models: time to act mid-build
-
-
-def wait_for(pred, timeout=120.0, every=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def _assert_consistent(store: Store, set_id: int) -> None:
@@ -67,7 +59,7 @@ def test_cancel_leaves_a_consistent_store(db_path):
     wait_for(lambda: len(done_chunks(store, set_id)) >= 1)
     df = jobs.list_jobs(store)
     assert df.loc[df["id"] == job_id, "status"].item() == "running"
-    wait_for(lambda: 0 < jobs.get_job(store, job_id)["progress"] < 1)  # reported as it goes
+    wait_for(lambda: 0 < jobs.get_job(store, job_id)["progress"] < 1, every=0.1)  # as it goes
     # a CLI run while the worker writes to the same file: works (the writers take turns)
     from tests.test_cli import cli
 

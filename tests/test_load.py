@@ -1,4 +1,7 @@
-"""Load against a real server: ten browser sessions at once, and pages while a job trains."""
+"""Load against a real server: ten browser sessions at once, and pages while a job trains.
+
+The three tests share one tiny lab, one server and one Chromium (an xdist group keeps them on
+one worker, in this order); each job test stops its job, so the next one starts idle."""
 
 from __future__ import annotations
 
@@ -16,9 +19,7 @@ from bench.dashboard_load import (
 from tests import test_browser
 from tests.test_browser import CHROMIUM, FLAGS, playwright_api
 
-lab_server = test_browser.lab_server  # the tiny lab's server fixture
-
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("load")]
 # the jobs panel's line of job ``id`` while it runs, or null
 RUNNING_LINE = (
     "(id) => (document.body.innerText.split('\\n')"
@@ -26,7 +27,21 @@ RUNNING_LINE = (
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """``(url, db_path)``: a server over a tiny lab (originals, a forget set, oracles and a
+    do-nothing evaluation), shared by this module's tests."""
+    from core.evaluation import evaluate
+    from tests.lab_fixtures import tiny_lab
+
+    tmp = tmp_path_factory.mktemp("load")
+    lab = tiny_lab(tmp / "lab.duckdb")
+    evaluate(lab["store"], lab["forget_set"], "do_nothing")
+    for url in test_browser._serve(tmp / "lab.duckdb", tmp):
+        yield url, tmp / "lab.duckdb"
+
+
+@pytest.fixture(scope="module")
 def browser():
     assert CHROMIUM, "Chromium is required for the browser tests in CI"
     with playwright_api.sync_playwright() as pw:
@@ -35,7 +50,7 @@ def browser():
         b.close()
 
 
-def test_ten_sessions_reading_results_see_no_errors(lab_server, browser):
+def test_ten_sessions_reading_results_see_no_errors(served, browser):
     """Ten contexts at once open Compare, KLoM explorer, Models and Forget sets (one visit
     each, the pages spread over the sessions; ``bench/dashboard_load.py`` runs more): no
     exception box, console or page error, failed request, HTTP ≥ 400 or timeout.
@@ -43,7 +58,7 @@ def test_ten_sessions_reading_results_see_no_errors(lab_server, browser):
     Each page may take up to five minutes here: this test looks for errors and hangs, and the
     bench measures speed. (With ``yes`` beside the suite on a loaded 2-core machine, a Models
     page once took more than the bench's two minutes to settle, and it had no error.)"""
-    url, _ = lab_server
+    url, _ = served
     res = load(browser, url, sessions=10, visits=1, budget_s=300, wait_s=300)
     assert res["visits"] == 10, res
     bad = {k: res[k] for k in ("exception_boxes", "timeouts", "console_errors", "page_errors",
@@ -51,10 +66,10 @@ def test_ten_sessions_reading_results_see_no_errors(lab_server, browser):
     assert not any(bad.values()), (bad, res["examples"])
 
 
-def test_pages_render_while_a_job_trains(lab_server, browser, db_path):
+def test_pages_render_while_a_job_trains(served, browser):
     """A build_models job trains in its worker: every result page renders without an error,
     and the Models page shows the job running, its progress moving."""
-    url, _ = lab_server
+    url, db_path = served
     job_id = start_training(str(db_path), n_models=5000)
     try:
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -92,13 +107,13 @@ RUNS_IN = """async (ms) => {  // script runs begun within ms milliseconds, sampl
 }"""
 
 
-def test_an_idle_page_stays_idle_and_a_job_started_elsewhere_appears(lab_server, browser, db_path):
+def test_an_idle_page_stays_idle_and_a_job_started_elsewhere_appears(served, browser):
     """The jobs panel reran its page every 2 s with no job at all, so ten sessions on a busy
     machine never saw a page idle. Now it refreshes every ``SLOW_S`` (15 s) with no active job,
     and every ``FAST_S`` (2 s) once a job started elsewhere (here: as the CLI would) appears."""
     from dashboard.jobs_panel import FAST_S, SLOW_S
 
-    url, _ = lab_server
+    url, db_path = served
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()
     render(page, url, "models")
