@@ -99,3 +99,50 @@ def import_forget_set_cmd(args: argparse.Namespace) -> int:
     emit(args, {"id": fs_id, "dataset": args.dataset, **fs.to_dict()},
          f"forget set {fs_id}: {fs.name}, {fs.size} points{warn}")  # fmt: skip
     return 0
+
+
+def _easydub_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="an EasyDUB dataset directory (forget_sets/, margins/, data/)")
+    p.add_argument("--forget-sets", default=None, dest="forget_sets",
+                   help="forget-set ids K to import, e.g. 1,2 (default: every forget_set_K.npy)")  # fmt: skip
+    p.add_argument("--models", type=int, default=None,
+                   help="N originals; oracles 0..N-1 evaluate, N..2N-1 give the noise floor "
+                   "(default: the most the directory holds)")  # fmt: skip
+    p.add_argument("--dataset", default="cifar10",
+                   help="the dataset name in the directory's paths (cifar10; digits for a lab export)")  # fmt: skip
+
+
+def parse_ids(text: str | None) -> list[int] | None:
+    """``"1,2,5"`` → ``[1, 2, 5]``."""
+    if text is None:
+        return None
+    try:
+        ids = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--forget-sets {text!r}: give ids like 1,2,5") from None
+    if not ids or min(ids) < 0:
+        raise ConfigError(f"--forget-sets {text!r}: give ids like 1,2,5")
+    return ids
+
+
+@command("import-easydub", "import EasyDUB's directory: forget sets, originals, oracles")(
+    _easydub_args
+)
+def import_easydub_cmd(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from ..easydub import import_easydub
+
+    ks = parse_ids(args.forget_sets)
+    if args.dataset != "digits":  # evaluations read CIFAR-10 from the directory's data/
+        os.environ["LAB_DATA_ROOT"] = str(Path(args.dir).expanduser() / "data")
+    out = import_easydub(Store(args.db), args.dir, forget_sets=ks, n_models=args.models,
+                         dataset=args.dataset)  # fmt: skip
+    lines = [f"recipe {out['recipe_id']}: {out['n_models']} originals (set "
+             f"{out['original_set_id']}), margins only"]  # fmt: skip
+    for f in out["forget_sets"]:
+        lines.append(f"forget set {f['id']} (EasyDUB {f['k']}, {f['size']} points): oracles "
+                     f"{f['main_set_id']}, noise floor {f['floor_set_id']}")  # fmt: skip
+    emit(args, out, "\n".join(lines))
+    return 0
