@@ -36,11 +36,12 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, load_dataset
+from .easydub_weights import ARCH, load_stacked
 from .errors import ConfigError
 from .forget_sets import ForgetSet, check_name
 from .imports import MAX_NPY_BYTES, MIN_MODELS, insert_set
 from .npy_check import check_npy_size
-from .recipe import default_train_config
+from .recipe import TrainConfig, default_train_config
 from .store import Store
 
 EPOCH_TAG = "epoch_23"  # EasyDUB's files are the models after their 24th (last) epoch
@@ -228,6 +229,21 @@ def read_batch(
     return batch
 
 
+def easydub_recipe(dataset: str, n_train: int) -> TrainConfig:
+    """The recipe stored with the batch: EasyDUB's training (``resnet9_easydub``, 24 epochs of
+    batch 256, SGD momentum 0.9 without Nesterov, weight decay 5e-4, lr 0.4 reached linearly at
+    epoch 5 then linearly to 0, no augmentation, no label smoothing). It sets what fine-tuning
+    methods start from and what "one retraining" costs (compute cost = gradient evaluations /
+    (n_train × 24)); the batch is capped at the train split (tiny test data). Another dataset
+    (a lab export read back) keeps the lab's default recipe."""
+    if dataset != "cifar10":
+        return default_train_config(dataset)
+    return default_train_config(dataset, ARCH).replace(
+        epochs=24, batch_size=min(256, n_train), lr=0.4, nesterov=False, warmup=5 / 24,
+        label_smoothing=0.0, augment=False,
+    )  # fmt: skip
+
+
 def forget_set_name(k: int) -> str:
     return f"easydub-forget-{k}"
 
@@ -235,9 +251,11 @@ def forget_set_name(k: int) -> str:
 def import_easydub(
     store: Store, root: str | Path, *, forget_sets: list[int] | None = None,
     n_models: int | None = None, dataset: str = "cifar10", data: Dataset | None = None,
-    progress: Progress | None = None,
+    weights: bool = False, progress: Progress | None = None,
 ) -> dict:  # fmt: skip
-    """Import an EasyDUB directory as one batch (module doc); returns the ids stored:
+    """Import an EasyDUB directory as one batch (module doc). ``weights``: the pretrained
+    checkpoints too, loaded into ``resnet9_easydub`` (``core.easydub_weights``), so that the
+    originals run every unlearning method; else margins only. Returns the ids stored:
     ``{"recipe_id", "n_models", "original_set_id", "forget_sets": [{"k", "id", "size",
     "main_set_id", "floor_set_id", "pretrain_forget_gap"}]}``."""
     t0 = time.perf_counter()
@@ -246,17 +264,24 @@ def import_easydub(
         raise ConfigError(f"{root}: not a directory (an EasyDUB dataset directory)")
     if n_models is not None and (isinstance(n_models, bool) or n_models < MIN_MODELS):
         raise ConfigError(f"--models {n_models}: at least {MIN_MODELS}")
-    cfg = default_train_config(dataset)
+    if weights and dataset != "cifar10":
+        raise ConfigError("--weights: EasyDUB's checkpoints are ResNet-9s of cifar10")
     data = data or load_dataset(dataset, "cpu", root=root / "data")
+    cfg = easydub_recipe(dataset, data.n_train)
     ks = forget_sets or found_forget_sets(root, dataset)
     batch = read_batch(root, dataset, sorted(set(ks)), n_models, data.n_train, data.n_val,
                        progress)  # fmt: skip
+    state = None
+    if weights:
+        paths = [(root / rel_weights(dataset, m), rel_weights(dataset, m))
+                 for m in range(batch.n_models)]  # fmt: skip
+        state = load_stacked(paths, data.input_shape, data.num_classes)
     digest = batch.digest()
     recipe_id = "import-easydub-" + digest[:12]
     n, meta = batch.n_models, data.meta()
-    src = {"easydub": str(root), "sha256": digest, "n_models": n}
+    src = {"easydub": str(root), "sha256": digest, "n_models": n, "weights": False}
     files: list[str] = []
-    out: dict = {"recipe_id": recipe_id, "n_models": n, "forget_sets": []}
+    out: dict = {"recipe_id": recipe_id, "n_models": n, "weights": weights, "forget_sets": []}
     try:
         with store.transaction() as con:
             same = con.execute(
@@ -267,8 +292,9 @@ def import_easydub(
                                   f"{same[0]}, recipe {recipe_id})")  # fmt: skip
             full = np.ones((n, data.n_train), dtype=bool)
             wall = time.perf_counter() - t0
+            s = {**src, "file": "pretrain", "weights": state is not None}
             orig = insert_set(con, store, files, "original", "main", cfg, batch.originals, full,
-                              meta, None, recipe_id, None, {**src, "file": "pretrain"}, wall)  # fmt: skip
+                              meta, None, recipe_id, None, s, wall, state)  # fmt: skip
             out["original_set_id"] = orig
             for k, idx in batch.forget.items():
                 fs_id = _insert_forget_set(con, dataset, k, idx, data.n_train, str(root))

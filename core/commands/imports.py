@@ -110,6 +110,8 @@ def _easydub_args(p: argparse.ArgumentParser) -> None:
                    "(default: the most the directory holds)")  # fmt: skip
     p.add_argument("--dataset", default="cifar10",
                    help="the dataset name in the directory's paths (cifar10; digits for a lab export)")  # fmt: skip
+    p.add_argument("--weights", action="store_true",
+                   help="load the pretrained checkpoints too (models/): every method runs on them")  # fmt: skip
 
 
 def parse_ids(text: str | None) -> list[int] | None:
@@ -138,9 +140,10 @@ def import_easydub_cmd(args: argparse.Namespace) -> int:
     if args.dataset != "digits":  # evaluations read CIFAR-10 from the directory's data/
         os.environ["LAB_DATA_ROOT"] = str(Path(args.dir).expanduser() / "data")
     out = import_easydub(Store(args.db), args.dir, forget_sets=ks, n_models=args.models,
-                         dataset=args.dataset)  # fmt: skip
+                         dataset=args.dataset, weights=args.weights)  # fmt: skip
     lines = [f"recipe {out['recipe_id']}: {out['n_models']} originals (set "
-             f"{out['original_set_id']}), margins only"]  # fmt: skip
+             f"{out['original_set_id']}), "
+             + ("with their weights" if out["weights"] else "margins only")]  # fmt: skip
     for f in out["forget_sets"]:
         lines.append(f"forget set {f['id']} (EasyDUB {f['k']}, {f['size']} points): oracles "
                      f"{f['main_set_id']}, noise floor {f['floor_set_id']}")  # fmt: skip
