@@ -200,3 +200,90 @@ def test_a_failure_while_storing_leaves_nothing(easydub, db_path, monkeypatch):
     with pytest.raises(OSError):
         import_easydub(store, root)
     assert _stored(store) == (0, 0, 0)
+
+
+def test_export_then_import_round_trips(easydub, db_path, tmp_path, capsys):
+    """Import → two runs (do_nothing, imported unlearned margins) → export-easydub → import
+    the export into fresh stores: the same forget set, originals, oracles and floor; a run's
+    directory imports as a batch whose originals are the run's models."""
+    from core.model_sets import load_margins
+
+    root, _ = easydub
+    out = _run(capsys, "import-easydub", str(root), "--forget-sets", "1")
+    fs = out["forget_sets"][0]["id"]
+    np.save(tmp_path / "um.npy", np.random.default_rng(5).normal(size=(3, 24)))
+    um = _run(capsys, "import-margins", "--dataset", "cifar10", "--kind", "unlearned",
+              "--forget-set", str(fs), "--label", "x", str(tmp_path / "um.npy"))  # fmt: skip
+    base = _run(capsys, "evaluate", "--forget-set", str(fs))
+    exp = _run(capsys, "export-easydub", "--forget-set", str(fs), str(tmp_path / "out"))
+    assert sorted(r["run_id"] for r in exp["runs"]) == sorted([um["run_id"], base["run_id"]])
+    assert not (tmp_path / "out.partial").exists()
+    assert main(["export-easydub", "--forget-set", str(fs), str(tmp_path / "out")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    store = Store(db_path)
+    sets = {"orig": out["original_set_id"], "main": out["forget_sets"][0]["main_set_id"],
+            "floor": out["forget_sets"][0]["floor_set_id"]}  # fmt: skip
+    other = Store(tmp_path / "other.duckdb")
+    back = import_easydub(other, tmp_path / "out")
+    (f,) = back["forget_sets"]
+    assert f["k"] == fs and back["n_models"] == 3
+    got = {"orig": back["original_set_id"], "main": f["main_set_id"], "floor": f["floor_set_id"]}
+    for role, set_id in sets.items():
+        np.testing.assert_array_equal(load_margins(other, got[role]), load_margins(store, set_id))
+    idx = other.query_df("SELECT indices FROM forget_sets")["indices"][0]
+    assert list(idx) == sorted(FORGET[1].tolist())
+    third = Store(tmp_path / "third.duckdb")
+    run = import_easydub(third, tmp_path / "out" / "unlearned" / f"run_{um['run_id']}")
+    np.testing.assert_array_equal(load_margins(third, run["original_set_id"]),
+                                  np.load(tmp_path / "um.npy").astype(np.float32))  # fmt: skip
+    np.testing.assert_array_equal(load_margins(third, run["forget_sets"][0]["main_set_id"]),
+                                  load_margins(store, sets["main"]))  # fmt: skip
+
+
+def test_export_of_digits_round_trips(db_path, tmp_path):
+    """A digits batch (import-margins) exported with the lab's dataset name in the paths."""
+    from core.easydub_export import export_easydub
+    from core.imports import import_forget_set, import_margins
+    from core.model_sets import load_margins
+
+    rng, n = np.random.default_rng(1), 1347 + 450
+    store = Store(db_path)
+    np.save(tmp_path / "fs.npy", np.arange(0, 40, 4))
+    fs, _ = import_forget_set(store, "digits", tmp_path / "fs.npy")
+    np.save(tmp_path / "o.npy", rng.normal(size=(2, n)))
+    np.save(tmp_path / "q.npy", rng.normal(size=(4, n)))
+    o = import_margins(store, "digits", "original", tmp_path / "o.npy")["set_id"]
+    m = import_margins(store, "digits", "oracle", tmp_path / "q.npy", forget_set_id=fs,
+                       rows=(0, 2))["set_id"]  # fmt: skip
+    import_margins(store, "digits", "oracle", tmp_path / "q.npy", forget_set_id=fs, rows=(2, 4),
+                   role="floor")  # fmt: skip
+    export_easydub(store, fs, tmp_path / "out")
+    assert (tmp_path / "out" / rel_margins("digits", "oracle", "retain", fs, 3)).is_file()
+    assert np.load(tmp_path / "out" / rel_margins("digits", "oracle", "retain", fs, 3)).shape == (
+        1347 - 10,
+    )
+    other = Store(tmp_path / "b.duckdb")
+    back = import_easydub(other, tmp_path / "out", dataset="digits")
+    np.testing.assert_array_equal(load_margins(other, back["original_set_id"]),
+                                  load_margins(store, o))  # fmt: skip
+    np.testing.assert_array_equal(load_margins(other, back["forget_sets"][0]["main_set_id"]),
+                                  load_margins(store, m))  # fmt: skip
+
+
+def test_a_failed_export_leaves_no_directory(easydub, db_path, tmp_path, monkeypatch):
+    import core.easydub_export as exp
+
+    root, _ = easydub
+    store = Store(db_path)
+    fs = import_easydub(store, root, forget_sets=[2])["forget_sets"][0]["id"]
+    from core.evaluation import evaluate
+
+    evaluate(store, fs, "do_nothing")
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(exp, "evaluation_margins", broken)
+    with pytest.raises(OSError):
+        exp.export_easydub(store, fs, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

@@ -149,3 +149,25 @@ def import_easydub_cmd(args: argparse.Namespace) -> int:
                      f"{f['main_set_id']}, noise floor {f['floor_set_id']}")  # fmt: skip
     emit(args, out, "\n".join(lines))
     return 0
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="a new directory to write (it must not exist)")
+    p.add_argument("--forget-set", type=int, required=True, dest="forget_set",
+                   help="the forget set whose originals, oracles and runs are written")  # fmt: skip
+    p.add_argument("--data-root", default=None, help="where cifar10 lives ($LAB_DATA_ROOT)")
+
+
+@command("export-easydub", "write a forget set's models and runs in EasyDUB's layout")(_export_args)
+def export_easydub_cmd(args: argparse.Namespace) -> int:
+    import os
+
+    from ..easydub_export import export_easydub
+
+    if args.data_root is not None:
+        os.environ["LAB_DATA_ROOT"] = args.data_root
+    out = export_easydub(Store(args.db), args.forget_set, args.out)
+    runs = ", ".join(f"{r['run_id']} ({r['method']})" for r in out["runs"]) or "none"
+    emit(args, out, f"{out['out']}: forget set {out['forget_set']} of {out['dataset']}, "
+         f"{out['n_models']} originals, oracles and floor models; unlearned runs: {runs}")  # fmt: skip
+    return 0
