@@ -192,7 +192,7 @@ def read_batch(
     def tick() -> None:
         nonlocal done
         done += 1
-        if progress is not None and done % 50 == 0:
+        if progress is not None and done % max(1, total // 100) == 0:
             progress(done, total)
 
     P = n_train + n_val

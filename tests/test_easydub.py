@@ -240,14 +240,11 @@ def test_export_then_import_round_trips(easydub, db_path, tmp_path, capsys):
                                   load_margins(store, sets["main"]))  # fmt: skip
 
 
-def test_export_of_digits_round_trips(db_path, tmp_path):
-    """A digits batch (import-margins) exported with the lab's dataset name in the paths."""
-    from core.easydub_export import export_easydub
+def _digits_batch(store: Store, tmp_path) -> tuple[int, int, int]:
+    """A digits import batch (import-margins): forget set, 2 originals, 2 + 2 oracles."""
     from core.imports import import_forget_set, import_margins
-    from core.model_sets import load_margins
 
     rng, n = np.random.default_rng(1), 1347 + 450
-    store = Store(db_path)
     np.save(tmp_path / "fs.npy", np.arange(0, 40, 4))
     fs, _ = import_forget_set(store, "digits", tmp_path / "fs.npy")
     np.save(tmp_path / "o.npy", rng.normal(size=(2, n)))
@@ -257,6 +254,16 @@ def test_export_of_digits_round_trips(db_path, tmp_path):
                        rows=(0, 2))["set_id"]  # fmt: skip
     import_margins(store, "digits", "oracle", tmp_path / "q.npy", forget_set_id=fs, rows=(2, 4),
                    role="floor")  # fmt: skip
+    return fs, o, m
+
+
+def test_export_of_digits_round_trips(db_path, tmp_path):
+    """A digits batch (import-margins) exported with the lab's dataset name in the paths."""
+    from core.easydub_export import export_easydub
+    from core.model_sets import load_margins
+
+    store = Store(db_path)
+    fs, o, m = _digits_batch(store, tmp_path)
     export_easydub(store, fs, tmp_path / "out")
     assert (tmp_path / "out" / rel_margins("digits", "oracle", "retain", fs, 3)).is_file()
     assert np.load(tmp_path / "out" / rel_margins("digits", "oracle", "retain", fs, 3)).shape == (
@@ -287,3 +294,56 @@ def test_a_failed_export_leaves_no_directory(easydub, db_path, tmp_path, monkeyp
     with pytest.raises(OSError):
         exp.export_easydub(store, fs, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_the_import_as_a_background_job(easydub, db_path):
+    """The dashboard's way in: a job ``import_easydub`` with progress; bad params refused
+    before a row is written."""
+    from core import jobs
+
+    root, _ = easydub
+    store = Store(db_path)
+    for bad, needle in (({"dir": str(root / "nowhere")}, "not a directory"),
+                        ({"dir": str(root), "forget_sets": "1"}, "list of forget-set ids"),
+                        ({"dir": str(root), "weights": "yes"}, "true or false"),
+                        ({}, "needs the parameter 'dir'")):  # fmt: skip
+        with pytest.raises(ConfigError, match=needle):
+            jobs.submit(store, "import_easydub", bad)
+    job = jobs.submit(store, "import_easydub", {"dir": str(root), "forget_sets": [2]})
+    assert jobs.run_job(store, job) == "done"
+    got = jobs.get_job(store, job)
+    assert got["progress"] == pytest.approx(1.0)
+    assert [f["k"] for f in got["result"]["forget_sets"]] == [2]
+    assert _stored(store)[:2] == (3, 1)
+
+
+def test_the_dashboard_imports_a_directory_as_a_job(db_path, tmp_path):
+    """Models page → "Import the paper's setting": a job that imports (here a digits export,
+    read by the worker process; CIFAR-10's fabricated files pass torchvision's check only in
+    this process)."""
+    from streamlit.testing.v1 import AppTest
+
+    from core import jobs
+    from core.easydub_export import export_easydub
+    from tests.conftest import ROOT
+    from tests.test_jobs import wait_for
+
+    src = Store(tmp_path / "src.duckdb")
+    fs, _, _ = _digits_batch(src, tmp_path)
+    export_easydub(src, fs, tmp_path / "out")
+    store = Store(db_path)
+    store.create()
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("views/models.py").run()
+    at.text_input(key="ed_dir").set_value(str(tmp_path / "out"))
+    at.selectbox(key="ed_dataset").set_value("digits")
+    next(b for b in at.button if b.label == "Import in the background").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    df = jobs.list_jobs(store)
+    assert df["kind"].tolist()[0] == "import_easydub"
+    job_id = int(df["id"][0])
+    wait_for(lambda: jobs.get_job(store, job_id)["status"] in jobs.FINAL)
+    job = jobs.get_job(store, job_id)
+    assert job["status"] == "done", job["message"]
+    assert _stored(store)[:2] == (3, 1)
