@@ -158,3 +158,17 @@ def test_a_missing_checkpoint_and_weights_of_digits(with_weights, db_path, capsy
     assert main(["import-easydub", str(with_weights), "--weights", "--dataset", "digits"]) == 2
     assert "ResNet-9s of cifar10" in capsys.readouterr().err
     assert main(["import-easydub", str(with_weights)]) == 0  # margins only: no checkpoint read
+
+
+@pytest.mark.gpu
+def test_weights_on_cuda(with_weights, db_path):
+    """The same on a GPU (not run where there is none): the stacked checkpoints' margins on
+    CUDA match the files to bf16's precision, and gradient descent runs there."""
+    store = Store(db_path)
+    out = import_easydub(store, with_weights, weights=True)
+    orig = out["original_set_id"]
+    got = load_ensemble(store, orig, "cuda").margins(*load_dataset("cifar10", "cuda").all_points())
+    np.testing.assert_allclose(got, load_margins(store, orig), atol=0.1, rtol=0.05)
+    run = evaluate(store, out["forget_sets"][0]["id"], "gradient_descent", budget=0.5, batch=5,
+                   device="cuda")  # fmt: skip
+    assert np.isfinite(evaluation(store, run)["points"]["klom"]).all()
