@@ -6,7 +6,7 @@
 The lab's KLoM (DESIGN.md, ``core.metrics.klom``) counts every sample in 20 bins over the joint
 clipped range, the last bin closed, and renormalizes q after flooring it at 1e-5. EasyDUB's
 evaluation (as its published code reads) assigns bins with ``np.digitize`` on ``linspace``
-edges and keeps indices 1 … 20 only, so a sample equal to the joint maximum (index 21) is not
+edges and keeps indices 1 … 20 only, so every sample equal to the joint maximum (index 21) is not
 counted at all, on whichever side holds it; p and q are normalized over the samples counted;
 q is floored at 1e-5 where p > 0 and *not* renormalized. Written here afresh, per point (a
 bench, not the lab's path). Also shown: the lab's binning with only the maximum dropped, to
