@@ -8,9 +8,12 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
   at once on a fixed schedule), ``sgd`` (its optimizer step), ``augment`` (flip and shift on
   the device, per model), ``device``, ``threads``
 - model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them),
-  ``imports`` (ensembles trained elsewhere, imported as margins without weights), ``tasks`` (a
-  chunk of models as a pure task: spec in, arrays out, no store), ``executors`` (where tasks
-  run: here, or as Ray tasks on a cluster; the driver alone writes)
+  ``imports`` (ensembles trained elsewhere, imported as margins without weights),
+  ``easydub`` (EasyDUB's dataset directory, the seed paper's CIFAR-10 setting, as one import
+  batch; ``easydub_weights``: its checkpoints in the stacked ensemble;
+  ``easydub_export``: the lab's models and runs written in that layout), ``tasks`` (a chunk
+  of models as a pure task: spec in, arrays out, no store), ``executors`` (where tasks run:
+  here, or as Ray tasks on a cluster; the driver alone writes)
 - sweeps: ``sweeps`` (an unlearning grid here, or each point as a Ray task stored here as it
   arrives), ``sweep_tasks`` (one grid point as a pure task on a store-free context)
 - forget sets: ``forget_sets`` (how points are chosen), ``forget_uploads`` (uploaded lists),

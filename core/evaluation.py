@@ -115,7 +115,7 @@ def plan(
     sets = pair_sets(store, forget_set_id, original_set_id)
     original_id, oracle_id, floor_id = sets
     originals = get_model_set(store, original_id)
-    if originals.imported and method not in MARGINS_ONLY:
+    if originals.margins_only and method not in MARGINS_ONLY:
         raise ConfigError(
             f"{method} needs the original models' weights, and original set {original_id} was "
             f"imported as margins only; on it run {' or '.join(MARGINS_ONLY)}, or import the "

@@ -229,34 +229,48 @@ def import_margins(
 
 def _store_set(store, kind, role, cfg, margins, masks, data, fs_id, recipe_id, base, source, t0):
     """The set's row and its one chunk, in one transaction; its files go if that fails."""
-    n, nan = int(margins.shape[0]), float("nan")  # accuracies: unknown from margins
     files: list[str] = []
     try:
         with store.transaction() as con:
-            set_id = int(con.execute("SELECT nextval('model_set_id_seq')").fetchone()[0])
-            seed = _free_seed(con, set_id * SEED_BLOCK, n)  # reserved: the true seeds are unknown
-            stem = f"model_sets/{set_id}/chunk00000"
-            files.append(store.save_array(f"{stem}.margins.npy", margins))
-            files.append(store.save_array(f"{stem}.masks.npy", np.ascontiguousarray(masks)))
-            con.execute(
-                """INSERT INTO model_sets (id, kind, role, dataset, arch, n_models, chunk_size,
-                   seed, fraction, forget_set_id, train_config, data_meta, code_version, device,
-                   status, recipe_id, base_set_id, source)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, 'import', 'complete', ?, ?,
-                   ?)""",
-                [set_id, kind, role, cfg.dataset, cfg.arch, n, n, seed, fs_id, cfg.to_json(),
-                 json.dumps(data.meta()), code_version(), recipe_id, base, json.dumps(source)],
-            )  # fmt: skip
-            con.execute(
-                """INSERT INTO model_chunks (set_id, chunk, first_model, n_models, weights_file,
-                   margins_file, masks_file, train_acc, val_acc, wall_time_s, device,
-                   correct_file) VALUES (?, 0, 0, ?, NULL, ?, ?, ?, ?, ?, 'import', NULL)""",
-                [set_id, n, files[0], files[1], nan, nan, time.perf_counter() - t0],
-            )
+            set_id = insert_set(con, store, files, kind, role, cfg, margins, masks, data.meta(),
+                                fs_id, recipe_id, base, source, time.perf_counter() - t0)  # fmt: skip
     except BaseException:
         for f in files:
             store.file_path(f).unlink(missing_ok=True)
         raise
+    return set_id
+
+
+def insert_set(con, store, files, kind, role, cfg, margins, masks, data_meta, fs_id, recipe_id,
+               base, source, wall_s, weights=None) -> int:  # fmt: skip
+    """Insert an imported set (row and one chunk) on the open transaction ``con``; its array
+    files are appended to ``files`` as they are written, for the caller to remove on failure.
+    ``margins``: ``(n_models, n_train + n_val)``; ``masks``: ``(n_models, n_train)``;
+    ``weights``: the stacked state of the models, when imported with them (``core.easydub``)."""
+    n, nan = int(margins.shape[0]), float("nan")  # accuracies: unknown from margins
+    set_id = int(con.execute("SELECT nextval('model_set_id_seq')").fetchone()[0])
+    seed = _free_seed(con, set_id * SEED_BLOCK, n)  # reserved: the true seeds are unknown
+    stem = f"model_sets/{set_id}/chunk00000"
+    files.append(store.save_array(f"{stem}.margins.npy", margins))
+    files.append(store.save_array(f"{stem}.masks.npy", np.ascontiguousarray(masks)))
+    names = {"margins": files[-2], "masks": files[-1], "weights": None}
+    if weights is not None:
+        files.append(store.save_tensors(f"{stem}.weights.pt", weights))
+        names["weights"] = files[-1]
+    con.execute(
+        """INSERT INTO model_sets (id, kind, role, dataset, arch, n_models, chunk_size,
+           seed, fraction, forget_set_id, train_config, data_meta, code_version, device,
+           status, recipe_id, base_set_id, source)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, 'import', 'complete', ?, ?, ?)""",
+        [set_id, kind, role, cfg.dataset, cfg.arch, n, n, seed, fs_id, cfg.to_json(),
+         json.dumps(data_meta), code_version(), recipe_id, base, json.dumps(source)],
+    )  # fmt: skip
+    con.execute(
+        """INSERT INTO model_chunks (set_id, chunk, first_model, n_models, weights_file,
+           margins_file, masks_file, train_acc, val_acc, wall_time_s, device,
+           correct_file) VALUES (?, 0, 0, ?, ?, ?, ?, ?, ?, ?, 'import', NULL)""",
+        [set_id, n, names["weights"], names["margins"], names["masks"], nan, nan, wall_s],
+    )
     return set_id
 
 

@@ -21,6 +21,7 @@ from .store import Store
 KIND_NAMES = {
     "build_models": "Build models", "oracles": "Build oracles", "evaluate": "Evaluate",
     "demo": "Quick demo", "unlearn": "Unlearn", "datamodel": "Fit datamodel",
+    "import_easydub": "Import EasyDUB",
 }  # fmt: skip
 
 

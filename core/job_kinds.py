@@ -251,3 +251,45 @@ def _datamodel(store: Store, params: dict, ctx: JobContext) -> dict:
     )  # fmt: skip
     dm = get_datamodel(store, dm_id)
     return {"datamodel_id": dm_id, "lds_train": dm.lds_train, "lds_val": dm.lds_val}
+
+
+def _directory(store: Store, name: str, value: Any) -> None:
+    from pathlib import Path
+
+    if not isinstance(value, str) or not value.strip() or not Path(value).expanduser().is_dir():
+        raise ConfigError(f"{name} {value!r}: not a directory (an EasyDUB dataset directory)")
+
+
+def _ids(store: Store, name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{name} must be a non-empty list of forget-set ids, got {value!r}")
+    for v in value:
+        check_int(name, v, 0)
+
+
+@job_kind(
+    "import_easydub",
+    params_check("import_easydub", {"dir": _directory},
+                 {"forget_sets": _ids, "models": _models, "weights": _flag,
+                  "dataset": _choice("cifar10", "digits")}),
+)  # fmt: skip
+def _import_easydub(store: Store, params: dict, ctx: JobContext) -> dict:
+    """params: dir, forget_sets (default: every one there), models N (default: the most the
+    directory holds), weights (load the checkpoints), dataset (cifar10; digits for a lab's
+    export). One batch, all or nothing."""
+    import os
+    from pathlib import Path
+
+    from .easydub import import_easydub
+
+    root = Path(params["dir"]).expanduser()
+    os.environ.setdefault("LAB_DATA_ROOT", str(root / "data"))  # the job's evaluations, if any
+    ctx.progress(0.0, "reading EasyDUB's files")
+    return import_easydub(
+        store, root, forget_sets=params.get("forget_sets"), n_models=params.get("models"),
+        weights=bool(params.get("weights", False)), dataset=params.get("dataset", "cifar10"),
+        progress=lambda done, total: ctx.progress(0.9 * done / total,
+                                                  f"read {done} of {total} files"),
+    )  # fmt: skip

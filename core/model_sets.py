@@ -40,8 +40,13 @@ class ModelSet:
 
     @property
     def imported(self) -> bool:
-        """True for a set imported as margins only: it has no weights and no correctness."""
+        """True for a set imported from files (margins, and maybe weights: ``margins_only``)."""
         return self.source is not None
+
+    @property
+    def margins_only(self) -> bool:
+        """True for a set imported without weights: no model outputs, no correctness."""
+        return self.source is not None and not self.source.get("weights")
 
     def recipe_text(self) -> str:
         """One line for messages: the recipe id and what it stands for, and the size."""
@@ -144,7 +149,7 @@ def load_correct(store: Store, set_id: int) -> np.ndarray | None:
     from .data import load_dataset
     from .ensemble import Ensemble
 
-    if get_model_set(store, set_id).imported:
+    if get_model_set(store, set_id).margins_only:
         return None
     rows = _chunk_rows(store, set_id)
     parts, data = [], None
@@ -172,7 +177,7 @@ def load_ensemble(store: Store, set_id: int, device: str | None = None):
     from .ensemble import Ensemble
 
     ms = get_model_set(store, set_id)
-    if ms.imported:
+    if ms.margins_only:
         raise _no_weights(ms, "the models' outputs")
     rows = _chunk_rows(store, set_id)
     meta = json.loads(

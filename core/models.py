@@ -31,15 +31,18 @@ from .errors import ConfigError
 
 
 class BLinear(nn.Module):
-    """N linear maps: ``y[n] = x[n] @ W[n].T + b[n]`` for x ``(N, B, in)``."""
+    """N linear maps: ``y[n] = x[n] @ W[n].T + b[n]`` for x ``(N, B, in)`` (``bias=False``:
+    no ``b``)."""
 
-    def __init__(self, n: int, d_in: int, d_out: int) -> None:
+    def __init__(self, n: int, d_in: int, d_out: int, bias: bool = True) -> None:
         super().__init__()
         self.n, self.fan_in = n, d_in
         self.weight = nn.Parameter(torch.zeros(n, d_out, d_in))  # (N, out, in)
-        self.bias = nn.Parameter(torch.zeros(n, d_out))  # (N, out)
+        self.bias = nn.Parameter(torch.zeros(n, d_out)) if bias else None  # (N, out)
 
     def forward(self, x: Tensor) -> Tensor:  # (N, B, in) -> (N, B, out)
+        if self.bias is None:
+            return torch.bmm(x, self.weight.transpose(1, 2))
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
 
     @torch.no_grad()
@@ -47,20 +50,26 @@ class BLinear(nn.Module):
         """PyTorch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
         bound = 1.0 / math.sqrt(self.fan_in)
         self.weight[i].uniform_(-bound, bound, generator=g)
-        self.bias[i].uniform_(-bound, bound, generator=g)
+        if self.bias is not None:
+            self.bias[i].uniform_(-bound, bound, generator=g)
 
 
 class BConv2d(nn.Module):
-    """N convolutions as one grouped conv over the ``(B, N*C, H, W)`` layout (no bias)."""
+    """N convolutions as one grouped conv over the ``(B, N*C, H, W)`` layout (no bias);
+    ``k×k`` kernels, ``stride``, zero ``padding`` (default ``k // 2``: the size kept)."""
 
-    def __init__(self, n: int, c_in: int, c_out: int, k: int = 3) -> None:
+    def __init__(
+        self, n: int, c_in: int, c_out: int, k: int = 3, stride: int = 1,
+        padding: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.n, self.k, self.fan_in = n, k, c_in * k * k
+        self.stride, self.padding = stride, k // 2 if padding is None else padding
         self.weight = nn.Parameter(torch.zeros(n, c_out, c_in, k, k))  # (N, out, in, k, k)
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, N*in, H, W) -> (B, N*out, H, W)
+    def forward(self, x: Tensor) -> Tensor:  # (B, N*in, H, W) -> (B, N*out, H', W')
         w = self.weight.reshape(-1, *self.weight.shape[2:])  # (N*out, in, k, k)
-        return F.conv2d(x, w, padding=self.k // 2, groups=self.n)
+        return F.conv2d(x, w, stride=self.stride, padding=self.padding, groups=self.n)
 
     @torch.no_grad()
     def init_model(self, i: int, g: torch.Generator) -> None:
@@ -110,11 +119,13 @@ class SingleKit:
 
     n: int | None = None
 
-    def linear(self, d_in: int, d_out: int) -> nn.Module:
-        return nn.Linear(d_in, d_out)
+    def linear(self, d_in: int, d_out: int, bias: bool = True) -> nn.Module:
+        return nn.Linear(d_in, d_out, bias=bias)
 
-    def conv(self, c_in: int, c_out: int) -> nn.Module:
-        return nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+    def conv(self, c_in: int, c_out: int, k: int = 3, stride: int = 1,
+             padding: int | None = None) -> nn.Module:  # fmt: skip
+        pad = k // 2 if padding is None else padding
+        return nn.Conv2d(c_in, c_out, k, stride=stride, padding=pad, bias=False)
 
     def bn(self, c: int) -> nn.Module:
         return nn.BatchNorm2d(c)
@@ -138,11 +149,12 @@ class BatchedKit(SingleKit):
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def linear(self, d_in: int, d_out: int) -> nn.Module:
-        return BLinear(self.n, d_in, d_out)
+    def linear(self, d_in: int, d_out: int, bias: bool = True) -> nn.Module:
+        return BLinear(self.n, d_in, d_out, bias)
 
-    def conv(self, c_in: int, c_out: int) -> nn.Module:
-        return BConv2d(self.n, c_in, c_out)
+    def conv(self, c_in: int, c_out: int, k: int = 3, stride: int = 1,
+             padding: int | None = None) -> nn.Module:  # fmt: skip
+        return BConv2d(self.n, c_in, c_out, k, stride, padding)
 
     def bn(self, c: int) -> nn.Module:
         return BBatchNorm2d(self.n, c)
@@ -204,11 +216,19 @@ class MLP(Net):
 
 
 class ConvBN(nn.Module):
-    """conv3x3 (→ 2×2 max-pool) → batch norm → ReLU."""
+    """conv k×k (→ 2×2 max-pool) → batch norm → ReLU (``k``, ``stride``, ``padding``: the
+    conv's; default 3×3 keeping the size)."""
 
-    def __init__(self, kit: SingleKit, c_in: int, c_out: int, pool: bool = False) -> None:
+    def __init__(
+        self, kit: SingleKit, c_in: int, c_out: int, pool: bool = False, k: int = 3,
+        stride: int = 1, padding: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.conv, self.bn, self.pool = kit.conv(c_in, c_out), kit.bn(c_out), pool
+        self.conv, self.bn, self.pool = (
+            kit.conv(c_in, c_out, k, stride, padding),
+            kit.bn(c_out),
+            pool,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv(x)
@@ -264,6 +284,45 @@ class ResNet9(Net):
         return self.kit.global_max(x)
 
 
+class ResNet9EasyDUB(Net):
+    """EasyDUB's ResNet-9, whose pretrained checkpoints ``core.easydub`` loads: ConvBN 64 →
+    ConvBN 128 (5×5, stride 2) → residual 128 → ConvBN 256 → 2×2 max-pool (after the ReLU) →
+    residual 256 → ConvBN 128 (3×3, no padding) → global max → bias-free linear, logits × 0.2.
+
+    It takes the lab's standardized images (``core.data``: mean and std of the train set) and
+    first rescales them to EasyDUB's normalization, which divides by another per-channel std:
+    ``x_easydub = x_lab · std_lab / std_easydub`` (the means are the same)."""
+
+    scale = 0.2
+
+    def __init__(self, kit: SingleKit, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        from .data import CIFAR_STD
+
+        c = input_shape[0]
+        self.kit = kit
+        ratio = (
+            [a / b for a, b in zip(CIFAR_STD, EASYDUB_STD, strict=True)] if c == 3 else [1.0] * c
+        )
+        self.register_buffer("in_scale", torch.tensor(ratio).view(c, 1, 1), persistent=False)
+        self.c1 = ConvBN(kit, c, 64)
+        self.c2 = ConvBN(kit, 64, 128, k=5, stride=2, padding=2)
+        self.res1 = Residual(kit, 128)
+        self.c3 = ConvBN(kit, 128, 256)
+        self.res2 = Residual(kit, 256)
+        self.c4 = ConvBN(kit, 256, 128, padding=0)
+        self.fc = kit.linear(128, num_classes, bias=False)
+
+    def features(self, x: Tensor) -> Tensor:
+        x = self.kit.image_in(x * self.in_scale)  # (…, C, H, W) · (C, 1, 1)
+        x = self.res1(self.c2(self.c1(x)))
+        x = self.res2(F.max_pool2d(self.c3(x), 2))
+        return self.kit.global_max(self.c4(x))
+
+
+EASYDUB_STD = (0.2023, 0.1994, 0.2010)  # EasyDUB's per-channel std of CIFAR-10 (means: ours)
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry
 
@@ -289,6 +348,11 @@ def cnn(kit: SingleKit, input_shape: tuple[int, ...], num_classes: int) -> Net:
 @register
 def resnet9(kit: SingleKit, input_shape: tuple[int, ...], num_classes: int) -> Net:
     return ResNet9(kit, input_shape, num_classes)
+
+
+@register
+def resnet9_easydub(kit: SingleKit, input_shape: tuple[int, ...], num_classes: int) -> Net:
+    return ResNet9EasyDUB(kit, input_shape, num_classes)
 
 
 def check_arch(arch: str) -> None:

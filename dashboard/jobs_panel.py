@@ -76,6 +76,8 @@ def describe(kind: str, params: dict, forget_sets: dict[int, str]) -> str:
         return f"model set #{p.get('set_id', '?')}"
     if kind == "demo":
         return f"{p.get('models', '?')} models a side"
+    if kind == "import_easydub":
+        return f"{p.get('dir', '?')}" + (" · with weights" if p.get("weights") else "")
     return ""
 
 

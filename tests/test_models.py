@@ -8,7 +8,12 @@ import torch
 from core.errors import ConfigError
 from core.models import ARCHITECTURES, build, single_state
 
-SHAPES = {"mlp": (1, 8, 8), "cnn": (1, 8, 8), "resnet9": (3, 32, 32)}
+SHAPES = {
+    "mlp": (1, 8, 8),
+    "cnn": (1, 8, 8),
+    "resnet9": (3, 32, 32),
+    "resnet9_easydub": (3, 32, 32),
+}
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

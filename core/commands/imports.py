@@ -99,3 +99,75 @@ def import_forget_set_cmd(args: argparse.Namespace) -> int:
     emit(args, {"id": fs_id, "dataset": args.dataset, **fs.to_dict()},
          f"forget set {fs_id}: {fs.name}, {fs.size} points{warn}")  # fmt: skip
     return 0
+
+
+def _easydub_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="an EasyDUB dataset directory (forget_sets/, margins/, data/)")
+    p.add_argument("--forget-sets", default=None, dest="forget_sets",
+                   help="forget-set ids K to import, e.g. 1,2 (default: every forget_set_K.npy)")  # fmt: skip
+    p.add_argument("--models", type=int, default=None,
+                   help="N originals; oracles 0..N-1 evaluate, N..2N-1 give the noise floor "
+                   "(default: the most the directory holds)")  # fmt: skip
+    p.add_argument("--dataset", default="cifar10",
+                   help="the dataset name in the directory's paths (cifar10; digits for a lab export)")  # fmt: skip
+    p.add_argument("--weights", action="store_true",
+                   help="load the pretrained checkpoints too (models/): every method runs on them")  # fmt: skip
+
+
+def parse_ids(text: str | None) -> list[int] | None:
+    """``"1,2,5"`` → ``[1, 2, 5]``."""
+    if text is None:
+        return None
+    try:
+        ids = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--forget-sets {text!r}: give ids like 1,2,5") from None
+    if not ids or min(ids) < 0:
+        raise ConfigError(f"--forget-sets {text!r}: give ids like 1,2,5")
+    return ids
+
+
+@command("import-easydub", "import EasyDUB's directory: forget sets, originals, oracles")(
+    _easydub_args
+)
+def import_easydub_cmd(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from ..easydub import import_easydub
+
+    ks = parse_ids(args.forget_sets)
+    if args.dataset != "digits":  # evaluations read CIFAR-10 from the directory's data/
+        os.environ["LAB_DATA_ROOT"] = str(Path(args.dir).expanduser() / "data")
+    out = import_easydub(Store(args.db), args.dir, forget_sets=ks, n_models=args.models,
+                         dataset=args.dataset, weights=args.weights)  # fmt: skip
+    lines = [f"recipe {out['recipe_id']}: {out['n_models']} originals (set "
+             f"{out['original_set_id']}), "
+             + ("with their weights" if out["weights"] else "margins only")]  # fmt: skip
+    for f in out["forget_sets"]:
+        lines.append(f"forget set {f['id']} (EasyDUB {f['k']}, {f['size']} points): oracles "
+                     f"{f['main_set_id']}, noise floor {f['floor_set_id']}")  # fmt: skip
+    emit(args, out, "\n".join(lines))
+    return 0
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="a new directory to write (it must not exist)")
+    p.add_argument("--forget-set", type=int, required=True, dest="forget_set",
+                   help="the forget set whose originals, oracles and runs are written")  # fmt: skip
+    p.add_argument("--data-root", default=None, help="where cifar10 lives ($LAB_DATA_ROOT)")
+
+
+@command("export-easydub", "write a forget set's models and runs in EasyDUB's layout")(_export_args)
+def export_easydub_cmd(args: argparse.Namespace) -> int:
+    import os
+
+    from ..easydub_export import export_easydub
+
+    if args.data_root is not None:
+        os.environ["LAB_DATA_ROOT"] = args.data_root
+    out = export_easydub(Store(args.db), args.forget_set, args.out)
+    runs = ", ".join(f"{r['run_id']} ({r['method']})" for r in out["runs"]) or "none"
+    emit(args, out, f"{out['out']}: forget set {out['forget_set']} of {out['dataset']}, "
+         f"{out['n_models']} originals, oracles and floor models; unlearned runs: {runs}")  # fmt: skip
+    return 0

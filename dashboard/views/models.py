@@ -46,6 +46,33 @@ if go:
     except LabError as err:
         st.error(f"Nothing was built: {components.plain(err)}")
 
+with st.expander("Import the paper's setting from EasyDUB's files"):
+    st.caption(
+        "An EasyDUB dataset directory (forget_sets/, margins/, models/, data/): its forget sets, "
+        "pretrained models 0…N−1 as originals and, per forget set, oracles 0…N−1 and N…2N−1 "
+        "(noise floor), as one batch; all or nothing. With weights, every method runs on them."
+    )
+    with st.form("import_easydub"):
+        e1, e2, e3, e4, e5 = st.columns([4, 2, 1, 1, 1])
+        ed_dir = e1.text_input("directory", key="ed_dir")
+        ed_sets = e2.text_input("forget sets (e.g. 2,5; empty: all)", key="ed_sets")
+        ed_models = e3.number_input("models N (0: most)", value=0, min_value=0, key="ed_models")
+        ed_data = e4.selectbox("dataset", ["cifar10", "digits"], key="ed_dataset",
+                               help="digits: a lab's own export read back")  # fmt: skip
+        ed_weights = e5.checkbox("weights", key="ed_weights")
+        ed_go = st.form_submit_button("Import in the background")
+    if ed_go:
+        try:
+            params: dict = {"dir": ed_dir.strip(), "weights": bool(ed_weights), "dataset": ed_data}
+            if ed_sets.strip():
+                params["forget_sets"] = [int(v) for v in ed_sets.split(",") if v.strip()]
+            if ed_models:
+                params["models"] = int(ed_models)
+            start_job("import_easydub", params)
+            data_access.refresh()
+        except ValueError:
+            st.error("Forget sets: give ids like 2,5.")
+
 jobs_panel()
 
 sets = data_access.model_sets_df(path)
