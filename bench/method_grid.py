@@ -38,6 +38,7 @@ GRID: dict[str, tuple[str, dict, dict]] = {
     "ga_gd": ("ga_gd", {}, {"lr": [0.01, 0.02], "ascent_weight": [0.2, 0.5]}),
     "random_labels": ("random_labels", {}, {"lr": [0.005, 0.01], "forget_batch": [8, 16]}),
     "l1_sparse": ("l1_sparse", {}, {"lr": [0.01, 0.02], "l1": [1e-5, 5e-5]}),
+    "noisy_descent": ("noisy_descent", {}, {"lr": [0.01, 0.02], "noise_std": [0.01, 0.05]}),
     "salun": ("salun", {}, {"lr": [0.005, 0.01], "fraction": [0.1, 0.5]}),
     "scrub": ("scrub", {}, {"lr": [0.005, 0.01], "max_share": [0.25, 0.5]}),
     "del": ("del", {}, {"lr": [0.01, 0.02], "fraction": [0.1, 0.3]}),

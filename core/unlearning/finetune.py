@@ -59,11 +59,14 @@ def model_loss(z: Tensor, y: Tensor) -> Tensor:
 def sgd(
     ens, steps: int, batch_loss: Callable[[int], Tensor], lr: float, momentum: float = 0.9,
     weight_decay: float = 0.0, grad_masks: list[Tensor] | None = None,
+    grad_transform: Callable[[list[Tensor]], None] | None = None,
 ) -> None:  # fmt: skip
     """``steps`` SGD steps on ``batch_loss(t)`` (a sum of per-model losses), constant ``lr``.
 
     ``grad_masks`` (one bool tensor per parameter): only those entries are updated; without
     weight decay a masked-out entry never moves (its gradient and momentum stay zero).
+    ``grad_transform(params)``, if given, edits the gradients in place after each backward
+    pass and before the update (``noisy_descent``'s clipping and noise).
     """
     hooks = [p.register_hook(lambda g, m=m: g * m)
              for p, m in zip(ens.parameters(), grad_masks or [], strict=False)]  # fmt: skip
@@ -74,6 +77,8 @@ def sgd(
             loss = batch_loss(t)
             opt.zero_grad()
             loss.backward()
+            if grad_transform is not None:
+                grad_transform(opt.params)
             opt.step()
     finally:
         for h in hooks:

@@ -1,5 +1,5 @@
-"""Gradient baselines: fine-tune the originals on the retain set, ascend the forget loss, both,
-or relabel the forget set at random. Each spends ``budget × T × B`` example-gradients per model.
+"""Gradient baselines: fine-tune the originals on the retain set (plainly, or with clipped and
+noised gradients), ascend the forget loss, both, or relabel the forget set at random. Each spends ``budget × T × B`` example-gradients per model.
 
 Notation: ``R`` the retain set, ``F`` the forget set, ``CE`` the mean cross-entropy of a
 model's batch; every model takes its own batches and steps (see ``finetune``).
@@ -61,18 +61,21 @@ def wrong_labels(y: torch.Tensor, k: int, model_seeds: list[int]) -> torch.Tenso
 
 
 def _fine_tune_on(ctx: UnlearnContext, pool, sign: float, lr: float, batch: int,
-                  momentum: float) -> UnlearnResult:  # fmt: skip
-    """SGD on ``sign · CE`` over batches of ``pool`` (+1: descent, −1: ascent)."""
+                  momentum: float, edit=None) -> UnlearnResult:  # fmt: skip
+    """SGD on ``sign · CE`` over batches of ``pool`` (+1: descent, −1: ascent); ``edit(dev,
+    seed)``, if given, makes the gradient edit of ``sgd`` (``grad_transform``)."""
     t0 = timer()
     ens, dev, x, y = _setup(ctx)
     steps = budget_steps(ctx, batch)
-    b = stream(pool, seeds(ctx, ens.n_models), steps, batch, dev)
+    s = seeds(ctx, ens.n_models)
+    b = stream(pool, s, steps, batch, dev)
+    grad_transform = edit(dev, s[0]) if edit is not None else None
 
     def loss(t: int) -> torch.Tensor:
         idx = next(b)  # (N, B)
         return sign * model_loss(ens.forward_train(x[idx]), y[idx])
 
-    sgd(ens, steps, loss, lr, momentum)
+    sgd(ens, steps, loss, lr, momentum, grad_transform=grad_transform)
     return finish(ctx, ens, steps * batch, t0)
 
 
@@ -82,6 +85,54 @@ def gradient_descent(
 ) -> UnlearnResult:
     """GD: minimise ``CE`` on batches of R (fine-tuning on what is kept)."""
     return _fine_tune_on(ctx, ctx.retain, 1.0, lr, batch, momentum)
+
+
+def clip_and_noise(max_norm: float, noise_std: float, gen: torch.Generator):
+    """The gradient edit of noisy descent, per model ``i`` of the stack (every parameter is
+    ``(N, …)``): ``g_i ← g_i · min(1, C / (‖g_i‖ + 1e-6))`` with ``‖g_i‖`` the global norm of
+    model ``i``'s gradient over all its parameters (``torch.nn.utils.clip_grad_norm_``'s rule,
+    one model at a time), then ``g_i ← g_i + ξ``, ``ξ ~ N(0, σ²)`` entrywise, drawn from
+    ``gen`` on the models' device."""
+
+    def edit(params: list[torch.Tensor]) -> None:
+        grads = [p.grad for p in params if p.grad is not None]
+        n = grads[0].shape[0]
+        norm = torch.sqrt(sum(g.reshape(n, -1).pow(2).sum(1) for g in grads))  # (N,)
+        scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.reshape(n, *([1] * (g.dim() - 1))))
+            if noise_std > 0:
+                g.add_(torch.randn(g.shape, generator=gen, device=g.device, dtype=g.dtype),
+                       alpha=noise_std)  # fmt: skip
+
+    return edit
+
+
+@register
+def noisy_descent(
+    ctx: UnlearnContext,
+    *,
+    lr: LR = 0.01,
+    batch: BATCH = 64,
+    momentum: MOMENTUM = 0.9,
+    max_grad_norm: Annotated[
+        float, Range(0.0, 1e6, "clip each model's whole gradient to this norm", lo_open=True)
+    ] = 1.0,
+    noise_std: Annotated[
+        float,
+        Range(0.0, 10.0, "σ of the Gaussian noise added to every gradient entry after clipping"),
+    ] = 0.01,  # fmt: skip
+) -> UnlearnResult:
+    """Noisy descent (EasyDUB's DP-SGD-style baseline): GD on batches of R, each model's
+    gradient clipped to global norm ``C`` then given ``N(0, σ²)`` noise per entry, before
+    the SGD update. The noise comes from one generator on the models' device seeded from the
+    run's first seed, so a run reproduces on the same device."""
+
+    def edit(dev: torch.device, seed: int):
+        gen = torch.Generator(device=dev).manual_seed(int(seed) + 104_729)
+        return clip_and_noise(max_grad_norm, noise_std, gen)
+
+    return _fine_tune_on(ctx, ctx.retain, 1.0, lr, batch, momentum, edit)
 
 
 @register
