@@ -15,6 +15,7 @@ from dashboard.compare_charts import method_color
 
 FLOOR_FILL = "rgba(5, 150, 105, 0.22)"  # the Compare page's noise-floor green (FLOOR_COLOR)
 
+P50_COLOR = "#111827"  # the P50 tick on each bar
 GROUP_WIDTH = 0.8  # of a decile's unit width, shared by its runs' bars
 
 
@@ -70,8 +71,8 @@ def collateral_chart(long: pd.DataFrame, split: str, labels: dict[int, str], by:
         ))  # fmt: skip
         fig.add_trace(go.Scatter(
             x=x, y=g["klom_p50"], mode="markers", legendgroup=str(run_id), showlegend=False,
-            marker={"symbol": "line-ew-open", "size": max(6, int(60 * width)),
-                    "line": {"width": 2, "color": "#111827"}},
+            marker={"symbol": "line-ew", "size": max(6, int(60 * width)), "color": P50_COLOR,
+                    "line": {"width": 3, "color": P50_COLOR}},
             hoverinfo="skip",
         ))  # fmt: skip
     near = "nearest" if by == "input" else "most weight"
