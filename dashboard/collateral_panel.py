@@ -12,7 +12,6 @@ from core.collateral import BY, N_BINS, NEAREST_FIRST, PROXIMITY_LABELS, SPLITS,
 from core.errors import LabError
 from dashboard import components, data_access
 from dashboard.collateral_charts import collateral_chart, long_table
-from dashboard.downloads import table_downloads
 
 BY_LABELS = {"input": "input space (distance)", "datamodel": "datamodel (forget-set weight)"}
 POINT_COLUMNS = ["point", "proximity", "klom", "floor", "gap"]
@@ -81,8 +80,7 @@ def show(path: str, forget_set_id: int, run_ids: list[int], labels: dict[int, st
     decile = b.selectbox("decile", list(range(1, N_BINS + 1)), key="cmp_coll_dec")
     _decile_points(points[int(run)], int(run), int(decile), split)
     with st.expander("Every chosen run's table (both splits)"):
-        st.dataframe(long, hide_index=True, width="stretch")
-        table_downloads(long, f"collateral-{by}", "cmp_coll")
+        st.dataframe(long, hide_index=True, width="stretch")  # its toolbar downloads a CSV
 
 
 def _decile_points(pts: pd.DataFrame, run: int, decile: int, split: str) -> None:
