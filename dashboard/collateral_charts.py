@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.collateral import N_BINS
-from dashboard.compare_charts import method_color
+from dashboard.compare_charts import FLOOR_COLOR, method_color
 
 FLOOR_FILL = "rgba(5, 150, 105, 0.22)"  # the Compare page's noise-floor green (FLOOR_COLOR)
 
@@ -75,6 +75,9 @@ def collateral_chart(long: pd.DataFrame, split: str, labels: dict[int, str], by:
                     "line": {"width": 3, "color": P50_COLOR}},
             hoverinfo="skip",
         ))  # fmt: skip
+    if len(floor):  # the band's top edge again over the bars, so that it shows through them
+        fig.add_trace(go.Scatter(x=xs, y=hi, mode="lines", showlegend=False, hoverinfo="skip",
+                                 line={"color": FLOOR_COLOR, "width": 1.5, "dash": "dash"}))  # fmt: skip
     near = "nearest" if by == "input" else "most weight"
     fig.update_layout(
         barmode="overlay", height=440, margin={"l": 10, "r": 10, "t": 30, "b": 10},
