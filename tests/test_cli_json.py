@@ -58,7 +58,10 @@ def test_every_command_prints_strict_json(db_path):
         "oracle_set_id",
         "floor_set_id",
     }
-    assert "forget/klom" in strict("evaluate", "--forget-set", fid, db=db_path)["summaries"]
+    ev = strict("evaluate", "--forget-set", fid, db=db_path)
+    assert "forget/klom" in ev["summaries"]
+    rows = strict("collateral", "--run", str(ev["run_id"]), db=db_path)["rows"]
+    assert [r["decile"] for r in rows] == [*range(1, 11)] * 2  # retain, then val
 
     # a queued job has no start, no elapsed time and no estimate: NaN / NaT in the listing
     job_id = jobs.submit(Store(db_path), "demo", {"models": 2})

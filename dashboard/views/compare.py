@@ -8,7 +8,7 @@ import streamlit as st
 from core.compare import best_per_method, gap_summary, resolution
 from core.errors import LabError
 from dashboard import attribution_data as ad
-from dashboard import components, data_access
+from dashboard import collateral_panel, components, data_access
 from dashboard.compare_charts import (
     AUDIT_TABLE_COLUMNS,
     SCORES,
@@ -133,7 +133,8 @@ if not chosen:
     st.info("Choose runs to compare point by point.")
     st.stop()
 points = data_access.compare_points(path, tuple(int(r) for r in chosen))
-dist, gaps = st.tabs(["KLoM distributions", "Over / under-unlearning"])
+dist, gaps, coll = st.tabs(["KLoM distributions", "Over / under-unlearning",
+                            "Collateral forgetting"])  # fmt: skip
 with dist:
     st.plotly_chart(distribution_chart(points, labels), width="stretch", key="cmp_dist")
     st.caption("Each box: one run's KLoM over the points of a split; grey: the noise floor, what "
@@ -158,6 +159,8 @@ with gaps:
     st.caption("A dot per forget point: its mean margin over the unlearned models minus its mean "
                "over the oracles. Above 0 the models still remember it; below 0 they were pushed "
                "past what retraining does (over-unlearning, e.g. gradient ascent).")  # fmt: skip
+with coll:  # retain / val KLoM by proximity to the forget set (issue 24)
+    collateral_panel.show(path, int(fs_id), [int(r) for r in chosen], labels)
 table_downloads(points, f"points-{fs_id}", "cmp_points")
 with st.expander("Hyperparameters of every run"):
     st.json({int(r.run_id): json.loads(r.params) for r in runs.itertuples()}, expanded=False)
