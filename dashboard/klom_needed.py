@@ -13,9 +13,10 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from core.metrics import SPLITS
-from dashboard.klom_charts import FLOOR_COLOR, SPLIT_COLORS
+from dashboard.klom_charts import FLOOR_COLOR
 
 DRAWS, SEED = 5, 0
+RUN_COLOR = "#7c3aed"  # one colour for the run in every panel, as its legend entry shows
 BAND = 2  # the band is mean ± BAND sd over the draws: the resolution rule's own margin
 
 
@@ -25,7 +26,8 @@ def _band(fig: go.Figure, t: pd.DataFrame, side: str, color: str, name: str, col
     lo, hi = (mean - BAND * sd).clip(lower=0), mean + BAND * sd
     first = col == 1  # one legend entry per side
     fig.add_trace(go.Scatter(x=list(t["n"]) + list(t["n"])[::-1], y=list(hi) + list(lo)[::-1],
-                             fill="toself", fillcolor=color, opacity=0.18, line={"width": 0},
+                             mode="lines", fill="toself", fillcolor=color, opacity=0.18,
+                             line={"width": 0},
                              hoverinfo="skip", name=f"{name} ± {BAND} sd", legendgroup=side,
                              showlegend=first), row=1, col=col)  # fmt: skip
     fig.add_trace(go.Scatter(
@@ -46,7 +48,7 @@ def needed_figure(table: pd.DataFrame, run_label: str | None = None) -> go.Figur
         t = table[table["split"] == split].sort_values("n")
         _band(fig, t, "floor", FLOOR_COLOR, "noise floor P95", col)
         if has_run:
-            _band(fig, t, "run", SPLIT_COLORS[split], run_label or "run P95", col)
+            _band(fig, t, "run", RUN_COLOR, run_label or "run P95", col)
         fig.update_xaxes(type="log", tickvals=list(t["n"]), title="models per side", row=1,
                          col=col)  # fmt: skip
     fig.update_yaxes(title="P95 of KLoM (nats)", row=1, col=1)
@@ -57,9 +59,9 @@ def needed_figure(table: pd.DataFrame, run_label: str | None = None) -> go.Figur
 
 def resolved_sentence(resolved_at: dict) -> str:
     """Which sizes resolve the gap, split by split, in one sentence."""
-    parts = [f"{s}: from {n} models per side" if n is not None else f"{s}: at no size tried"
+    parts = [f"{s} from {n} models per side on" if n is not None else f"{s} at no size tried"
              for s, n in resolved_at.items()]  # fmt: skip
-    return "The gap to the floor is resolved — " + "; ".join(parts) + "."
+    return "Where the gap to the floor is resolved: " + "; ".join(parts) + "."
 
 
 def section(path: str, forget_set_id: int, run_id: int, label: str) -> None:
@@ -86,9 +88,12 @@ def section(path: str, forget_set_id: int, run_id: int, label: str) -> None:
         st.error(plain(err))
         return
     st.plotly_chart(needed_figure(out["table"], label), width="stretch", key="needed_chart")
-    st.caption(resolved_sentence(out["resolved_at"]) + f" Sizes {out['sizes']}; "
-               f"stored: {out['stored']}; computed in {out['wall_s']:.1f} s. The CLI: "
-               f"python -m core models-needed --forget-set {forget_set_id} --run {run_id}")  # fmt: skip
+    stored = ", ".join(f"{k} {v}" for k, v in out["stored"].items())
+    st.caption(
+        f"{resolved_sentence(out['resolved_at'])} Stored models per side: {stored}; computed "
+        f"in {out['wall_s']:.1f} s. The same from the command line: python -m core "
+        f"models-needed --forget-set {forget_set_id} --run {run_id}"
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
