@@ -166,6 +166,8 @@ def test_cli_curve_ends_at_the_stored_evaluation(lab, capsys):
         (["--forget-set", "{fs}", "--sizes", "3,7"], "largest size possible is 6"),
         (["--forget-set", "{fs}", "--sizes", "3,x"], "--sizes must be whole numbers"),
         (["--forget-set", "{other}"], "no oracle models yet"),
+        (["--forget-set", "{fs}", "--sizes", "1,3"], "size"),
+        (["--forget-set", "{fs}", "--draws", "1"], "draws"),
     ],
 )
 def test_cli_refuses_in_one_line(lab, capsys, args, message):
