@@ -42,6 +42,7 @@ side by side as extra columns, so one call scores every draw at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,7 @@ def default_sizes(stored: int) -> list[int]:
     return sorted({n for n in GRID if MIN_SIZE <= n < stored} | {stored})
 
 
-def check_sizes(sizes, stored: dict[str, int]) -> list[int]:
+def check_sizes(sizes: Iterable[int], stored: dict[str, int]) -> list[int]:
     """Sorted distinct sizes, each at least 2 and at most the fewest models any side stores."""
     top = min(stored.values())
     out = sorted({int(n) for n in sizes})

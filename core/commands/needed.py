@@ -1,6 +1,10 @@
 """``models-needed``: KLoM's P95 and its noise floor against the number of models per side.
 
-Reads stored margins only (``core.models_needed``); trains, scores and writes nothing.
+Reads stored margins only (``core.models_needed``); trains, scores and writes nothing. For each
+size n, ``--draws`` seeded draws of n models per side (without replacement, each side drawn
+independently) give the P95 per split; the table shows mean ± sd [min, max] over the draws.
+With ``--run``, the gap is *resolved* at n when the run's mean P95 − 2 sd exceeds the floor's
+mean P95 + 2 sd, judged only below the stored number of models (where draws differ).
 """
 
 from __future__ import annotations
@@ -11,26 +15,27 @@ from ..errors import ConfigError
 from ..store import Store
 from .base import command, emit, table
 
-HELP = (
-    "the noise floor's P95 (and a run's) per split as the number of models per side grows: "
-    "n models drawn per side without replacement, several seeded draws, mean/sd/min/max. "
-    "The gap is 'resolved' at n when the run's mean P95 minus 2 sd exceeds the floor's mean "
-    "P95 plus 2 sd (judged below the stored number of models)"
-)
+HELP = "KLoM's P95 and its noise floor per split as the number of models per side grows"
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forget-set", type=int, required=True, dest="forget_set", help="its id")
     p.add_argument(
         "--run", type=int, default=None,
-        help="an evaluation of this forget set: its P95 beside the floor's (default: floor only)",
+        help="an evaluation of this forget set: its P95 beside the floor's (default: the floor "
+        "only). The gap is resolved at n when the run's mean P95 minus 2 sd exceeds the floor's "
+        "mean P95 plus 2 sd (sd over the draws; judged only below the stored number of models)",
     )  # fmt: skip
     p.add_argument(
         "--sizes", default=None,
         help="models per side, comma-separated, each 2 … the stored number (default: 5, 10, "
         "20, 50, 100, … up to the stored number, and it)",
     )  # fmt: skip
-    p.add_argument("--draws", type=int, default=5, help="draws per size, 2 … 1000 (default 5)")
+    p.add_argument(
+        "--draws", type=int, default=5,
+        help="draws per size, 2 … 1000 (default 5); each draws n models per side without "
+        "replacement, each side independently",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
 
 
