@@ -22,6 +22,7 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
   (margins, KLoM, summaries), ``evaluation`` (run a method and score it point by point),
   ``divergence`` (diverged runs), ``compare`` (runs of a forget set, Pareto fronts, per point),
   ``collateral`` (retain / val KLoM by decile of proximity to the forget set),
+  ``models_needed`` (KLoM's P95 and its floor against the number of models per side),
   ``audit_math`` (membership audits: U-LiRA, population MIA) and ``audits`` (stored audits)
 - unlearning methods: the ``unlearning`` package (interface and registry in ``base``)
 - datamodels: the ``attribution`` package (subset models, ridge / ℓ1 fits and LDS, stored

@@ -80,3 +80,16 @@ def test_every_command_prints_strict_json(db_path):
     demo = strict("demo", "--models", "2", "--epochs", "1", db=db_path)
     assert len(demo["evaluations"]) == 3
     assert strict("forget-set", "delete", fid, db=db_path) == {"deleted": fs["id"]}
+
+
+def test_models_needed_prints_strict_json(tmp_path):
+    """``models-needed --json`` on its own tiny lab (4 models a side)."""
+    from core.evaluation import evaluate
+    from tests.lab_fixtures import tiny_lab
+
+    lab = tiny_lab(tmp_path / "lab.duckdb", n_models=4)
+    run = evaluate(lab["store"], lab["forget_set"], "do_nothing")
+    out = strict("models-needed", "--forget-set", str(lab["forget_set"]), "--run", str(run),
+                 "--sizes", "2,4", "--draws", "2", db=tmp_path / "lab.duckdb")  # fmt: skip
+    assert out["sizes"] == [2, 4] and len(out["table"]) == 6
+    assert all(r["resolved"] is None for r in out["table"] if r["n"] == 4)

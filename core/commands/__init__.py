@@ -4,3 +4,4 @@ from . import datamodels, klom, linear, unlearn, zoo  # noqa: F401, I001  (order
 from . import audit  # noqa: F401  (after the commands whose runs it audits)
 from . import imports, preset  # noqa: F401
 from . import collateral  # noqa: F401  (reads stored runs only)
+from . import needed  # noqa: F401  (models-needed)

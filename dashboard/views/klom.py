@@ -7,6 +7,7 @@ from core.errors import LabError
 from core.metrics import SPLITS
 from dashboard import components, data_access, klom_audits, klom_charts, klom_tables
 from dashboard.jobs_panel import jobs_panel
+from dashboard.klom_needed import section as models_needed_section
 
 st.title("KLoM explorer")
 store = data_access.store()
@@ -79,6 +80,10 @@ log_x = c2.toggle("log scale", value=False, key="klom_log")
 for tab, split in zip(st.tabs([s.capitalize() for s in SPLITS]), SPLITS, strict=True):
     tab.plotly_chart(data_access.distribution_figure(path, run_id, split, mode, log_x),
                      width="stretch", key=f"dist_{split}")  # fmt: skip
+
+models_needed_section(
+    path, int(row["forget_set_id"]), run_id, f"{row['method']} P95 (run {run_id})"
+)
 
 st.subheader("Drill down to a point")
 st.caption("Click a point in the chart, or type an index below. The ringed point is the one shown.")
