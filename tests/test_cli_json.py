@@ -77,3 +77,19 @@ def test_every_command_prints_strict_json(db_path):
     demo = strict("demo", "--models", "2", "--epochs", "1", db=db_path)
     assert len(demo["evaluations"]) == 3
     assert strict("forget-set", "delete", fid, db=db_path) == {"deleted": fs["id"]}
+
+
+def test_card_and_reproduce_print_strict_json(tmp_path):
+    from core.evaluation import evaluate
+    from tests.lab_fixtures import tiny_lab
+
+    lab = tiny_lab(tmp_path / "lab.duckdb", n_models=3)
+    run = evaluate(lab["store"], lab["forget_set"], "do_nothing")
+    c = strict("card", str(run), db=lab["store"].path)
+    assert c["run_id"] == run and c["figures"]["forget"]["klom_p95"] is not None
+    assert (
+        strict("card", "--set", str(lab["oracle"]), db=lab["store"].path)["set_id"] == lab["oracle"]
+    )
+    (tmp_path / "card.json").write_text(json.dumps(c))
+    rep = strict("reproduce", str(tmp_path / "card.json"), db=tmp_path / "new.duckdb")
+    assert rep["ok"] and rep["match"] == "exact" and rep["card_id"] == run

@@ -3,3 +3,4 @@
 from . import datamodels, klom, linear, unlearn, zoo  # noqa: F401, I001  (order = help order)
 from . import audit  # noqa: F401  (after the commands whose runs it audits)
 from . import imports, preset  # noqa: F401
+from . import cards  # noqa: F401  (card, reproduce)
