@@ -136,3 +136,21 @@ def test_cli_card_and_reproduce_say_one_clear_line(om_card, tmp_path):
     res = cli("reproduce", str(path), db=db)
     assert res.returncode == 2 and "already holds a lab" in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_card_downloads_on_compare_and_the_klom_explorer(om_lab, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    lab, run = om_lab
+    monkeypatch.setenv("LAB_DB", str(lab["store"].path))
+    for name, key in (("klom", "klom_card"), ("compare", "cmp_card")):
+        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page(f"views/{name}.py").run()
+        assert not at.exception, at.exception
+        buttons = {b.proto.label: b.proto for b in at.get("download_button") if key in b.proto.id}
+        assert set(buttons) == {"card (JSON)", "card (Markdown)"}, name
+        assert all(b.deferred_file_id and b.ignore_rerun for b in buttons.values())  # on click
+        assert any(f"Reproducibility card of run {run}" in c.value for c in at.caption), name
