@@ -12,6 +12,7 @@ from core.cards import card, dumps, markdown, model_set_card
 from core.errors import ConfigError, NotFoundError
 from core.evaluation import evaluate
 from core.reproduce import load_card, reproduce
+from core.store import Store
 from tests.lab_fixtures import tiny_datamodel, tiny_lab
 from tests.test_cli import cli
 
@@ -154,3 +155,23 @@ def test_card_downloads_on_compare_and_the_klom_explorer(om_lab, monkeypatch):
         assert set(buttons) == {"card (JSON)", "card (Markdown)"}, name
         assert all(b.deferred_file_id and b.ignore_rerun for b in buttons.values())  # on click
         assert any(f"Reproducibility card of run {run}" in c.value for c in at.caption), name
+
+
+def test_oracles_take_explicit_seed_ranges(tmp_path):
+    from core.evaluation import build_oracles
+    from core.forget_sets import random_forget_set
+    from core.forget_store import save_forget_set
+    from core.model_sets import get_model_set
+    from core.zoo import build_model_set, create_model_set
+    from tests.lab_fixtures import TINY
+
+    store = Store(tmp_path / "lab.duckdb")
+    build_model_set(store, create_model_set(store, "original", TINY.replace(epochs=1), 2, seed=0))
+    fs = save_forget_set(store, random_forget_set(1347, 5, seed=0), "digits")
+    with pytest.raises(ConfigError, match="different seeds"):
+        build_oracles(store, fs, seeds=(5000, 5000))
+    main, floor = build_oracles(store, fs, seeds=(7000, 9000))
+    assert (get_model_set(store, main).seed, get_model_set(store, floor).seed) == (7000, 9000)
+    assert build_oracles(store, fs) == (main, floor)  # no seeds asked: the stored groups
+    res = cli("oracles", "--forget-set", str(fs), "--seed", "7001", "--json", db=store.path)
+    assert res.returncode == 2 and "overlap model set" in res.stderr, res.stderr
