@@ -125,6 +125,7 @@ def test_cli_card_and_reproduce_say_one_clear_line(om_card, tmp_path):
         (("card", "999"), "no evaluation run with id 999"),
         (("card", "--set", "999"), "no model set with id 999"),
         (("card",), "name a run id"),
+        (("card", str(run), "--md", "--json"), "choose one of --json and --md"),
     ):
         res = cli(*args, db=db)
         assert res.returncode == 2 and res.stderr.strip().startswith("error:"), res.stderr
