@@ -238,10 +238,10 @@ def card_of(store: Store, run_id: int | None = None, set_id: int | None = None) 
         raise ConfigError("name a run id, or a model set with --set ID")
     if set_id is not None:
         return model_set_card(store, set_id)
-    try:
-        return card(store, run_id)
-    except NotFoundError:
-        raise NotFoundError(f"there is no evaluation run with id {run_id}") from None
+    found = store.query_df("SELECT 1 FROM evaluations WHERE run_id = ?", [run_id])
+    if found.empty:
+        raise NotFoundError(f"there is no evaluation run with id {run_id}")
+    return card(store, run_id)
 
 
 def dumps(c: dict) -> str:

@@ -244,6 +244,10 @@ def reproduce(c: dict, db_path: str | os.PathLike, device: str | None = None,
     if c["kind"] == "model_set" and c["model_set"]["kind"] == "unlearned":
         raise ConfigError("an unlearned model set is rebuilt by its run: reproduce the run's card "
                           "(python -m core card RUN_ID)")  # fmt: skip
+    entries = [c["model_set"]] if c["kind"] == "model_set" else list(c["model_sets"].values())
+    if any(e.get("imported") for e in entries):
+        raise ConfigError("the card names margins imported from files: they have no recipe to "
+                          "retrain by, so the card cannot be rebuilt")  # fmt: skip
     warnings = _preflight(c)
     store = fresh_store(db_path)
     dev = _device(c, device)

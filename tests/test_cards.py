@@ -105,6 +105,10 @@ def test_malformed_cards_and_other_data_are_refused(om_card, tmp_path):
     bad["model_sets"]["originals"]["seed_first"] = -3
     with pytest.raises(ConfigError, match="bad size, chunk size or seed"):
         reproduce(bad, tmp_path / "x.duckdb")
+    bad = copy.deepcopy(good)
+    bad["model_sets"]["originals"]["imported"] = True
+    with pytest.raises(ConfigError, match="imported from files"):
+        reproduce(bad, tmp_path / "x.duckdb")
     other = copy.deepcopy(good)
     other["dataset"]["sha256"] = "0" * 64
     with pytest.raises(ConfigError, match="refused"):

@@ -119,7 +119,8 @@ run = st.selectbox("open a run in the KLoM explorer (or click its point in the c
                    format_func=lambda r: labels[int(r)])  # fmt: skip
 st.page_link("views/klom.py", label=f"Run {run} in the KLoM explorer",
              query_params={"run": str(run)}, icon=":material/query_stats:")  # fmt: skip
-card_downloads(store, run, "cmp_card")
+if run is not None:
+    card_downloads(store, run, "cmp_card")
 
 st.subheader("Point by point")
 max_cost = st.number_input(
