@@ -27,6 +27,10 @@ two of its modules import each other (tests/test_repo.py). Its modules by role:
 - unlearning methods: the ``unlearning`` package (interface and registry in ``base``)
 - datamodels: the ``attribution`` package (subset models, ridge / ℓ1 fits and LDS, stored
   datamodels and their readers, forget sets from datamodels)
+- reproducibility: ``cards`` (a run's or a model set's card: dataset hash, recipe, seeds,
+  forget set, masks, code, method, costs, device, figures; JSON and Markdown),
+  ``reproduce`` (rebuild a card in a fresh lab and compare), ``card_checks`` (a card's shape,
+  and the tolerances of the comparison)
 - the linear study: ``linear`` (the math), ``linear_runs`` (stored runs)
 - the store: ``store`` (DuckDB), ``schema`` (migrations), ``store_files`` (array files),
   ``store_check`` (integrity, disk space), ``store_wal`` (failed checkpoints, pending logs)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .audits import audit_run
 from .config import check_float
@@ -35,6 +36,7 @@ from .oracles import (  # noqa: F401  (re-exported: the oracles of an evaluation
     pair_sets,
 )
 from .store import Store
+from .threads import env_threads
 from .unlearning import UnlearnContext, UnlearnResult, get_method, method_params, uses_budget
 from .unlearning.base import ARGMAX, POSITIVE_MARGIN_SHARE, chosen_datamodel
 from .zoo import delete_model_set, get_model_set, load_correct, load_margins
@@ -147,6 +149,7 @@ def evaluate(
     original_set_id: int | None = None,
     recompute: bool = False,
     budget: float | None = None,
+    set_seeds: dict[str, int] | None = None,
     **options,
 ) -> int:
     """Run ``method`` on the originals, score it against the oracles of the same recipe,
@@ -156,7 +159,10 @@ def evaluate(
     unless ``recompute``. A method that fails leaves nothing stored; one that diverges
     (non-finite outputs) is recorded as a ``diverged`` run (``core.divergence``) and raises
     ``Diverged``. The run's membership audits (``core.audits``) are stored after it (and added
-    to a reused run stored before audits existed)."""
+    to a reused run stored before audits existed). ``set_seeds``: first seeds of the sets the
+    method makes, ``{"unlearned": S, "heldout": S}`` (``UnlearnContext.set_seeds``; default
+    free ranges). The run records the torch threads its method ran on (``threads``) and
+    ``LAB_THREADS`` (``lab_threads``: the model sets' training threads; None: chosen per chunk)."""
     with store.held():  # its bookkeeping: one connection, not dozens (Store.held)
         p = plan(store, forget_set_id, method, device, original_set_id=original_set_id,
                  recompute=recompute, budget=budget, **options)  # fmt: skip
@@ -166,7 +172,8 @@ def evaluate(
     data = load_dataset(p.dataset, "cpu")
     ctx = UnlearnContext(store, data, p.forget, p.config["original_set_id"], p.device,
                          dict(p.params), budget=float(p.budget or 0.0),
-                         forget_set_id=forget_set_id)  # fmt: skip
+                         forget_set_id=forget_set_id, set_seeds=dict(set_seeds or {}))  # fmt: skip
+    p.config.update(threads=torch.get_num_threads(), lab_threads=env_threads())
     try:
         result = get_method(method)(ctx, **{k: v for k, v in p.params.items() if k != "budget"})
         if not np.isfinite(result.margins).all():

@@ -221,16 +221,18 @@ def find_model_set(
     n_models: int | None = None,
     base_set_id: int | None = None,
     fraction: float | None = None,
+    seed: int | None = None,
 ) -> int | None:
     """The newest set of this kind, forget set, role and status (complete | building), or None.
 
-    ``recipe_id``, ``n_models``, ``base_set_id`` and ``fraction``, when given, must match too.
+    ``recipe_id``, ``n_models``, ``base_set_id``, ``fraction`` and ``seed`` (the first model's
+    seed), when given, must match too.
     """
     sql = """SELECT id FROM model_sets WHERE kind = ? AND dataset = ? AND role = ? AND status = ?
              AND forget_set_id IS NOT DISTINCT FROM ?"""
     args: list = [kind, dataset, role, status, forget_set_id]
     for col, value in (("recipe_id", recipe_id), ("n_models", n_models),
-                       ("base_set_id", base_set_id), ("fraction", fraction)):  # fmt: skip
+                       ("base_set_id", base_set_id), ("fraction", fraction), ("seed", seed)):  # fmt: skip
         if value is not None:
             sql += f" AND {col} = ?"
             args.append(value)

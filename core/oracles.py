@@ -45,13 +45,18 @@ def ensure_model_set(
     should_stop: Callable[[], bool] | None = None,
     base_set_id: int | None = None,
     executor: Executor | None = None,
+    seed: int | None = None,
+    chunk_size: int | None = None,
 ) -> int:
     """The newest complete set of this kind, recipe and size; else resume an unfinished one;
     else build a new one. Sets of another recipe or another number of models never match.
-    ``executor``: where its chunks train (default: here; see ``core.executors``)."""
+    ``executor``: where its chunks train (default: here; see ``core.executors``). ``seed``:
+    the first model's seed (model i: ``seed + i``; only a set of that seed range matches;
+    default: a free range); ``chunk_size``: models per chunk of a new set (default: the
+    recipe's)."""
     train = train or default_train_config(dataset)
     key = dict(forget_set_id=forget_set_id, role=role, recipe_id=train.recipe_id(),
-               n_models=n_models)  # fmt: skip
+               n_models=n_models, seed=seed)  # fmt: skip
     done = find_model_set(store, kind, dataset, **key)
     if done is not None:
         return done
@@ -59,7 +64,8 @@ def ensure_model_set(
     if set_id is None:
         set_id = create_model_set(
             store, kind, train, n_models, forget_set_id=forget_set_id, forget_indices=forget,
-            role=role, device=device, base_set_id=base_set_id, executor=executor,
+            role=role, device=device, base_set_id=base_set_id, executor=executor, seed=seed,
+            chunk_size=chunk_size,
         )  # fmt: skip
     build_model_set(
         store, set_id, forget=forget, device=device, progress=progress, should_stop=should_stop,
@@ -77,6 +83,7 @@ def build_oracles(
     should_stop: Callable[[], bool] | None = None,
     original_set_id: int | None = None,
     executor: Executor | None = None,
+    seeds: tuple[int | None, int | None] = (None, None),
 ) -> tuple[int, int]:
     """Build (or reuse, or resume) the oracle group and the noise-floor group of a forget set
     for a set of originals (default: the newest); returns their set ids.
@@ -84,6 +91,8 @@ def build_oracles(
     Both copy the originals' recipe and number of models, so an oracle differs from an
     original only in its data and its seed. ``n_models``, if given, must equal the originals'.
     ``executor``: where their chunks train (default: here; see ``core.executors``).
+    ``seeds``: the first seed of the oracle group and of the floor group (each group's model
+    i: ``seed + i``; None: a free range, the default); a group of another range is not reused.
     """
     (executor or LocalExecutor()).device(device)  # refused even when every set exists
     fs, dataset = get_forget_set(store, forget_set_id)
@@ -101,6 +110,8 @@ def build_oracles(
             f"them to be compared; asked for {n_models} (leave --models out, or train "
             f"{n_models} originals first)"
         )
+    if seeds[0] is not None and seeds[0] == seeds[1]:
+        raise ConfigError("the oracle and noise-floor groups need different seeds")
     ids = []
     for k, role in enumerate(("main", "floor")):
         sub = None
@@ -121,6 +132,7 @@ def build_oracles(
                 should_stop=should_stop,
                 base_set_id=orig.id,
                 executor=executor,
+                seed=seeds[k],
             )  # fmt: skip
         )
     return ids[0], ids[1]

@@ -109,8 +109,10 @@ def _on_cluster(
     recipe = get_model_set(store, inputs.original_set_id).train
     order, specs, made = list(planned), [], {}
     try:
+        threads = getattr(executor, "cpus_per_task", None)  # a task's torch and training threads
         for i in order:  # grid order: the ids and seeds a local sweep gives these sets
             p, set_id = planned[i], None
+            p.config.update(threads=threads, lab_threads=threads)  # as ``evaluate`` records them
             if uses_budget(p.method):
                 set_id = create_model_set(
                     store, "unlearned", recipe, n_models,

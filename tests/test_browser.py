@@ -392,3 +392,21 @@ def test_a_fresh_server_says_at_once_that_it_is_loading(fresh_server, page):
     assert first_s < 30, f"the first text took {first_s:.1f} s"  # ~3 s here; a busy CI is slow
     # the note goes once the first run ends
     page.get_by_text("Loading the lab").wait_for(state="detached", timeout=120_000)
+
+
+def test_the_klom_explorer_downloads_the_runs_card(lab_server, page, tmp_path):
+    """The card button gives a JSON file that parses and names the run shown."""
+    import json
+
+    url, lab = lab_server
+    page.goto(url + f"/klom?run={lab['run_id']}", wait_until="domcontentloaded")
+    button = page.get_by_role("button", name="card (JSON)")
+    button.wait_for(timeout=60_000)
+    with page.expect_download(timeout=60_000) as got:
+        button.click()
+    path = tmp_path / got.value.suggested_filename
+    got.value.save_as(path)
+    card = json.loads(path.read_text())
+    assert path.name == f"card-run-{lab['run_id']}.json"
+    assert card["kind"] == "run" and card["run_id"] == lab["run_id"]
+    assert card["method"]["name"] == "do_nothing" and card["figures"]["forget"]["klom_p95"] >= 0

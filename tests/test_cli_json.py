@@ -82,8 +82,9 @@ def test_every_command_prints_strict_json(db_path):
     assert strict("forget-set", "delete", fid, db=db_path) == {"deleted": fs["id"]}
 
 
-def test_models_needed_prints_strict_json(tmp_path):
-    """``models-needed --json`` on its own tiny lab (4 models a side)."""
+def test_models_needed_card_and_reproduce_print_strict_json(tmp_path):
+    """``models-needed``, ``card`` and ``reproduce`` with ``--json``, on one tiny lab (4 models
+    a side)."""
     from core.evaluation import evaluate
     from tests.lab_fixtures import tiny_lab
 
@@ -93,3 +94,11 @@ def test_models_needed_prints_strict_json(tmp_path):
                  "--sizes", "2,4", "--draws", "2", db=tmp_path / "lab.duckdb")  # fmt: skip
     assert out["sizes"] == [2, 4] and len(out["table"]) == 6
     assert all(r["resolved"] is None for r in out["table"] if r["n"] == 4)
+    c = strict("card", str(run), db=lab["store"].path)
+    assert c["run_id"] == run and c["figures"]["forget"]["klom_p95"] is not None
+    assert (
+        strict("card", "--set", str(lab["oracle"]), db=lab["store"].path)["set_id"] == lab["oracle"]
+    )
+    (tmp_path / "card.json").write_text(json.dumps(c))
+    rep = strict("reproduce", str(tmp_path / "card.json"), db=tmp_path / "new.duckdb")
+    assert rep["ok"] and rep["match"] == "exact" and rep["card_id"] == run

@@ -131,6 +131,19 @@ def _oracle_args(p: argparse.ArgumentParser) -> None:
         "--models", type=int, default=None,
         help="models per group (two groups); must equal the originals' number (default)",
     )  # fmt: skip
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="first seed of the oracle group (model i: S + i; default: free seeds)",
+    )
+    p.add_argument(
+        "--floor-seed",
+        type=int,
+        default=None,
+        dest="floor_seed",
+        help="first seed of the noise-floor group (default: free seeds)",
+    )
     add_device_arg(p)
     add_executor_args(p)
 
@@ -149,7 +162,7 @@ def oracles(args: argparse.Namespace) -> int:
     ):
         main, floor = build_oracles(
             store, args.forget_set, args.models, args.device, progress,
-            original_set_id=args.originals, executor=ex,
+            original_set_id=args.originals, executor=ex, seeds=(args.seed, args.floor_seed),
         )  # fmt: skip
     emit(
         args,

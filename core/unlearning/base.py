@@ -29,6 +29,9 @@ class UnlearnContext:
     budget: float = 0.0  # share of retraining's example-gradients the method may spend
     forget_set_id: int | None = None
     unlearned_set_id: int | None = None  # created by ``seeds()`` for methods that train
+    # first seeds asked for (a card's reproduction): {"unlearned": S, "heldout": S}; a key left
+    # out takes a free range, as by default
+    set_seeds: dict[str, int] = field(default_factory=dict)
 
     def original_margins(self) -> np.ndarray:
         from ..model_sets import load_margins
@@ -84,7 +87,7 @@ class UnlearnContext:
             self.unlearned_set_id = create_model_set(
                 self.store, "unlearned", self.recipe, n_models, forget_set_id=self.forget_set_id,
                 base_set_id=self.original_set_id, device=self.device, data=self.data,
-                chunk_size=n_models,
+                chunk_size=n_models, seed=self.set_seeds.get("unlearned"),
             )  # fmt: skip
         s0 = get_model_set(self.store, self.unlearned_set_id).seed
         return [s0 + i for i in range(n_models)]
@@ -111,6 +114,7 @@ class UnlearnContext:
             self.store, "oracle", orig.dataset, train=orig.train, n_models=orig.n_models,
             forget_set_id=self.forget_set_id, forget=self.forget, role="heldout",
             device=self.device, base_set_id=orig.id, executor=executor,
+            seed=self.set_seeds.get("heldout"),
         )  # fmt: skip
 
     def heldout_ensemble(self, device: str):

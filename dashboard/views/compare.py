@@ -19,7 +19,7 @@ from dashboard.compare_charts import (
     gap_chart,
     run_labels,
 )
-from dashboard.downloads import table_downloads
+from dashboard.downloads import card_downloads, table_downloads
 from dashboard.jobs_panel import jobs_panel
 
 st.title("Compare methods")
@@ -119,6 +119,8 @@ run = st.selectbox("open a run in the KLoM explorer (or click its point in the c
                    format_func=lambda r: labels[int(r)])  # fmt: skip
 st.page_link("views/klom.py", label=f"Run {run} in the KLoM explorer",
              query_params={"run": str(run)}, icon=":material/query_stats:")  # fmt: skip
+if run is not None:
+    card_downloads(store, run, "cmp_card")
 
 st.subheader("Point by point")
 max_cost = st.number_input(

@@ -6,6 +6,7 @@ import streamlit as st
 from core.errors import LabError
 from core.metrics import SPLITS
 from dashboard import components, data_access, klom_audits, klom_charts, klom_tables
+from dashboard.downloads import card_downloads
 from dashboard.jobs_panel import jobs_panel
 from dashboard.klom_needed import section as models_needed_section
 
@@ -60,6 +61,7 @@ if (summ["accuracy_kind"] != "argmax").any():  # core.evaluation.accuracy_kind
 st.caption(klom_tables.compute_cost_sentence(float(row["compute_cost"]), row["method"]))
 st.caption(f"Models: originals set {row['original_set_id']}, oracles set {row['oracle_set_id']}, "
            f"noise-floor oracles set {row['floor_set_id']} (see the Models page).")  # fmt: skip
+card_downloads(store, run_id, "klom_card")
 resets = klom_tables.reset_table(data_access.run_info(path, run_id))
 if resets is not None:  # DEL: the share of each parameter's weights it reset
     st.caption(resets[1])
