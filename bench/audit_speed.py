@@ -3,7 +3,7 @@
     python bench/audit_speed.py            # 200 forget points × 100 models a side
     python bench/audit_speed.py --json     # one JSON object on stdout
 
-U-LiRA as ``core.audits`` runs it: unlearned vs oracle and the floor (a second oracle group vs
+U-LiRA as ``core.evaluation.audits`` runs it: unlearned vs oracle and the floor (a second oracle group vs
 the oracle), each with the per-point balanced accuracy and the pooled TPR at 1% and 5% FPR.
 Margins are normal, a tenth of the points shifted (poorly unlearned). Prints the median of
 ``--repeat`` runs, the per-point reference loop once (and checks they agree to 1e-12), and the
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core.audit_math import FPRS, population_mia, ulira, ulira_reference  # noqa: E402
+from core.evaluation.audit_math import FPRS, population_mia, ulira, ulira_reference  # noqa: E402
 
 
 def make_margins(n_points: int, n_models: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -36,7 +36,7 @@ def make_margins(n_points: int, n_models: int, seed: int) -> tuple[np.ndarray, .
 
 
 def ulira_audit(unlearned, oracle, floor) -> dict:
-    """What ``core.audits.compute_audits`` asks of U-LiRA for one run."""
+    """What ``core.evaluation.audits.compute_audits`` asks of U-LiRA for one run."""
     out = {}
     for name, side in (("main", unlearned), ("floor", floor)):
         res = ulira(side, oracle)

@@ -5,8 +5,8 @@
     python bench/cifar_scale.py --repeat 5 --json
     python bench/cifar_scale.py --device cuda   # KLoM also on the GPU (margins already there)
 
-KLoM as ``core.evaluation`` computes it per evaluation: unlearned vs oracle over every point
-(train 50,000 + val 10,000), float32 margins as stored. U-LiRA as ``core.audits`` runs it:
+KLoM as ``core.evaluation.run`` computes it per evaluation: unlearned vs oracle over every point
+(train 50,000 + val 10,000), float32 margins as stored. U-LiRA as ``core.evaluation.audits`` runs it:
 unlearned vs oracle and the floor (a second oracle group vs the oracle) on every forget point.
 Margins are normal, a tenth of the points shifted (poorly unlearned). Prints the median and the
 spread of ``--repeat`` runs after one warm-up run on a slice.
@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core.audit_math import FPRS, ulira  # noqa: E402
-from core.metrics import klom  # noqa: E402
+from core.evaluation.audit_math import FPRS, ulira  # noqa: E402
+from core.evaluation.klom import klom  # noqa: E402
 
 
 def margins(n_models: int, n_points: int, seed: int, k: int) -> list[np.ndarray]:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     fu, fo, ff = margins(args.models, args.forget, args.seed + 1, 3)
 
     def audit() -> None:
-        for side in (fu, ff):  # the run and its floor, as core.audits
+        for side in (fu, ff):  # the run and its floor, as core.evaluation.audits
             res = ulira(side, fo)
             [res.tpr_at(a) for a in FPRS]
 

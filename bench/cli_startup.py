@@ -41,7 +41,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "lab.duckdb"
         subprocess.run(  # create the schema outside the measurement (reads need a database)
-            [sys.executable, "-c", f"from core.store import Store; Store({str(db)!r}).create()"],
+            [sys.executable, "-c", f"from core.store.db import Store; Store({str(db)!r}).create()"],
             cwd=ROOT, check=True,
         )  # fmt: skip
         for argv in COMMANDS:

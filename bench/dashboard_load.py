@@ -9,7 +9,7 @@ starts ``streamlit run`` on a free 127.0.0.1 port and:
    shown and the script is idle (``data-test-script-state`` is ``notRunning`` and no running
    indicator), median of ``--reps`` fresh tabs — first with nothing running, then while a
    ``build_models`` job (many models, CPU) trains in its worker process, started through the
-   lab's own job path (``core.jobs.start``, as the Models page does); the job is cancelled after.
+   lab's own job path (``core.jobs.queue.start``, as the Models page does); the job is cancelled after.
 2. **load**: ``--sessions`` browser contexts at once, each visiting the result pages (Compare,
    KLoM explorer, Models, Forget sets) ``--visits`` times in turn; counts exception boxes,
    console errors, page errors, failed requests, HTTP ≥ 400 and requests off localhost; reports
@@ -104,10 +104,10 @@ def build_demo(db: str, models: int = 8, epochs: int = 3) -> None:
 def start_training(db: str, n_models: int = 5000) -> int:
     """A ``build_models`` job of ``n_models`` digits originals on the CPU, through the job path
     the Models page uses; returns its id once its worker reports progress."""
-    from core import jobs
-    from core.recipe import default_train_config
-    from core.store import Store
-    from core.zoo import create_model_set
+    from core.jobs import queue as jobs
+    from core.store.db import Store
+    from core.zoo.build import create_model_set
+    from core.zoo.recipe import default_train_config
 
     store = Store(db)
     set_id = create_model_set(store, "original", default_train_config("digits"), n_models,
@@ -120,15 +120,15 @@ def start_training(db: str, n_models: int = 5000) -> int:
 
 
 def job_status(db: str, job_id: int) -> dict:
-    from core import jobs
-    from core.store import Store
+    from core.jobs import queue as jobs
+    from core.store.db import Store
 
     return jobs.get_job(Store(db), job_id)
 
 
 def stop_job(db: str, job_id: int) -> None:
-    from core import jobs
-    from core.store import Store
+    from core.jobs import queue as jobs
+    from core.store.db import Store
 
     store = Store(db)
     jobs.cancel(store, job_id)

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from bench.method_grid import GRID, SPLITS, best_rows, ensure_set  # noqa: E402
 from core.attribution.datamodels import get_datamodel  # noqa: E402
 from core.attribution.fit import fit_datamodel  # noqa: E402
-from core.evaluation import evaluate  # noqa: E402
-from core.model_sets import get_model_set  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.zoo import build_model_set, create_model_set  # noqa: E402
+from core.evaluation.run import evaluate  # noqa: E402
+from core.store.db import Store  # noqa: E402
+from core.zoo.build import build_model_set, create_model_set  # noqa: E402
+from core.zoo.model_sets import get_model_set  # noqa: E402
 
 BUDGETS = (0.02, 0.05, 0.1)
 ROWS = ("dm_direct", "dm_direct_top20", *(f"dm_matching@{b:g}" for b in BUDGETS))

@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     from core.attribution.datamodels import get_datamodel
     from core.attribution.fit import fit_datamodel
     from core.attribution.subsets import ensure_subsets, subset_outputs
-    from core.data import load_dataset
-    from core.model_sets import get_model_set
-    from core.recipe import default_train_config
-    from core.store import Store
-    from core.zoo import build_model_set, create_model_set
+    from core.store.db import Store
+    from core.zoo.build import build_model_set, create_model_set
+    from core.zoo.data import load_dataset
+    from core.zoo.model_sets import get_model_set
+    from core.zoo.recipe import default_train_config
 
     tmp = tempfile.TemporaryDirectory() if args.db is None else None
     store = Store(args.db or Path(tmp.name) / "lab.duckdb")

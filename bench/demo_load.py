@@ -6,7 +6,7 @@
 Runs ``python -m core demo`` from an empty temporary store, as a whole process, in four
 settings, pairs interleaved (A B A B …) so a drift of the machine hits both alike:
 
-    quiet, auto        the lab's thread policy (core/threads.py), nothing else running
+    quiet, auto        the lab's thread policy (core/common/threads.py), nothing else running
     quiet, 2 threads   LAB_THREADS=2, the old fixed choice
     busy, auto         beside one process that spins a core (a Python busy loop)
     busy, 2 threads

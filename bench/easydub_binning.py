@@ -3,7 +3,7 @@
     python -m core demo --db LAB            # digits, 100 models a side, 3 forget sets
     python bench/easydub_binning.py --db LAB [--json]
 
-The lab's KLoM (DESIGN.md, ``core.metrics.klom``) counts every sample in 20 bins over the joint
+The lab's KLoM (DESIGN.md, ``core.evaluation.klom.klom``) counts every sample in 20 bins over the joint
 clipped range, the last bin closed, and renormalizes q after flooring it at 1e-5. EasyDUB's
 evaluation (as its published code reads) assigns bins with ``np.digitize`` on ``linspace``
 edges and keeps indices 1 … 20 only, so every sample equal to the joint maximum (index 21) is not
@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core.evaluation import evaluation_margins  # noqa: E402
-from core.forget_store import get_forget_set  # noqa: E402
-from core.metrics import klom, split_indices  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.evaluation.klom import klom, split_indices  # noqa: E402
+from core.evaluation.run import evaluation_margins  # noqa: E402
+from core.forget.store import get_forget_set  # noqa: E402
+from core.store.db import Store  # noqa: E402
 
 BINS, CLIP, EPS = 20, 100.0, 1e-5
 

@@ -13,7 +13,7 @@ whose accuracy says nothing about CIFAR-10 (the output says which one ran).
 The recipe is ``default_train_config("cifar10")`` (ResNet-9, 20 epochs of batch 512 = 1,940
 steps per model, bf16 autocast and channels_last on CUDA, flip + translate on the device).
 
-- stacked N: ``core.ensemble.train_ensemble`` with N models in one stacked computation; the
+- stacked N: ``core.zoo.ensemble.train_ensemble`` with N models in one stacked computation; the
   time of steps ``warm+1 … warm+steps`` (device synchronized at both ends) gives seconds per
   step; seconds per model = s/step × 1,940 / N, plus the margins of all 60,000 points (timed:
   ``Ensemble.margins_and_correct`` as the zoo calls it).
@@ -39,13 +39,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core.augment import flip_translate  # noqa: E402
-from core.data import CIFAR_MEAN, CIFAR_STD, Dataset, load_dataset  # noqa: E402
-from core.device import resolve_device  # noqa: E402
-from core.ensemble import Cancelled, Ensemble, _init, train_ensemble  # noqa: E402
-from core.errors import LabError  # noqa: E402
-from core.models import build  # noqa: E402
-from core.recipe import default_train_config, lr_at, random_subset_masks  # noqa: E402
+from core.common.device import resolve_device  # noqa: E402
+from core.common.errors import LabError  # noqa: E402
+from core.zoo.augment import flip_translate  # noqa: E402
+from core.zoo.data import CIFAR_MEAN, CIFAR_STD, Dataset, load_dataset  # noqa: E402
+from core.zoo.ensemble import Cancelled, Ensemble, _init, train_ensemble  # noqa: E402
+from core.zoo.models import build  # noqa: E402
+from core.zoo.recipe import default_train_config, lr_at, random_subset_masks  # noqa: E402
 
 
 def synthetic(dev: torch.device, n_train: int, n_val: int, seed: int = 0) -> Dataset:

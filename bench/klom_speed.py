@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core.metrics import klom, klom_reference  # noqa: E402
+from core.evaluation.klom import klom, klom_reference  # noqa: E402
 
 
 def make_margins(n_points: int, n_models: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

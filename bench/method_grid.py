@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core.compare import runs_table  # noqa: E402
-from core.data import load_dataset  # noqa: E402
-from core.errors import LabError  # noqa: E402
-from core.evaluation import build_oracles, evaluate  # noqa: E402
-from core.forget_sets import digits_preset  # noqa: E402
-from core.forget_store import list_forget_sets, save_forget_set  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.common.errors import LabError  # noqa: E402
+from core.evaluation.compare import runs_table  # noqa: E402
+from core.evaluation.run import build_oracles, evaluate  # noqa: E402
+from core.forget.sets import digits_preset  # noqa: E402
+from core.forget.store import list_forget_sets, save_forget_set  # noqa: E402
+from core.store.db import Store  # noqa: E402
+from core.zoo.data import load_dataset  # noqa: E402
 
 # method (label) -> (registered method, fixed params, {param: two or four values})
 GRID: dict[str, tuple[str, dict, dict]] = {
@@ -156,7 +156,7 @@ def markdown(name: str, rows: list[dict]) -> str:
 
 def audit_markdown(name: str, rows: list[dict], budget: float) -> str:
     """The membership audits beside KLoM for each method's best run at ``budget`` (do-nothing
-    and retrain too); audits are computed with every evaluation (``core.audits``)."""
+    and retrain too); audits are computed with every evaluation (``core.evaluation.audits``)."""
     pick = [r for r in rows if r["budget"] in (None, budget)]
     head = (f"**{name}**, budget {budget:g} (floor: oracle vs oracle)\n\n"
             "| method | forget KLoM P95 | U-LiRA bal. acc. (floor) | U-LiRA TPR@1%FPR (floor) | "

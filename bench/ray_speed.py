@@ -27,10 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from core.executors import LocalExecutor, RayExecutor  # noqa: E402
-from core.recipe import default_train_config  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.zoo import build_model_set, create_model_set, load_margins  # noqa: E402
+from core.store.db import Store  # noqa: E402
+from core.zoo.build import build_model_set, create_model_set, load_margins  # noqa: E402
+from core.zoo.executors import LocalExecutor, RayExecutor  # noqa: E402
+from core.zoo.recipe import default_train_config  # noqa: E402
 
 
 def build(folder: Path, name: str, n_models: int, ex) -> tuple[float, np.ndarray]:

@@ -8,7 +8,7 @@ of 50, its oracle and floor groups). Each repeat copies it twice and runs the sa
 gradient descent (budgets 0.05, 0.1 × lr 0.01, 0.02) on each copy: ``LocalExecutor`` (the
 points one after another in this process) and ``RayExecutor`` on a local Ray instance of
 ``--cpus`` CPUs (every point a 1-CPU task, one torch thread each; the originals put in Ray's
-object store once per sweep). Times are of ``core.sweeps.run_sweep`` (training, scoring, storing
+object store once per sweep). Times are of ``core.jobs.sweeps.run_sweep`` (training, scoring, storing
 every point); Ray's start is timed apart, and the first Ray sweep (workers importing torch) is
 reported apart from the warm ones. Whether every Ray run's stored margins equal the local
 run's is reported (the local sweep uses this process's torch threads; on one thread they are
@@ -32,14 +32,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from core.evaluation import build_oracles, evaluation_margins  # noqa: E402
-from core.executors import LocalExecutor, RayExecutor  # noqa: E402
-from core.forget_sets import random_forget_set  # noqa: E402
-from core.forget_store import save_forget_set  # noqa: E402
-from core.recipe import default_train_config  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.sweeps import run_sweep  # noqa: E402
-from core.zoo import build_model_set, create_model_set  # noqa: E402
+from core.evaluation.run import build_oracles, evaluation_margins  # noqa: E402
+from core.forget.sets import random_forget_set  # noqa: E402
+from core.forget.store import save_forget_set  # noqa: E402
+from core.jobs.sweeps import run_sweep  # noqa: E402
+from core.store.db import Store  # noqa: E402
+from core.zoo.build import build_model_set, create_model_set  # noqa: E402
+from core.zoo.executors import LocalExecutor, RayExecutor  # noqa: E402
+from core.zoo.recipe import default_train_config  # noqa: E402
 
 GRID = [{"budget": b, "lr": lr} for b in (0.05, 0.1) for lr in ("0.01", "0.02")]
 

@@ -31,14 +31,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core.data import load_dataset  # noqa: E402
-from core.evaluation import build_oracles  # noqa: E402
-from core.forget_sets import PRESET_NAMES, digits_preset  # noqa: E402
-from core.forget_store import save_forget_set  # noqa: E402
-from core.metrics import SPLITS, klom, split_indices  # noqa: E402
-from core.recipe import default_train_config  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.zoo import build_model_set, create_model_set, load_margins  # noqa: E402
+from core.evaluation.klom import SPLITS, klom, split_indices  # noqa: E402
+from core.evaluation.run import build_oracles  # noqa: E402
+from core.forget.sets import PRESET_NAMES, digits_preset  # noqa: E402
+from core.forget.store import save_forget_set  # noqa: E402
+from core.store.db import Store  # noqa: E402
+from core.zoo.build import build_model_set, create_model_set, load_margins  # noqa: E402
+from core.zoo.data import load_dataset  # noqa: E402
+from core.zoo.recipe import default_train_config  # noqa: E402
 
 
 def main() -> int:

@@ -27,15 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 import numpy as np  # noqa: E402
 
-from core.data import load_dataset  # noqa: E402
-from core.evaluation import build_oracles, evaluate, evaluation, evaluation_margins  # noqa: E402
-from core.forget_sets import digits_preset  # noqa: E402
-from core.forget_store import save_forget_set  # noqa: E402
-from core.recipe import default_train_config  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.evaluation.run import build_oracles, evaluate, evaluation, evaluation_margins  # noqa: E402
+from core.forget.sets import digits_preset  # noqa: E402
+from core.forget.store import save_forget_set  # noqa: E402
+from core.store.db import Store  # noqa: E402
 from core.unlearning.base import UnlearnContext  # noqa: E402
 from core.unlearning.more import scrub_steps  # noqa: E402
-from core.zoo import build_model_set, create_model_set, load_margins  # noqa: E402
+from core.zoo.build import build_model_set, create_model_set, load_margins  # noqa: E402
+from core.zoo.data import load_dataset  # noqa: E402
+from core.zoo.recipe import default_train_config  # noqa: E402
 
 FIXED_SEED = 424_242
 

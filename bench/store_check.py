@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 
-from core import store_check  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.store import check as store_check  # noqa: E402
+from core.store.db import Store  # noqa: E402
 
 
 def _median_ms(fn, runs: int) -> float:

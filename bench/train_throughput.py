@@ -28,10 +28,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core.data import load_dataset  # noqa: E402
-from core.device import resolve_device  # noqa: E402
-from core.ensemble import train_ensemble  # noqa: E402
-from core.recipe import TrainConfig, lr_at, random_subset_masks  # noqa: E402
+from core.common.device import resolve_device  # noqa: E402
+from core.zoo.data import load_dataset  # noqa: E402
+from core.zoo.ensemble import train_ensemble  # noqa: E402
+from core.zoo.recipe import TrainConfig, lr_at, random_subset_masks  # noqa: E402
 
 
 def plain_loop(data, masks: np.ndarray, seeds: list[int], cfg: TrainConfig, dev) -> list:

@@ -23,14 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from core.attribution.fit import fit_datamodel  # noqa: E402
-from core.data import load_dataset  # noqa: E402
-from core.evaluation import build_oracles, evaluate  # noqa: E402
-from core.forget_sets import digits_preset  # noqa: E402
-from core.forget_store import save_forget_set  # noqa: E402
-from core.recipe import default_train_config  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.evaluation.run import build_oracles, evaluate  # noqa: E402
+from core.forget.sets import digits_preset  # noqa: E402
+from core.forget.store import save_forget_set  # noqa: E402
+from core.store.db import Store  # noqa: E402
 from core.unlearning import METHODS  # noqa: E402
-from core.zoo import build_model_set, create_model_set  # noqa: E402
+from core.zoo.build import build_model_set, create_model_set  # noqa: E402
+from core.zoo.data import load_dataset  # noqa: E402
+from core.zoo.recipe import default_train_config  # noqa: E402
 
 
 def main() -> int:

@@ -1,45 +1,23 @@
 """Unlearning Lab engine: datasets, model zoos, unlearning methods, KLoM and the store.
 
-The engine never imports streamlit; the dashboard and the CLI are thin layers over it, and no
-two of its modules import each other (tests/test_repo.py). Its modules by role:
+Its packages, bottom to top; a package imports only those below it, never one above, and none
+imports streamlit (tests/test_architecture.py):
 
-- data and models: ``data`` (digits, CIFAR-10), ``models`` (MLP, CNN, ResNet-9 stacked as one
-  ensemble), ``recipe`` (training config and recipe identity), ``ensemble`` (training N models
-  at once on a fixed schedule), ``sgd`` (its optimizer step), ``augment`` (flip and shift on
-  the device, per model), ``device``, ``threads``
-- model zoo: ``zoo`` (build, resume, commit sets of models), ``model_sets`` (read and delete them),
-  ``imports`` (ensembles trained elsewhere, imported as margins without weights),
-  ``easydub`` (EasyDUB's dataset directory, the seed paper's CIFAR-10 setting, as one import
-  batch; ``easydub_weights``: its checkpoints in the stacked ensemble;
-  ``easydub_export``: the lab's models and runs written in that layout), ``tasks`` (a chunk
-  of models as a pure task: spec in, arrays out, no store), ``executors`` (where tasks run:
-  here, or as Ray tasks on a cluster; the driver alone writes)
-- sweeps: ``sweeps`` (an unlearning grid here, or each point as a Ray task stored here as it
-  arrives), ``sweep_tasks`` (one grid point as a pure task on a store-free context)
-- forget sets: ``forget_sets`` (how points are chosen), ``forget_uploads`` (uploaded lists),
-  ``forget_store`` (stored forget sets), ``npy_check`` (a ``.npy`` header against its size)
-- evaluation: ``oracles`` (oracle and noise-floor groups, pairing of one recipe), ``metrics``
-  (margins, KLoM, summaries), ``evaluation`` (run a method and score it point by point),
-  ``divergence`` (diverged runs), ``compare`` (runs of a forget set, Pareto fronts, per point),
-  ``collateral`` (retain / val KLoM by decile of proximity to the forget set),
-  ``models_needed`` (KLoM's P95 and its floor against the number of models per side),
-  ``audit_math`` (membership audits: U-LiRA, population MIA) and ``audits`` (stored audits)
-- unlearning methods: the ``unlearning`` package (interface and registry in ``base``)
-- datamodels: the ``attribution`` package (subset models, ridge / ℓ1 fits and LDS, stored
-  datamodels and their readers, forget sets from datamodels)
-- reproducibility: ``cards`` (a run's or a model set's card: dataset hash, recipe, seeds,
-  forget set, masks, code, method, costs, device, figures; JSON and Markdown),
-  ``reproduce`` (rebuild a card in a fresh lab and compare), ``card_checks`` (a card's shape,
-  and the tolerances of the comparison)
-- the linear study: ``linear`` (the math), ``linear_runs`` (stored runs)
-- the store: ``store`` (DuckDB), ``schema`` (migrations), ``store_files`` (array files),
-  ``store_check`` (integrity, disk space), ``store_wal`` (failed checkpoints, pending logs)
-- background work: ``jobs`` (queue, worker), ``job_registry``, ``job_kinds``, ``workers``,
-  ``job_chain`` (jobs that wait for others), ``prerequisites`` (what an evaluation needs built
-  first: oracles, a datamodel); ``build_claims`` (one builder per model set)
-- entry points: ``cli`` with the ``commands`` package, ``demo``, ``presets`` (cifar10, with a
-  measured cost estimate); shared: ``config`` (checks of
-  user values), ``errors`` (the errors a user sees)
+- ``common``: errors, checks of user values, device, threads, SGD, ``.npy`` headers
+- ``store``: the DuckDB store, its schema, array files and integrity
+- ``zoo``: datasets, architectures, recipes, margins, ensembles, model sets
+- ``attribution``: datamodels (subset models, ridge / ℓ1 fits, LDS, stored weights)
+- ``forget``: forget sets of every kind, stored; oracle and noise-floor groups
+- ``unlearning``: the methods, registered in one place (``unlearning.base``)
+- ``evaluation``: KLoM per point, runs, audits, compare, collateral forgetting, models needed,
+  cards and reproduce
+- ``interchange``: imports of margins and of EasyDUB's files, and the export
+- ``presets``: the demo and the CIFAR-10 preset
+- ``linear``: the linear-model study
+- ``jobs``: background jobs, chains, prerequisites and sweeps
+- ``commands``: the CLI's sub-commands
+
+Entry points: ``cli`` (the parser and ``main``) and ``__main__`` (``python -m core``).
 """
 
 from __future__ import annotations

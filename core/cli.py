@@ -17,12 +17,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .commands.base import COMMANDS, HIDDEN, emit, plain  # noqa: F401  (re-exported)
-from .errors import LabError
+from core.commands.base import COMMANDS, HIDDEN, emit  # noqa: F401  (re-exported)
+from core.common.errors import LabError
+from core.common.jsonable import plain  # noqa: F401  (re-exported)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands  # noqa: F401  (registers the sub-commands)
+    from core import commands  # noqa: F401  (registers the sub-commands)
 
     parser = argparse.ArgumentParser(prog="python -m core", description="Unlearning Lab engine")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -61,8 +62,8 @@ def _report(err: Exception, args: argparse.Namespace) -> int:
 
     import duckdb
 
-    from .store import resolve_db_path
-    from .store_check import is_storage_error, storage_error
+    from core.store.check import is_storage_error, storage_error
+    from core.store.db import resolve_db_path
 
     db = resolve_db_path(getattr(args, "db", None))
     if isinstance(err, MemoryError):

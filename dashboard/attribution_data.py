@@ -174,7 +174,7 @@ def link(point: int, dm_id: int, run_id: int | None) -> str:
 @st.cache_data(show_spinner=False)
 def forget_indices(path: str, forget_set_id: int) -> np.ndarray:
     """The train indices of a stored forget set."""
-    from core.forget_store import get_forget_set
+    from core.forget.store import get_forget_set
 
     return np.asarray(get_forget_set(data_access._store(path), forget_set_id)[0].indices)
 

@@ -1,6 +1,6 @@
 """The Compare page's collateral-forgetting chart: per chosen run, KLoM P95 (a bar) and P50 (a
 tick) of the retain or val points in each decile of proximity to the forget set, runs side by
-side; the noise floor's P50–P95 as a band behind them (``core.collateral``).
+side; the noise floor's P50–P95 as a band behind them (``core.evaluation.collateral``).
 
 Pure presentation: DataFrames in, a plotly figure out.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.collateral import N_BINS
+from core.evaluation.collateral import N_BINS
 from dashboard.compare_charts import FLOOR_COLOR, method_color
 
 FLOOR_FILL = "rgba(5, 150, 105, 0.22)"  # the Compare page's noise-floor green (FLOOR_COLOR)
@@ -20,7 +20,7 @@ GROUP_WIDTH = 0.8  # of a decile's unit width, shared by its runs' bars
 
 
 def long_table(tables: dict[int, pd.DataFrame], methods: dict[int, str]) -> pd.DataFrame:
-    """The runs' decile tables (``core.collateral.decile_table``, by run id) stacked, with
+    """The runs' decile tables (``core.evaluation.collateral.decile_table``, by run id) stacked, with
     ``run_id`` and ``method`` first."""
     parts = [t.assign(run_id=r, method=methods[r]) for r, t in tables.items()]
     if not parts:

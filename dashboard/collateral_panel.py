@@ -1,15 +1,22 @@
 """The Compare page's "Collateral forgetting" tab: the chosen runs' KLoM on retain or val points
 by decile of proximity to the forget set (input space or datamodel), beside the noise floor; a
 click on a bar (or the pickers below) lists that decile's points, each one link away from the
-KLoM explorer. The numbers come from ``core.collateral``; this module lays them out."""
+KLoM explorer. The numbers come from ``core.evaluation.collateral``; this module lays them out."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from core.collateral import BY, N_BINS, NEAREST_FIRST, PROXIMITY_LABELS, SPLITS, decile_table
-from core.errors import LabError
+from core.common.errors import LabError
+from core.evaluation.collateral import (
+    BY,
+    N_BINS,
+    NEAREST_FIRST,
+    PROXIMITY_LABELS,
+    SPLITS,
+    decile_table,
+)
 from dashboard import components, data_access
 from dashboard.collateral_charts import collateral_chart, long_table
 
@@ -19,8 +26,8 @@ POINT_COLUMNS = ["point", "proximity", "klom", "floor", "gap"]
 
 @st.cache_data(show_spinner="Measuring each point's proximity to the forget set…")
 def run_points(path: str, run_id: int, by: str, k: int) -> tuple[pd.DataFrame, dict]:
-    """``core.collateral.collateral_points`` of one run, read once per (run, space, k)."""
-    from core.collateral import collateral_points
+    """``core.evaluation.collateral.collateral_points`` of one run, read once per (run, space, k)."""
+    from core.evaluation.collateral import collateral_points
 
     return collateral_points(data_access._store(path), run_id, by, k)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.compare import noise_floor, oracle_access, pareto_front
+from core.evaluation.compare import noise_floor, oracle_access, pareto_front
 
 SCORES = {
     "klom_p99_avg": "P99 averaged over forget, retain, val",
@@ -53,7 +53,7 @@ def axis_title(score: str) -> str:
 
 def legend_name(method: str) -> str:
     """The legend entry of a method: its name, tagged with what it reads beyond the originals
-    (``core.compare.oracle_access``): ``oracle_matching · oracle access``."""
+    (``core.evaluation.compare.oracle_access``): ``oracle_matching · oracle access``."""
     tag = ACCESS_TAGS.get(oracle_access(method))
     return f"{method} · {tag}" if tag else method
 
@@ -88,7 +88,7 @@ def frontier_chart(
     """Each run a marker at (x, score), x = ``cost`` (``x_mode`` "spent") or ``cost +
     consumed_cost`` ("total"; a dotted segment from the spent cost to it); each method's Pareto
     front (over the x shown) a line. Reference lines (layout shapes, no data): do-nothing,
-    retrain and the score's noise floor (``core.compare.noise_floor``; a band when the runs'
+    retrain and the score's noise floor (``core.evaluation.compare.noise_floor``; a band when the runs'
     floors differ). ``log_x``: a log x axis; zero-cost runs at ``zero_position``, ticked "0"."""
     fig = go.Figure()
     runs = runs[runs[score].notna()].copy()  # runs not audited (stored before audits): no figure

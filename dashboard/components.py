@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.linear import METHODS
+from core.linear.study import METHODS
 
 METHOD_COLORS = {
     "GD": "#d97706",

@@ -12,9 +12,9 @@ import sys
 import pandas as pd
 import streamlit as st
 
-from core import linear_runs
-from core.errors import LabError
-from core.store import Store, resolve_db_path
+from core.common.errors import LabError
+from core.linear import runs as linear_runs
+from core.store.db import Store, resolve_db_path
 from dashboard.components import plain
 
 
@@ -29,7 +29,7 @@ def db_path() -> str:
 @st.cache_resource(show_spinner=False)
 def _store(path: str) -> Store:
     """Open (and migrate) the store once per server; jobs whose worker died are resumed."""
-    from core.jobs import reconcile_and_resume
+    from core.jobs.queue import reconcile_and_resume
 
     store = Store(path)
     store.check()  # header, blocks and schema now, so a damaged file is reported at once
@@ -69,7 +69,7 @@ def linear_outcomes_df(path: str, run_id: int) -> pd.DataFrame:
 # -- model zoo, forget sets, evaluations, jobs ---------------------------------------------
 @st.cache_resource(show_spinner="Loading the dataset…")
 def dataset(name: str):
-    from core.data import load_dataset
+    from core.zoo.data import load_dataset
     from dashboard import warmup
 
     if name == "digits":
@@ -80,21 +80,21 @@ def dataset(name: str):
 
 @st.cache_data(show_spinner=False, ttl=2)
 def model_sets_df(path: str) -> pd.DataFrame:
-    from core.zoo import list_model_sets
+    from core.zoo.build import list_model_sets
 
     return list_model_sets(_store(path))
 
 
 @st.cache_data(show_spinner=False)
 def forget_sets_df(path: str) -> pd.DataFrame:
-    from core.forget_store import list_forget_sets
+    from core.forget.store import list_forget_sets
 
     return list_forget_sets(_store(path))
 
 
 @st.cache_data(show_spinner=False, ttl=2)
 def evaluations_df(path: str) -> pd.DataFrame:
-    from core.evaluation import list_evaluations
+    from core.evaluation.run import list_evaluations
 
     return list_evaluations(_store(path))
 
@@ -102,7 +102,7 @@ def evaluations_df(path: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False)
 def evaluation(path: str, run_id: int) -> dict:
     """The evaluation row, summaries and per-point values (read once per run id)."""
-    from core.evaluation import evaluation as get
+    from core.evaluation.run import evaluation as get
 
     return get(_store(path), run_id)
 
@@ -115,8 +115,8 @@ def run_info(path: str, run_id: int) -> dict:
 
 @st.cache_data(show_spinner=False, ttl=2)
 def audits(path: str, run_id: int) -> dict | None:
-    """The run's membership audits (``core.audits.audit_results``); None if not audited."""
-    from core.audits import audit_results
+    """The run's membership audits (``core.evaluation.audits.audit_results``); None if not audited."""
+    from core.evaluation.audits import audit_results
 
     return audit_results(_store(path), run_id)
 
@@ -125,7 +125,7 @@ def audits(path: str, run_id: int) -> dict | None:
 def evaluation_margins(path: str, run_id: int):
     """Unlearned and oracle margins, ``(n_models, n_points)`` each: read once, shared, read-only
     (cache_resource hands out the same arrays instead of unpickling a copy on every rerun)."""
-    from core.evaluation import evaluation_margins as get
+    from core.evaluation.run import evaluation_margins as get
 
     unlearned, oracle = get(_store(path), run_id)
     for a in (unlearned, oracle):
@@ -172,7 +172,7 @@ def evaluation_label(row) -> str:
 def original_choices(path: str, forget_set_id: int) -> tuple[list[tuple[int, str]], int | None]:
     """Complete original sets of the forget set's dataset ``(id, label)`` and the default
     (the originals its newest oracles were built against)."""
-    from core.evaluation import original_choices as get
+    from core.evaluation.run import original_choices as get
 
     return get(_store(path), forget_set_id)
 
@@ -181,7 +181,7 @@ def original_choices(path: str, forget_set_id: int) -> tuple[list[tuple[int, str
 def pairing(path: str, forget_set_id: int, original_set_id: int) -> dict:
     """For these originals: ``sets`` (originals, oracles, floor) when oracles of their recipe
     and size exist (else None, with ``why``), and the newest stored do-nothing run of them."""
-    from core.evaluation import find_evaluation, pair_sets
+    from core.evaluation.run import find_evaluation, pair_sets
 
     store = _store(path)
     try:
@@ -224,7 +224,7 @@ def jobs_df(path: str) -> pd.DataFrame:
     """Not cached: the jobs panel polls it. A job whose worker died meanwhile (killed, out of
     memory, or before it began) is marked interrupted here, so the panel offers Resume at once instead of
     showing it running until the dashboard restarts."""
-    from core.jobs import list_jobs, reconcile
+    from core.jobs.queue import list_jobs, reconcile
 
     store = _store(path)
     df = list_jobs(store)
@@ -240,7 +240,7 @@ def jobs_df(path: str) -> pd.DataFrame:
 @st.cache_data(show_spinner=False)
 def job_result(path: str, job_id: int) -> dict | None:
     """A finished job's result (set ids, run ids …); cached, as a done job no longer changes."""
-    from core.jobs import get_job
+    from core.jobs.queue import get_job
 
     return get_job(_store(path), job_id).get("result")
 
@@ -258,23 +258,23 @@ def models_a_side(path: str, forget_set_id: int) -> int | None:
 
 @st.cache_data(show_spinner=False, ttl=2)
 def compare_runs(path: str, forget_set_id: int) -> pd.DataFrame:
-    """Every evaluation of a forget set with its scores (``core.compare.runs_table``)."""
-    from core.compare import runs_table
+    """Every evaluation of a forget set with its scores (``core.evaluation.compare.runs_table``)."""
+    from core.evaluation.compare import runs_table
 
     return runs_table(_store(path), forget_set_id)
 
 
 @st.cache_data(show_spinner=False)
 def compare_points(path: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
-    """Per-point KLoM, floor and gap of the chosen runs (``core.compare.point_values``)."""
-    from core.compare import point_values
+    """Per-point KLoM, floor and gap of the chosen runs (``core.evaluation.compare.point_values``)."""
+    from core.evaluation.compare import point_values
 
     return point_values(_store(path), list(run_ids))
 
 
 @st.cache_data(show_spinner=False)
 def diverged_df(path: str, forget_set_id: int) -> pd.DataFrame:
-    """The forget set's diverged grid points (``core.divergence``)."""
-    from core.divergence import diverged_runs
+    """The forget set's diverged grid points (``core.evaluation.divergence``)."""
+    from core.evaluation.divergence import diverged_runs
 
     return diverged_runs(_store(path), forget_set_id)

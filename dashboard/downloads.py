@@ -29,10 +29,10 @@ def table_downloads(df: pd.DataFrame, stem: str, key: str) -> None:
 
 
 def card_downloads(store, run_id: int, key: str) -> None:
-    """Two buttons: run ``run_id``'s reproducibility card (``core.cards``) as JSON and as
+    """Two buttons: run ``run_id``'s reproducibility card (``core.evaluation.cards``) as JSON and as
     Markdown, built when clicked (``card-run-ID.json`` / ``.md``); ``python -m core reproduce``
     rebuilds it."""
-    from core.cards import card, dumps, markdown
+    from core.evaluation.cards import card, dumps, markdown
 
     run_id = int(run_id)
     c0, c1, c2, _ = st.columns([2, 1, 1, 2], vertical_alignment="center")

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core import jobs
-from core.errors import LabError
-from core.job_chain import KIND_NAMES
+from core.common.errors import LabError
+from core.jobs import queue as jobs
+from core.jobs.chain import KIND_NAMES
 from dashboard import components, data_access
 
 ICONS = {  # Streamlit's bundled icon font: emoji may lack a font on the machine (and show as boxes)
@@ -42,7 +42,7 @@ def start_job(kind: str, params: dict) -> int | None:
 
 def start_chain(steps: list[tuple[str, dict]]) -> list[int]:
     """Queue jobs that build what a run needs, then the run, each waiting for the one before
-    (``core.jobs.start_chain``); shows the error instead when the chain cannot start."""
+    (``core.jobs.queue.start_chain``); shows the error instead when the chain cannot start."""
     store = data_access.store()
     if store is None:
         return []

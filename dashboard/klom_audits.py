@@ -1,4 +1,4 @@
-"""The KLoM explorer's membership audits (``core.audits``): the run's summary table and the
+"""The KLoM explorer's membership audits (``core.evaluation.audits``): the run's summary table and the
 drill-down's sentence for one forget point. Pure presentation over stored results."""
 
 from __future__ import annotations

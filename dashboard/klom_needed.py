@@ -1,6 +1,6 @@
 """The KLoM explorer's "How many models a verdict needs": P95 against models per side.
 
-``needed_figure`` is pure presentation (the table of ``core.models_needed`` in, a plotly figure
+``needed_figure`` is pure presentation (the table of ``core.evaluation.models_needed`` in, a plotly figure
 out); ``section`` is the page's part: a button that computes the curve on demand (it re-scores
 every draw of every size, a few seconds), then the chart and which sizes resolve the gap.
 """
@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core.metrics import SPLITS
+from core.evaluation.klom import SPLITS
 from dashboard.klom_charts import FLOOR_COLOR
 
 DRAWS, SEED = 5, 0
@@ -66,7 +66,7 @@ def resolved_sentence(resolved_at: dict) -> str:
 
 def section(path: str, forget_set_id: int, run_id: int, label: str) -> None:
     """The page's part: heading, button, then (once asked, for this run) chart and verdict."""
-    from core.errors import LabError
+    from core.common.errors import LabError
     from dashboard.components import plain
 
     st.subheader("How many models a verdict needs")
@@ -98,8 +98,8 @@ def section(path: str, forget_set_id: int, run_id: int, label: str) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _curve(path: str, forget_set_id: int, run_id: int) -> dict:
-    """``core.models_needed.models_needed`` with the page's defaults, once per run."""
-    from core.models_needed import models_needed
+    """``core.evaluation.models_needed.models_needed`` with the page's defaults, once per run."""
+    from core.evaluation.models_needed import models_needed
     from dashboard import data_access
 
     return models_needed(data_access._store(path), forget_set_id, run_id, None, DRAWS, SEED)

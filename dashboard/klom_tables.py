@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.metrics import SPLITS
+from core.evaluation.klom import SPLITS
 from dashboard.components import plain
 
 # With n points, np.percentile (linear) puts P_q at rank (n − 1)·q/100: between the two largest

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import LabError
-from core.prerequisites import Need, needs
+from core.common.errors import LabError
+from core.jobs.prerequisites import Need, needs
 from dashboard.components import plain
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.config import check_float
+from core.common.config import check_float
 from core.unlearning import method_params, uses_budget
 
 

@@ -13,9 +13,9 @@ _lock = threading.Lock()
 
 def _load() -> None:
     try:
-        from core.data import load_dataset  # imported already by start(): no import race
+        from core.zoo.data import load_dataset  # imported already by start(): no import race
 
-        load_dataset("digits", "cpu")  # scikit-learn's import and the data: core.data caches it
+        load_dataset("digits", "cpu")  # scikit-learn's import and the data: core.zoo.data caches it
     except Exception:  # noqa: BLE001  (a failure shows when the page itself loads the data)
         pass
     finally:
@@ -26,7 +26,7 @@ def start() -> None:
     """Import the engine's data module here, in the caller's thread (torch: every page needs it),
     then load the digits in a thread: only scikit-learn is imported there."""
     global _started
-    import core.data  # noqa: F401
+    import core.zoo.data  # noqa: F401
 
     with _lock:
         if not _started:

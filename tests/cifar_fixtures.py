@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from core.data import CIFAR_DIR, clear_cache, import_torchvision
+from core.zoo.data import CIFAR_DIR, clear_cache, import_torchvision
 from tests.test_data import _write_cifar
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 # that shares its cores with them stalls at every barrier (the suite took ~16% longer with the
 # libraries' default of one thread per core). Set before torch and numpy load; subprocesses
 # (servers, CLI, job workers) inherit it; LAB_THREADS=1 does the same for training
-# (core.threads), which would otherwise take every core it finds idle at a chunk's start.
+# (core.common.threads), which would otherwise take every core it finds idle at a chunk's start.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LAB_THREADS"):
     os.environ.setdefault(_var, "1")
 

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from core import store_check
-from core.store import Store
+from core.store import check as store_check
+from core.store.db import Store
 from tests.conftest import ROOT
 
 # jobs change as they run; a set still building gains chunks and its status, and its builder's

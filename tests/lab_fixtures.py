@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.evaluation import build_oracles
-from core.forget_sets import random_forget_set
-from core.forget_store import save_forget_set
-from core.recipe import default_train_config
-from core.store import Store
-from core.zoo import build_model_set, create_model_set
+from core.evaluation.run import build_oracles
+from core.forget.sets import random_forget_set
+from core.forget.store import save_forget_set
+from core.store.db import Store
+from core.zoo.build import build_model_set, create_model_set
+from core.zoo.recipe import default_train_config
 
 TINY = default_train_config("digits").replace(epochs=2)
 

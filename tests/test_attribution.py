@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from core.attribution import regression as R
-from core.errors import ConfigError
+from core.common.errors import ConfigError
 
 
 def _linear_problem(m=400, p=30, t=6, noise=0.05, seed=0):
@@ -119,7 +119,7 @@ def _datamodel_matrix(n=60, seed=5):
 
 @pytest.mark.parametrize("component", [1, 2])
 def test_pc_forget_sets_are_the_extremes_of_the_component(component):
-    from core.attribution.forget import pc_forget_set, pc_scores
+    from core.forget.datamodel_sets import pc_forget_set, pc_scores
 
     d = _datamodel_matrix()
     dc = d - d.mean(0)
@@ -143,7 +143,7 @@ def test_pc_forget_sets_are_the_extremes_of_the_component(component):
 
 
 def test_nearest_neighbours_in_datamodel_space():
-    from core.attribution.forget import knn_datamodel_forget_set
+    from core.forget.datamodel_sets import knn_datamodel_forget_set
 
     d = _datamodel_matrix()
     fs = knn_datamodel_forget_set(d, anchor=3, k=6)

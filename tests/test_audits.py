@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 
-from core.audit_math import (
+from core.common.errors import ConfigError
+from core.evaluation.audit_math import (
     VAR_FLOOR,
     balanced_accuracy,
     half_split,
@@ -19,7 +20,6 @@ from core.audit_math import (
     ulira,
     ulira_reference,
 )
-from core.errors import ConfigError
 
 # ----------------------------------------------------------------------------- U-LiRA, synthetic
 
@@ -175,7 +175,7 @@ def test_population_mia_sees_nothing_without_a_gap():
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from core.evaluation import evaluate
+    from core.evaluation.run import evaluate
     from tests.lab_fixtures import tiny_lab
 
     lab = tiny_lab(tmp_path_factory.mktemp("audit") / "lab.duckdb")
@@ -184,7 +184,7 @@ def lab(tmp_path_factory):
 
 
 def _copy(lab, tmp_path):
-    from core.store import Store
+    from core.store.db import Store
 
     shutil.copy(lab["store"].path, tmp_path / "lab.duckdb")
     shutil.copytree(lab["store"].files_dir, tmp_path / "lab.files")
@@ -192,9 +192,9 @@ def _copy(lab, tmp_path):
 
 
 def test_evaluate_stores_audits_computed_from_the_stored_margins(lab):
-    from core.audits import audit_results, audit_summary
-    from core.evaluation import evaluation_margins
-    from core.zoo import load_margins
+    from core.evaluation.audits import audit_results, audit_summary
+    from core.evaluation.run import evaluation_margins
+    from core.zoo.build import load_margins
 
     store, run = lab["store"], lab["run_id"]
     res = audit_results(store, run)
@@ -219,7 +219,7 @@ def test_evaluate_stores_audits_computed_from_the_stored_margins(lab):
 
 
 def test_audit_run_is_idempotent_and_recomputes_on_request(lab, tmp_path):
-    from core.audits import audit_run
+    from core.evaluation.audits import audit_run
 
     store = _copy(lab, tmp_path)
     run = lab["run_id"]
@@ -242,10 +242,10 @@ def test_audit_run_is_idempotent_and_recomputes_on_request(lab, tmp_path):
 def test_a_run_stored_before_audits_is_audited_on_demand(lab, tmp_path):
     """Evaluations stored before migration 6 have no audit rows: the compare table shows NaN,
     ``audit --all`` and a reused ``evaluate`` fill them in; deleting removes them."""
-    from core.audits import AUDIT_TABLES, audit_summary, runs_to_audit
-    from core.compare import AUDIT_COLUMNS, runs_table
-    from core.evaluation import evaluate
-    from core.forget_store import delete_forget_set
+    from core.evaluation.audits import AUDIT_TABLES, audit_summary, runs_to_audit
+    from core.evaluation.cleanup import delete_forget_set
+    from core.evaluation.compare import AUDIT_COLUMNS, runs_table
+    from core.evaluation.run import evaluate
     from tests.test_cli import cli
 
     store = _copy(lab, tmp_path)
@@ -303,8 +303,8 @@ def test_cli_audit_text_json_and_refusals(lab, tmp_path):
 def test_schema_6_adds_the_audit_tables_to_an_old_lab(tmp_path):
     import duckdb
 
-    from core.schema import MIGRATIONS
-    from core.store import Store
+    from core.store.db import Store
+    from core.store.schema import MIGRATIONS
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
@@ -339,7 +339,7 @@ def _app(lab, tmp_path, monkeypatch):
 
 
 def test_klom_explorer_shows_the_audits_and_the_points_u_lira(lab, tmp_path, monkeypatch):
-    from core.audits import audit_results
+    from core.evaluation.audits import audit_results
 
     store, at = _app(lab, tmp_path, monkeypatch)
     at.switch_page("views/klom.py").run()
@@ -365,7 +365,7 @@ def test_klom_explorer_shows_the_audits_and_the_points_u_lira(lab, tmp_path, mon
 
 
 def test_klom_explorer_says_how_to_audit_an_old_run(lab, tmp_path, monkeypatch):
-    from core.audits import AUDIT_TABLES
+    from core.evaluation.audits import AUDIT_TABLES
 
     store = _copy(lab, tmp_path)
     with store.transaction() as con:
@@ -398,7 +398,7 @@ def test_compare_page_plots_the_audits(lab, tmp_path, monkeypatch):
         assert score in SCORES
         at.radio(key="cmp_score").set_value(score).run()
         assert not at.exception, at.exception
-    from core.compare import runs_table
+    from core.evaluation.compare import runs_table
 
     runs = runs_table(store, lab["forget_set"])
     fig = frontier_chart(runs, "ulira_bacc_mean")

@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.augment import augment, draw, flip_translate
-from core.data import load_dataset
-from core.ensemble import train_ensemble
-from core.errors import ConfigError
-from core.recipe import TrainConfig, default_train_config
+from core.common.errors import ConfigError
+from core.zoo.augment import augment, draw, flip_translate
+from core.zoo.data import load_dataset
+from core.zoo.ensemble import train_ensemble
+from core.zoo.recipe import TrainConfig, default_train_config
 
 
 def _reference(x, flip, shift, t, pad):

@@ -48,7 +48,7 @@ def _free_port() -> int:
 @pytest.fixture
 def lab_server(db_path, tmp_path):
     """A server over a tiny lab: originals, a forget set, oracles and a do-nothing evaluation."""
-    from core.evaluation import evaluate
+    from core.evaluation.run import evaluate
     from tests.lab_fixtures import tiny_lab
 
     lab = tiny_lab(db_path)
@@ -313,7 +313,7 @@ def test_whole_app_klom_explorer_drill_down(lab_server, page, tmp_path):
 @pytest.fixture
 def attr_server(db_path, tmp_path):
     """A server over a tiny lab with a do-nothing evaluation and a margin datamodel (~35 s)."""
-    from core.evaluation import evaluate
+    from core.evaluation.run import evaluate
     from tests.lab_fixtures import tiny_datamodel, tiny_lab
 
     lab = tiny_lab(db_path, n_models=4)

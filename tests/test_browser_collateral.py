@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def coll_server(db_path, tmp_path):
     """A server over a tiny lab (4 models a side) with a do-nothing and a gradient-descent run."""
-    from core.evaluation import evaluate
+    from core.evaluation.run import evaluate
     from tests.lab_fixtures import tiny_lab
 
     lab = tiny_lab(db_path, n_models=4)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.forget_sets import manual_forget_set
-from core.forget_store import save_forget_set
-from core.store import Store
+from core.forget.sets import manual_forget_set
+from core.forget.store import save_forget_set
+from core.store.db import Store
 from dashboard.components import WORD_JOINER
 from tests.test_browser import _serve, page  # noqa: F401  (page: a fixture)
 from tests.test_probe_markdown import IMAGE, SCRIPT

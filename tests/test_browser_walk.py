@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from core.linear_runs import list_linear_runs
-from core.store import Store
+from core.linear.runs import list_linear_runs
+from core.store.db import Store
 from tests.conftest import ROOT
 from tests.test_browser import (  # noqa: F401  (demo_server, page: fixtures)
     DIST_STATE,

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from core.build_claims import TABLE, SetBusyError
-from core.store import Store
-from core.workers import process_start
-from core.zoo import build_model_set, create_model_set, get_model_set
+from core.common.processes import process_start
+from core.store.claims import TABLE, SetBusyError
+from core.store.db import Store
+from core.zoo.build import build_model_set, create_model_set, get_model_set
 from tests.conftest import ROOT
 from tests.fault_fixtures import assert_whole, wait_for
 from tests.lab_fixtures import TINY
@@ -22,9 +22,9 @@ SLOW = TINY.replace(epochs=6)  # ~1 s a chunk of 2 models: time to act mid-build
 
 BUILD = """
 import sys
-from core.errors import LabError
-from core.store import Store
-from core.zoo import build_model_set
+from core.common.errors import LabError
+from core.store.db import Store
+from core.zoo.build import build_model_set
 try:
     build_model_set(Store(sys.argv[1]), int(sys.argv[2]))
 except LabError as err:

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from core.cards import card, dumps, markdown, model_set_card
-from core.errors import ConfigError, NotFoundError
-from core.evaluation import evaluate
-from core.reproduce import load_card, reproduce
-from core.store import Store
+from core.common.errors import ConfigError, NotFoundError
+from core.evaluation.cards import card, dumps, markdown, model_set_card
+from core.evaluation.reproduce import load_card, reproduce
+from core.evaluation.run import evaluate
+from core.store.db import Store
 from tests.lab_fixtures import tiny_datamodel, tiny_lab
 from tests.test_cli import cli
 
@@ -163,11 +163,11 @@ def test_card_downloads_on_compare_and_the_klom_explorer(om_lab, monkeypatch):
 
 
 def test_oracles_take_explicit_seed_ranges(tmp_path):
-    from core.evaluation import build_oracles
-    from core.forget_sets import random_forget_set
-    from core.forget_store import save_forget_set
-    from core.model_sets import get_model_set
-    from core.zoo import build_model_set, create_model_set
+    from core.evaluation.run import build_oracles
+    from core.forget.sets import random_forget_set
+    from core.forget.store import save_forget_set
+    from core.zoo.build import build_model_set, create_model_set
+    from core.zoo.model_sets import get_model_set
     from tests.lab_fixtures import TINY
 
     store = Store(tmp_path / "lab.duckdb")

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.data import load_dataset
-from core.evaluation import build_oracles, evaluate, evaluation
-from core.forget_sets import random_forget_set
-from core.forget_store import save_forget_set
-from core.model_sets import load_margins
-from core.recipe import default_train_config
-from core.store import Store
-from core.zoo import build_model_set, create_model_set
+from core.evaluation.run import build_oracles, evaluate, evaluation
+from core.forget.sets import random_forget_set
+from core.forget.store import save_forget_set
+from core.store.db import Store
+from core.zoo.build import build_model_set, create_model_set
+from core.zoo.data import load_dataset
+from core.zoo.model_sets import load_margins
+from core.zoo.recipe import default_train_config
 from tests.cifar_fixtures import fake_cifar  # noqa: F401  (fixture)
 
 # the cifar10 recipe (ResNet-9, augmentation, label smoothing, warm-up) at 4 steps of batch 5
@@ -45,7 +45,7 @@ def test_cifar10_resnet9_end_to_end(fake_cifar, db_path):  # noqa: F811
     assert s.loc[("forget", "klom"), "count"] == 3 and s.loc[("val", "klom"), "count"] == 4
     assert np.isfinite(ev["points"]["klom"]).all() and (ev["points"]["klom"] >= 0).all()
     assert run != base
-    from core.audits import audit_summary
+    from core.evaluation.audits import audit_summary
 
     assert audit_summary(store, run)["ulira"]["bacc_mean"]["value"] is not None
 

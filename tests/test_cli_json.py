@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import jobs
 from core.cli import plain
-from core.store import Store
+from core.jobs import queue as jobs
+from core.store.db import Store
 from tests.test_cli import cli
 
 
@@ -85,7 +85,7 @@ def test_every_command_prints_strict_json(db_path):
 def test_models_needed_card_and_reproduce_print_strict_json(tmp_path):
     """``models-needed``, ``card`` and ``reproduce`` with ``--json``, on one tiny lab (4 models
     a side)."""
-    from core.evaluation import evaluate
+    from core.evaluation.run import evaluate
     from tests.lab_fixtures import tiny_lab
 
     lab = tiny_lab(tmp_path / "lab.duckdb", n_models=4)

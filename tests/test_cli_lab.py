@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from core.store import Store
-from core.zoo import list_model_sets
+from core.store.db import Store
+from core.zoo.build import list_model_sets
 from tests.test_cli import cli
 
 

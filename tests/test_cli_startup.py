@@ -30,7 +30,7 @@ def imported_modules(*argv: str) -> tuple[set[str], subprocess.CompletedProcess]
     "argv", [["--help"], ["models"], ["forget-set", "list"], ["jobs"], ["jobs", "--json"]]
 )
 def test_light_commands_do_not_import_torch(db_path, argv):
-    from core.store import Store
+    from core.store.db import Store
 
     Store(db_path).create()  # read commands refuse a missing database
     extra = [] if argv == ["--help"] else ["--db", str(db_path)]

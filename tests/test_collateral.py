@@ -1,4 +1,4 @@
-"""Collateral forgetting (``core.collateral``): the decile table and the input proximity against
+"""Collateral forgetting (``core.evaluation.collateral``): the decile table and the input proximity against
 naive per-point loops on random arrays; the stored run's table and the CLI on a tiny lab."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from core.collateral import SPLITS, decile_table, input_proximity
+from core.evaluation.collateral import SPLITS, decile_table, input_proximity
 
 pytestmark = pytest.mark.xdist_group("collateral")  # one worker builds the module's lab once
 
@@ -102,7 +102,7 @@ def test_input_proximity_matches_a_naive_loop(k):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A tiny lab (4 models a side) with a do-nothing and a gradient-descent run."""
-    from core.evaluation import evaluate
+    from core.evaluation.run import evaluate
     from tests.lab_fixtures import tiny_lab
 
     lab = tiny_lab(tmp_path_factory.mktemp("coll") / "lab.duckdb", n_models=4)
@@ -115,8 +115,8 @@ def lab(tmp_path_factory):
 def _naive_points(store, run_id: int, forget) -> tuple[list, list]:
     """The run's stored per-point rows and each point's distance to its nearest forget point,
     one pair of points at a time on the dataset's flattened inputs."""
-    from core.data import load_dataset
-    from core.evaluation import evaluation
+    from core.evaluation.run import evaluation
+    from core.zoo.data import load_dataset
 
     pts = evaluation(store, run_id)["points"]
     x = load_dataset("digits").all_points()[0].reshape(len(pts), -1).double().numpy()
@@ -164,7 +164,7 @@ def lab_dm(lab):
 
 def test_datamodel_proximity_is_the_forget_sets_absolute_weight(lab_dm):
     from core.attribution.datamodels import margin_weights
-    from core.collateral import collateral_points
+    from core.evaluation.collateral import collateral_points
 
     store, run = lab_dm["store"], lab_dm["runs"]["gradient_descent"]
     pts, meta = collateral_points(store, run, "datamodel")
@@ -178,7 +178,7 @@ def test_datamodel_proximity_is_the_forget_sets_absolute_weight(lab_dm):
 
 
 def test_compare_page_shows_the_collateral_tab_and_a_deciles_points(lab_dm, monkeypatch):
-    from core.collateral import collateral_points
+    from core.evaluation.collateral import collateral_points
     from tests.test_dashboard_klom import page
 
     monkeypatch.setenv("LAB_DB", str(lab_dm["store"].path))

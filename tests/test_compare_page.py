@@ -1,7 +1,7 @@
 """The Compare page's KLoM-vs-compute chart: the noise floor and the do-nothing / retrain
 references, the log x axis, what each method consumed beside what it spent, the oracle-access
 labels, and axis titles that fit (issue 21, item 4). Numbers are checked against the stored
-per-point values and model sets, computed here independently of ``core.compare``."""
+per-point values and model sets, computed here independently of ``core.evaluation.compare``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import shutil
 import numpy as np
 import pytest
 
-from core.compare import SPLITS, runs_table
-from core.evaluation import evaluate, evaluation
-from core.model_sets import get_model_set
-from core.store import Store
-from core.zoo import find_model_set
+from core.evaluation.compare import SPLITS, runs_table
+from core.evaluation.run import evaluate, evaluation
+from core.store.db import Store
+from core.zoo.build import find_model_set
+from core.zoo.model_sets import get_model_set
 from tests.test_dashboard_klom import lab_template, page  # noqa: F401  (fixture)
 
 
@@ -177,7 +177,7 @@ def test_om_runs_stored_without_consumed_cost_get_it_derived(runs):
 def test_oracle_access_labels_match_the_registry():
     """OM reads oracles (the registry marks it ``needs_heldout``); Datamodel-Direct and DMM read
     a datamodel (``datamodel_target``); retrain is the oracle; the rest read neither."""
-    from core.compare import oracle_access
+    from core.evaluation.compare import oracle_access
     from core.unlearning import METHODS
     from dashboard.compare_charts import legend_name
 
@@ -197,7 +197,7 @@ def test_every_axis_title_fits():
     each) within the plot's height; the old U-LiRA title (105 characters) was cut off."""
     import pandas as pd
 
-    from core.compare import SCORE_FLOORS
+    from core.evaluation.compare import SCORE_FLOORS
     from dashboard.compare_charts import SCORES, TITLE_LINE_CHARS, X_MODES, frontier_chart
 
     cols = ("cost", "total_cost", "consumed_cost", *SCORES, *filter(None, SCORE_FLOORS.values()))

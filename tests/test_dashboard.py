@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.linear_runs import linear_curves, list_linear_runs
-from core.store import Store
+from core.linear.runs import linear_curves, list_linear_runs
+from core.store.db import Store
 from tests.conftest import ROOT
 
 APP = str(ROOT / "dashboard" / "app.py")

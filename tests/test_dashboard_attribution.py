@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
 from core.attribution.datamodels import delete_datamodel, get_datamodel, load_weights
 from core.attribution.defaults import DEFAULT_MODELS
-from core.evaluation import evaluate, evaluation
-from core.store import Store
+from core.evaluation.run import evaluate, evaluation
+from core.jobs import queue as jobs
+from core.store.db import Store
 from tests.conftest import ROOT
 from tests.lab_fixtures import tiny_datamodel, tiny_lab
 

@@ -7,9 +7,9 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.forget_store import list_forget_sets
-from core.forget_uploads import MAX_UPLOAD_BYTES
-from core.store import Store
+from core.forget.store import list_forget_sets
+from core.forget.uploads import MAX_UPLOAD_BYTES
+from core.store.db import Store
 from tests.conftest import ROOT
 
 

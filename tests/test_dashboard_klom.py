@@ -8,10 +8,10 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.evaluation import evaluate, evaluation
-from core.forget_store import list_forget_sets
-from core.store import Store
+from core.evaluation.run import evaluate, evaluation
+from core.forget.store import list_forget_sets
+from core.jobs import queue as jobs
+from core.store.db import Store
 from tests.conftest import ROOT
 from tests.lab_fixtures import tiny_lab
 
@@ -223,7 +223,7 @@ def test_forget_sets_page_shows_oracles_and_evaluations(lab):
 def test_forget_sets_page_picks_the_originals_and_pairs_their_recipe(lab):
     """Review item: an evaluation names its originals — a picker, default the originals the
     oracles were built against; originals of another recipe need their own oracles."""
-    from core.zoo import build_model_set, create_model_set
+    from core.zoo.build import build_model_set, create_model_set
     from tests.lab_fixtures import TINY
 
     other = create_model_set(lab["store"], "original", TINY.replace(epochs=1), 2)
@@ -244,7 +244,7 @@ def test_forget_sets_page_picks_the_originals_and_pairs_their_recipe(lab):
 
 
 def test_models_page_deletes_a_set_only_with_its_evaluations_when_asked(lab):
-    from core.zoo import list_model_sets
+    from core.zoo.build import list_model_sets
 
     at = page("models")
     at.selectbox(key="ms_delete_id").set_value(lab["oracle"])

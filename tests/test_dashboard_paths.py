@@ -7,9 +7,9 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.forget_sets import random_forget_set
-from core.forget_store import save_forget_set
+from core.forget.sets import random_forget_set
+from core.forget.store import save_forget_set
+from core.jobs import queue as jobs
 from dashboard.components import plain
 from tests.conftest import ROOT
 from tests.test_dashboard_klom import lab, lab_template, page  # noqa: F401  (fixtures)
@@ -97,7 +97,7 @@ def test_resolution_says_when_the_floor_drowns_the_order():
     """A tiny preset's scores all sit near KLoM's ceiling: Compare must say so, not rank them."""
     import pandas as pd
 
-    from core.compare import resolution
+    from core.evaluation.compare import resolution
 
     def runs(floor: float, scores: list[float]) -> pd.DataFrame:
         return pd.DataFrame({"klom_p99_avg": scores, "klom_floor_p99_avg": [floor] * len(scores)})
@@ -122,7 +122,7 @@ def test_compare_takes_the_tours_forget_set_and_links_from_an_empty_lab(
     tmp_path,
     monkeypatch,
 ):
-    from core.evaluation import build_oracles, evaluate
+    from core.evaluation.run import build_oracles, evaluate
 
     store = lab["store"]
     other = save_forget_set(store, random_forget_set(1347, 10, seed=3, name="second"), "digits")

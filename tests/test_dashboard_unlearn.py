@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.compare import pareto_front, runs_table
-from core.evaluation import evaluate, evaluation
+from core.evaluation.compare import pareto_front, runs_table
+from core.evaluation.run import evaluate, evaluation
+from core.jobs import queue as jobs
 from tests.conftest import ROOT
 from tests.test_dashboard_klom import lab, lab_template  # noqa: F401  (fixtures)
 
@@ -48,7 +48,7 @@ def test_compare_table_matches_the_stored_summaries(lab):  # noqa: F811
 
 
 def test_compare_page_draws_runs_and_downloads(lab):  # noqa: F811
-    from core.divergence import Diverged
+    from core.common.errors import Diverged
 
     store, fs = lab["store"], lab["forget_set"]
     ga = evaluate(store, fs, "gradient_ascent", budget=0.1)
@@ -119,7 +119,7 @@ def test_compare_charts_send_plain_ids_to_the_browser(lab):  # noqa: F811
     """A NumPy customdata column reaches the browser as a typed array ({dtype, bdata}); a real
     click then hands the page a dict instead of the run or point id. The Attribution page's
     browser test caught it there; the Compare charts must send plain lists."""
-    from core.compare import point_values
+    from core.evaluation.compare import point_values
     from dashboard.compare_charts import distribution_chart, frontier_chart, gap_chart, run_labels
     from dashboard.data_access import clicked_customdata
 
@@ -141,7 +141,7 @@ def test_compare_charts_send_plain_ids_to_the_browser(lab):  # noqa: F811
 def test_every_method_keeps_one_colour_on_every_chart(lab):  # noqa: F811
     """The frontier's markers and Pareto line, the distribution boxes and the gap dots of a
     method share one colour, and the registry's methods all have different ones."""
-    from core.compare import point_values
+    from core.evaluation.compare import point_values
     from core.unlearning import METHODS
     from dashboard.compare_charts import (
         distribution_chart,

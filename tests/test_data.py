@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.data import CIFAR_DIR, clear_cache, load_dataset
-from core.errors import ConfigError, LabError
+from core.common.errors import ConfigError, LabError
+from core.zoo.data import CIFAR_DIR, clear_cache, load_dataset
 
 
 def test_digits_split_and_normalization():
@@ -107,7 +107,7 @@ def test_digits_match_scikit_learn_and_its_split():
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from core.data import DIGITS_SPLIT, digits_arrays, load_dataset
+    from core.zoo.data import DIGITS_SPLIT, digits_arrays, load_dataset
     from tests.conftest import ROOT
 
     bunch = load_digits()
@@ -121,6 +121,6 @@ def test_digits_match_scikit_learn_and_its_split():
     data = load_dataset("digits")
     np.testing.assert_array_equal(data.y_train.numpy(), bunch.target[tr])
     np.testing.assert_array_equal(data.y_val.numpy(), bunch.target[va])
-    code = "import sys; from core.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    code = "import sys; from core.zoo.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr

@@ -16,9 +16,9 @@ from core.attribution.datamodels import (
     top_influencers,
 )
 from core.attribution.fit import DEFAULT_MODELS, fit_datamodel
-from core.errors import ConfigError
-from core.evaluation import evaluate, evaluation, evaluation_margins
-from core.zoo import create_model_set, get_model_set, load_ensemble, load_margins
+from core.common.errors import ConfigError
+from core.evaluation.run import evaluate, evaluation, evaluation_margins
+from core.zoo.build import create_model_set, get_model_set, load_ensemble, load_margins
 from tests.lab_fixtures import TINY, tiny_datamodel, tiny_lab
 
 SUBSETS = 40  # tiny subset models (2 epochs each)
@@ -81,7 +81,7 @@ def test_recipe_mismatch_is_refused_and_stores_nothing(lab):
 
 def test_dm_direct_is_the_hand_computed_shift(lab):
     store, f = lab["store"], lab["forget"]
-    from core.data import load_dataset
+    from core.zoo.data import load_dataset
 
     # logits datamodel: each original's logits minus Σ_{j∈F} W[x, :, j], then margins
     run = evaluate(store, lab["forget_set"], "dm_direct")
@@ -134,7 +134,7 @@ def test_dm_direct_is_the_hand_computed_shift(lab):
 
 
 def test_dm_matching_runs_with_exact_costs_and_moves_towards_its_targets(lab):
-    from core.data import load_dataset
+    from core.zoo.data import load_dataset
 
     store, f = lab["store"], lab["forget"]
     run = evaluate(store, lab["forget_set"], "dm_matching", budget=0.1, recompute=True)
@@ -201,8 +201,8 @@ def test_cli_fits_lists_refuses_and_makes_forget_sets(lab, tmp_path):
 def test_datamodel_job_checks_its_parameters_and_fits(lab, tmp_path):
     import shutil
 
-    from core import jobs
-    from core.store import Store
+    from core.jobs import queue as jobs
+    from core.store.db import Store
 
     shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
     shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")

@@ -3,7 +3,7 @@ one the method would use now: after a newer fit, evaluating again makes a new ru
 
 from __future__ import annotations
 
-from core.evaluation import evaluate
+from core.evaluation.run import evaluate
 from core.unlearning.base import chosen_datamodel
 from tests.lab_fixtures import tiny_datamodel, tiny_lab
 

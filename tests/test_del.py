@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.evaluation import evaluate, evaluation
+from core.evaluation.run import evaluate, evaluation
 from core.unlearning.localized import criticality, reset_masks, reset_shares
 from tests.lab_fixtures import TINY, tiny_lab
 
@@ -86,9 +86,9 @@ def test_reset_shares_count_the_masks():
 def test_initial_weights_rebuilt_from_the_seeds_are_what_training_started_from(monkeypatch):
     """``initialised`` from a model's seed equals the weights ``train_ensemble`` begins with,
     whatever the chunk a model trains in."""
-    import core.ensemble as E
-    from core.data import load_dataset
-    from core.models import initialised
+    import core.zoo.ensemble as E
+    from core.zoo.data import load_dataset
+    from core.zoo.models import initialised
 
     data = load_dataset("digits")
     started = []
@@ -109,7 +109,7 @@ def test_initial_weights_rebuilt_from_the_seeds_are_what_training_started_from(m
 
 
 def _state(store, set_id: int) -> dict:
-    from core.zoo import load_ensemble
+    from core.zoo.build import load_ensemble
 
     return load_ensemble(store, set_id, "cpu").state_dict()
 
@@ -117,8 +117,8 @@ def _state(store, set_id: int) -> dict:
 def _del_run(lab, monkeypatch, **params) -> tuple[dict, list[torch.Tensor], dict, int]:
     """DEL with its fine-tuning switched off: the stored models are the reset originals."""
     import core.unlearning.localized as L
-    from core.data import load_dataset
-    from core.zoo import load_ensemble
+    from core.zoo.build import load_ensemble
+    from core.zoo.data import load_dataset
 
     monkeypatch.setattr(L, "sgd", lambda *a, **k: None)
     store = lab["store"]
@@ -134,9 +134,9 @@ def _del_run(lab, monkeypatch, **params) -> tuple[dict, list[torch.Tensor], dict
 
 
 def _initial(store, set_id: int, n: int) -> dict:
-    from core.data import load_dataset
-    from core.models import initialised
-    from core.zoo import get_model_set
+    from core.zoo.build import get_model_set
+    from core.zoo.data import load_dataset
+    from core.zoo.models import initialised
 
     data = load_dataset("digits")
     s0 = get_model_set(store, set_id).seed
@@ -192,8 +192,8 @@ def test_the_reset_shares_show_on_the_klom_explorer_and_in_compares_table(lab, t
                                                                           monkeypatch):  # fmt: skip
     from streamlit.testing.v1 import AppTest
 
-    from core.compare import runs_table
-    from core.store import Store
+    from core.evaluation.compare import runs_table
+    from core.store.db import Store
     from tests.conftest import ROOT
 
     shutil.copy(lab["store"].path, tmp_path / "lab.duckdb")
@@ -220,13 +220,13 @@ def test_the_reset_shares_show_on_the_klom_explorer_and_in_compares_table(lab, t
 def test_a_sweep_task_resets_to_the_same_initial_weights(lab):
     """A Ray sweep point runs DEL on a ``DetachedContext`` (no store): it gets the originals'
     seeds from its inputs, the same as a local run reads from the store."""
-    from core.data import load_dataset
-    from core.evaluation import plan
-    from core.executors import LocalExecutor
-    from core.sweep_tasks import PointSpec, detached_context, unlearn_point
-    from core.sweeps import _inputs
+    from core.evaluation.run import plan
+    from core.jobs.sweep_tasks import PointSpec, detached_context, unlearn_point
+    from core.jobs.sweeps import _inputs
     from core.unlearning import UnlearnContext
-    from core.zoo import get_model_set
+    from core.zoo.build import get_model_set
+    from core.zoo.data import load_dataset
+    from core.zoo.executors import LocalExecutor
 
     store, data = lab["store"], load_dataset("digits", "cpu")
     p = plan(store, lab["forget_set"], "del", "cpu", budget=0.1, recompute=True)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from core.attribution.datamodels import load_weights
-from core.compare import runs_table
-from core.data import load_dataset
-from core.evaluation import accuracy_kind, evaluate, evaluation, evaluation_margins
-from core.zoo import load_ensemble
+from core.evaluation.compare import runs_table
+from core.evaluation.run import accuracy_kind, evaluate, evaluation, evaluation_margins
+from core.zoo.build import load_ensemble
+from core.zoo.data import load_dataset
 from tests.lab_fixtures import tiny_datamodel, tiny_lab
 
 SUBSETS = 20  # the fewest subset models a fit takes

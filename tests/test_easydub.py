@@ -1,4 +1,4 @@
-"""EasyDUB's dataset directory imported (core.easydub): a tiny directory in EasyDUB's exact
+"""EasyDUB's dataset directory imported (core.interchange.easydub): a tiny directory in EasyDUB's exact
 layout (fabricated margins, a CIFAR-format data/ of 20 + 4 images) is imported as one batch;
 ``evaluate --json`` equals KLoM computed straight from the files by an independent numpy
 implementation; every bad input is refused with one line naming the file, nothing stored."""
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.easydub import import_easydub, rel_forget, rel_margins
-from core.errors import ConfigError
-from core.store import Store
+from core.common.errors import ConfigError
+from core.interchange.easydub import import_easydub, rel_forget, rel_margins
+from core.store.db import Store
 from tests.cifar_fixtures import fabricate_cifar
 
 N_TRAIN, N_VAL = 20, 4
@@ -183,7 +183,7 @@ def test_a_directory_without_files_or_data(tmp_path, easydub, db_path, capsys):
 
 def test_a_failure_while_storing_leaves_nothing(easydub, db_path, monkeypatch):
     """The last set's insert fails: the forget sets, the sets before it and their files go."""
-    import core.easydub as mod
+    import core.interchange.easydub as mod
 
     root, _ = easydub
     calls = {"n": 0}
@@ -206,7 +206,7 @@ def test_export_then_import_round_trips(easydub, db_path, tmp_path, capsys):
     """Import → two runs (do_nothing, imported unlearned margins) → export-easydub → import
     the export into fresh stores: the same forget set, originals, oracles and floor; a run's
     directory imports as a batch whose originals are the run's models."""
-    from core.model_sets import load_margins
+    from core.zoo.model_sets import load_margins
 
     root, _ = easydub
     out = _run(capsys, "import-easydub", str(root), "--forget-sets", "1")
@@ -242,7 +242,7 @@ def test_export_then_import_round_trips(easydub, db_path, tmp_path, capsys):
 
 def _digits_batch(store: Store, tmp_path) -> tuple[int, int, int]:
     """A digits import batch (import-margins): forget set, 2 originals, 2 + 2 oracles."""
-    from core.imports import import_forget_set, import_margins
+    from core.interchange.imports import import_forget_set, import_margins
 
     rng, n = np.random.default_rng(1), 1347 + 450
     np.save(tmp_path / "fs.npy", np.arange(0, 40, 4))
@@ -259,8 +259,8 @@ def _digits_batch(store: Store, tmp_path) -> tuple[int, int, int]:
 
 def test_export_of_digits_round_trips(db_path, tmp_path):
     """A digits batch (import-margins) exported with the lab's dataset name in the paths."""
-    from core.easydub_export import export_easydub
-    from core.model_sets import load_margins
+    from core.interchange.easydub_export import export_easydub
+    from core.zoo.model_sets import load_margins
 
     store = Store(db_path)
     fs, o, m = _digits_batch(store, tmp_path)
@@ -278,12 +278,12 @@ def test_export_of_digits_round_trips(db_path, tmp_path):
 
 
 def test_a_failed_export_leaves_no_directory(easydub, db_path, tmp_path, monkeypatch):
-    import core.easydub_export as exp
+    import core.interchange.easydub_export as exp
 
     root, _ = easydub
     store = Store(db_path)
     fs = import_easydub(store, root, forget_sets=[2])["forget_sets"][0]["id"]
-    from core.evaluation import evaluate
+    from core.evaluation.run import evaluate
 
     evaluate(store, fs, "do_nothing")
 
@@ -299,7 +299,7 @@ def test_a_failed_export_leaves_no_directory(easydub, db_path, tmp_path, monkeyp
 def test_the_import_as_a_background_job(easydub, db_path):
     """The dashboard's way in: a job ``import_easydub`` with progress; bad params refused
     before a row is written."""
-    from core import jobs
+    from core.jobs import queue as jobs
 
     root, _ = easydub
     store = Store(db_path)
@@ -323,8 +323,8 @@ def test_the_dashboard_imports_a_directory_as_a_job(db_path, tmp_path):
     this process)."""
     from streamlit.testing.v1 import AppTest
 
-    from core import jobs
-    from core.easydub_export import export_easydub
+    from core.interchange.easydub_export import export_easydub
+    from core.jobs import queue as jobs
     from tests.conftest import ROOT
     from tests.test_jobs import wait_for
 

@@ -1,6 +1,6 @@
-"""EasyDUB's checkpoints imported with ``--weights`` (core.easydub_weights): fabricated
+"""EasyDUB's checkpoints imported with ``--weights`` (core.interchange.easydub_weights): fabricated
 checkpoints saved by ``torch.save`` from a module with EasyDUB's parameter names (written here,
-independently of core.models) reproduce, in the lab's stacked ``resnet9_easydub``, the margins
+independently of core.zoo.models) reproduce, in the lab's stacked ``resnet9_easydub``, the margins
 that module gives on EasyDUB's normalization; a method runs on them end to end on the CPU;
 a checkpoint that does not fit is refused naming the file, nothing stored."""
 
@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from core.cli import main
-from core.data import load_dataset
-from core.easydub import import_easydub, rel_margins, rel_weights
-from core.evaluation import evaluate, evaluation, evaluation_margins
-from core.model_sets import load_ensemble, load_margins
-from core.store import Store
+from core.evaluation.run import evaluate, evaluation, evaluation_margins
+from core.interchange.easydub import import_easydub, rel_margins, rel_weights
+from core.store.db import Store
+from core.zoo.data import load_dataset
+from core.zoo.model_sets import load_ensemble, load_margins
 from tests.cifar_fixtures import fabricate_cifar
 from tests.test_easydub import FORGET, _stored, write_easydub
 
@@ -71,7 +71,7 @@ def easydub_margins(net: nn.Module, raw: np.ndarray, labels: np.ndarray) -> np.n
 def with_weights(tmp_path, monkeypatch):
     """The tiny EasyDUB directory, its pretrained margins made by 3 checkpoints saved here
     (model 1 with a ``module.`` prefix, model 2 with ``model.``)."""
-    from core.data import import_torchvision
+    from core.zoo.data import import_torchvision
 
     CIFAR10 = import_torchvision().datasets.CIFAR10  # noqa: N806  (torchvision's reader)
     root = tmp_path / "EasyDUB-dataset"

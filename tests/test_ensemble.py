@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.data import Dataset, load_dataset
-from core.ensemble import Cancelled, Ensemble, train_ensemble
-from core.errors import ConfigError
-from core.metrics import margins_from_logits
-from core.recipe import TrainConfig, default_train_config, random_subset_masks
+from core.common.errors import ConfigError
+from core.zoo.data import Dataset, load_dataset
+from core.zoo.ensemble import Cancelled, Ensemble, train_ensemble
+from core.zoo.margins import margins_from_logits
+from core.zoo.recipe import TrainConfig, default_train_config, random_subset_masks
 
 QUICK = TrainConfig(epochs=3)
 
@@ -190,7 +190,7 @@ def test_stream_sees_every_point_equally_often(m, batch, steps):
     """Each model's batches are slices of a stream of its own permutations: over T steps a
     point of a mask of size m is drawn ⌊T·B/m⌋ or ⌈T·B/m⌉ times, never skipped, never ragged;
     the stream is a model's alone (same generator seed → same stream, whatever its siblings)."""
-    from core.ensemble import _batches
+    from core.zoo.ensemble import _batches
 
     pools = torch.stack([torch.arange(m) * 2, torch.arange(m) * 2 + 1])  # (2, m) disjoint
     gens = [torch.Generator().manual_seed(s) for s in (3, 4)]

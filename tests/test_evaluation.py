@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import ConfigError, NotFoundError
-from core.evaluation import evaluate, evaluation, evaluation_margins, list_evaluations
-from core.forget_sets import random_forget_set
-from core.forget_store import delete_forget_set, list_forget_sets, save_forget_set
-from core.metrics import klom_reference
-from core.zoo import get_model_set, list_model_sets, load_margins, load_masks
+from core.common.errors import ConfigError, NotFoundError
+from core.evaluation.cleanup import delete_forget_set
+from core.evaluation.klom import klom_reference
+from core.evaluation.run import evaluate, evaluation, evaluation_margins, list_evaluations
+from core.forget.sets import random_forget_set
+from core.forget.store import list_forget_sets, save_forget_set
+from core.zoo.build import get_model_set, list_model_sets, load_margins, load_masks
 from tests.lab_fixtures import tiny_lab
 
 
@@ -72,7 +73,7 @@ def test_evaluation_needs_oracles_and_a_known_method(lab):
 def test_delete_forget_set_removes_dependents(lab, tmp_path):
     import shutil
 
-    from core.store import Store
+    from core.store.db import Store
 
     # work on a copy so the module's lab stays intact
     shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
@@ -89,7 +90,7 @@ def test_delete_forget_set_removes_dependents(lab, tmp_path):
 def _copy_lab(lab, tmp_path):
     import shutil
 
-    from core.store import Store
+    from core.store.db import Store
 
     shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
     shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
@@ -100,8 +101,8 @@ def test_evaluation_pairs_one_recipe_and_refuses_a_mismatch(lab, tmp_path):
     """Review item: after the demo, ``train --models 2 --epochs 1`` then ``evaluate`` compared
     1-epoch originals with 30-epoch oracles (KLoM ≈ 11.5 everywhere) and stored device
     'bogus'."""
-    from core.recipe import default_train_config
-    from core.zoo import build_model_set, create_model_set
+    from core.zoo.build import build_model_set, create_model_set
+    from core.zoo.recipe import default_train_config
 
     store = _copy_lab(lab, tmp_path)
     other = create_model_set(store, "original", default_train_config("digits").replace(epochs=1), 2)
@@ -122,7 +123,7 @@ def test_evaluation_pairs_one_recipe_and_refuses_a_mismatch(lab, tmp_path):
     assert row["original_set_id"] == lab["original"] != other
     assert store.run(run)["device"] == "cpu"
     with pytest.raises(ConfigError, match="must match them"):
-        from core.evaluation import build_oracles
+        from core.evaluation.run import build_oracles
 
         build_oracles(store, lab["forget_set"], n_models=3)
     with pytest.raises(ConfigError, match="unknown device"):
@@ -155,8 +156,8 @@ def test_a_stored_evaluation_is_reused_unless_recomputed(lab, tmp_path):
 
 
 def test_summary_accuracy_is_argmax_accuracy(lab, tmp_path):
-    from core.data import load_dataset
-    from core.zoo import all_points, load_ensemble
+    from core.zoo.build import all_points, load_ensemble
+    from core.zoo.data import load_dataset
 
     store = _copy_lab(lab, tmp_path)
     run = evaluate(store, lab["forget_set"], "do_nothing")
@@ -172,8 +173,8 @@ def test_summary_accuracy_is_argmax_accuracy(lab, tmp_path):
 
 
 def test_original_choices_default_to_the_oracles_originals(lab, tmp_path):
-    from core.evaluation import original_choices
-    from core.zoo import build_model_set, create_model_set
+    from core.evaluation.run import original_choices
+    from core.zoo.build import build_model_set, create_model_set
     from tests.lab_fixtures import TINY
 
     store = _copy_lab(lab, tmp_path)

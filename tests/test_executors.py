@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from core.cli import main
-from core.errors import ConfigError
-from core.executors import LocalExecutor, RayExecutor, make_executor
-from core.store import Store
+from core.common.errors import ConfigError
+from core.store.db import Store
+from core.zoo.executors import LocalExecutor, RayExecutor, make_executor
 from tests.conftest import ROOT
 
 
@@ -55,7 +55,7 @@ def test_without_ray_the_lab_runs_and_says_how_to_install_it(db_path, capsys, mo
 
 def test_the_engine_never_imports_ray_unless_asked():
     code = (
-        "import sys, core.zoo, core.oracles, core.cli; core.cli.build_parser(); "
+        "import sys, core.zoo.build, core.forget.oracles, core.cli; core.cli.build_parser(); "
         "assert 'ray' not in sys.modules, 'ray imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)

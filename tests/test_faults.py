@@ -18,10 +18,16 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.forget_store import list_forget_sets
-from core.store import Store
-from core.zoo import build_model_set, create_model_set, done_chunks, get_model_set, load_margins
+from core.forget.store import list_forget_sets
+from core.jobs import queue as jobs
+from core.store.db import Store
+from core.zoo.build import (
+    build_model_set,
+    create_model_set,
+    done_chunks,
+    get_model_set,
+    load_margins,
+)
 from tests.conftest import ROOT
 from tests.fault_fixtures import assert_kept, assert_whole, cli, snapshot, wait_for
 from tests.lab_fixtures import TINY
@@ -280,10 +286,10 @@ def test_a_read_waits_for_a_write_in_another_thread(lab, monkeypatch):
     a different configuration"); it now waits for the write, as for another process's."""
     import threading
 
-    import core.store
+    import core.store.db
 
     holding, release, retried = threading.Event(), threading.Event(), threading.Event()
-    real_sleep = core.store.time.sleep
+    real_sleep = core.store.db.time.sleep
 
     def sleep(s):
         retried.set()
@@ -295,7 +301,7 @@ def test_a_read_waits_for_a_write_in_another_thread(lab, monkeypatch):
             holding.set()
             release.wait(30)
 
-    monkeypatch.setattr(core.store.time, "sleep", sleep)
+    monkeypatch.setattr(core.store.db.time, "sleep", sleep)
     t = threading.Thread(target=writer)
     t.start()
     assert holding.wait(30)

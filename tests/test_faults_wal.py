@@ -12,11 +12,12 @@ import struct
 import numpy as np
 import pytest
 
-from core import store_check, store_wal
-from core.errors import StoreError
-from core.forget_sets import manual_forget_set
-from core.forget_store import list_forget_sets, save_forget_set
-from core.store import Store
+from core.common.errors import StoreError
+from core.forget.sets import manual_forget_set
+from core.forget.store import list_forget_sets, save_forget_set
+from core.store import check as store_check
+from core.store import wal as store_wal
+from core.store.db import Store
 from tests.fault_fixtures import assert_whole, cli, fill, tmpfs
 
 CREATE = ("forget-set", "create", "--kind", "random", "--k", "5", "--name")

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.errors import ConfigError
-from core.forget_sets import MAX_NAME_LENGTH, check_name, manual_forget_set
-from core.forget_store import list_forget_sets, make_forget_set, save_forget_set
-from core.forget_uploads import MAX_UPLOAD_BYTES, parse_upload, read_upload, upload_forget_set
-from core.linear import LinearConfig
-from core.store import Store
+from core.common.errors import ConfigError
+from core.forget.make import make_forget_set
+from core.forget.sets import MAX_NAME_LENGTH, check_name, manual_forget_set
+from core.forget.store import list_forget_sets, save_forget_set
+from core.forget.uploads import MAX_UPLOAD_BYTES, parse_upload, read_upload, upload_forget_set
+from core.linear.study import LinearConfig
+from core.store.db import Store
 
 HUGE = 10**30
 RANGE = "valid indices are 0 to 49999"

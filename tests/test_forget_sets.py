@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from core.errors import ConfigError
-from core.forget_sets import (
+from core.common.errors import ConfigError
+from core.forget.sets import (
     MAX_LISTED,
     PRESET_NAMES,
     QUICK_PRESETS,
@@ -21,7 +21,7 @@ from core.forget_sets import (
     random_forget_set,
     validate_indices,
 )
-from core.forget_uploads import parse_upload, upload_forget_set
+from core.forget.uploads import parse_upload, upload_forget_set
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Ensembles trained elsewhere imported as margins (core.imports): every malformed file is
+"""Ensembles trained elsewhere imported as margins (core.interchange.imports): every malformed file is
 refused with nothing stored; an import batch pairs with itself only; import → evaluate →
 Compare end to end on fabricated digits-sized margins (the same code as CIFAR-10's)."""
 
@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.compare import runs_table
-from core.errors import ConfigError
-from core.evaluation import evaluate, evaluation
-from core.imports import import_forget_set, import_margins
-from core.model_sets import get_model_set, load_correct, load_ensemble, load_margins
-from core.store import Store
+from core.common.errors import ConfigError
+from core.evaluation.compare import runs_table
+from core.evaluation.run import evaluate, evaluation
+from core.interchange.imports import import_forget_set, import_margins
+from core.store.db import Store
+from core.zoo.model_sets import get_model_set, load_correct, load_ensemble, load_margins
 
 N_POINTS = 1347 + 450  # digits: train then val
 
@@ -135,7 +135,7 @@ def test_an_import_batch_never_pairs_with_another(batch):
     store, fs, tmp = batch["store"], batch["fs"], batch["tmp"]
     with pytest.raises(ConfigError, match="needs the original models' weights"):
         evaluate(store, fs, "gradient_descent", budget=0.1)
-    from core.evaluation import build_oracles
+    from core.evaluation.run import build_oracles
 
     with pytest.raises(ConfigError, match="import its oracles too"):
         build_oracles(store, fs, original_set_id=batch["orig"])
@@ -171,7 +171,7 @@ def test_trained_originals_never_pair_with_imports(tmp_path, db_path):
                        original_set_id=lab["original"])  # fmt: skip
     imported = import_margins(store, "digits", "original", path)["set_id"]
     # the newest originals are imported, but the default for training stays the trained ones
-    from core.model_sets import originals_for
+    from core.zoo.model_sets import originals_for
 
     assert originals_for(store, "digits") == lab["original"]
     run = evaluate(store, fs, "do_nothing")  # pairs the trained batch, not the import
@@ -238,7 +238,7 @@ def test_compare_and_klom_pages_show_imported_runs(batch):
 def test_schema_8_upgrades_a_lab_with_trained_sets(tmp_path):
     import duckdb
 
-    from core.schema import MIGRATIONS
+    from core.store.schema import MIGRATIONS
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

@@ -109,7 +109,7 @@ def _stored(db) -> int:
 
 @pytest.mark.parametrize("args,needle", CASES, ids=[" ".join(a) for a, _ in CASES])
 def test_every_flag_refuses_bad_values(args, needle, db_path, capsys, monkeypatch):
-    from core.store import Store
+    from core.store.db import Store
 
     Store(db_path).create()  # an empty lab: ids name nothing in it
     monkeypatch.setenv("LAB_DATA_ROOT", str(db_path.parent / "datasets"))  # --data-root sets it

@@ -8,8 +8,8 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.evaluation import evaluate
-from core.store import Store
+from core.evaluation.run import evaluate
+from core.store.db import Store
 from tests.conftest import ROOT
 from tests.lab_fixtures import tiny_lab
 
@@ -61,7 +61,7 @@ def test_models_page_refuses_a_build_it_cannot_run(field, value, lab, monkeypatc
     """CIFAR-10 not on disk, or CUDA on a machine without it: one message, no set, no job."""
     import torch
 
-    from core import jobs
+    from core.jobs import queue as jobs
 
     monkeypatch.setenv("LAB_DATA_ROOT", str(tmp_path / "no-datasets"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -8,12 +8,12 @@ import os
 
 import pytest
 
-from core import jobs
-from core.errors import ConfigError
-from core.forget_sets import random_forget_set
-from core.forget_store import save_forget_set
-from core.prerequisites import chain, needs
-from core.workers import process_start
+from core.common.errors import ConfigError
+from core.common.processes import process_start
+from core.forget.sets import random_forget_set
+from core.forget.store import save_forget_set
+from core.jobs import queue as jobs
+from core.jobs.prerequisites import chain, needs
 from tests.test_dashboard_klom import lab, lab_template  # noqa: F401  (fixtures)
 from tests.test_jobs import wait_for
 

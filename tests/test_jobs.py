@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import jobs
-from core.store import Store
-from core.zoo import (
+from core.jobs import queue as jobs
+from core.store.db import Store
+from core.zoo.build import (
     build_model_set,
     create_model_set,
     delete_model_set,
@@ -110,7 +110,7 @@ def test_killed_worker_is_detected_and_resumed(db_path, tmp_path):
 
 def test_bad_job_requests(db_path):
     store = Store(db_path)
-    from core.errors import ConfigError, NotFoundError
+    from core.common.errors import ConfigError, NotFoundError
 
     with pytest.raises(ConfigError, match="unknown job kind"):
         jobs.submit(store, "mine_bitcoin", {})
@@ -237,7 +237,7 @@ def test_a_stale_pid_is_not_taken_for_the_worker(db_path, stranger):
     ],
 )
 def test_bad_job_parameters_never_become_a_row(db_path, kind, params, needle):
-    from core.errors import LabError
+    from core.common.errors import LabError
 
     store = Store(db_path)
     with pytest.raises(LabError, match=re.escape(needle)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import ConfigError
-from core.linear import (
+from core.common.errors import ConfigError
+from core.linear.study import (
     METHODS,
     LinearConfig,
     Problem,

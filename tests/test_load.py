@@ -31,7 +31,7 @@ RUNNING_LINE = (
 def served(tmp_path_factory):
     """``(url, db_path)``: a server over a tiny lab (originals, a forget set, oracles and a
     do-nothing evaluation), shared by this module's tests."""
-    from core.evaluation import evaluate
+    from core.evaluation.run import evaluate
     from tests.lab_fixtures import tiny_lab
 
     tmp = tmp_path_factory.mktemp("load")

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import ConfigError
-from core.metrics import (
+from core.common.errors import ConfigError
+from core.evaluation.klom import (
     accuracy_from_correct,
     klom,
     klom_reference,
     margin_gap,
-    margins_from_logits,
     noise_floor,
     split_accuracy,
     split_halves,
     split_indices,
     split_summary,
 )
+from core.zoo.margins import margins_from_logits
 
 TOL = 1e-9
 
@@ -145,7 +145,7 @@ def test_torch_input_matches_numpy():
 
 def test_torch_kernel_matches_reference():
     """The torch kernel (used for CUDA tensors) run on the CPU, edge-heavy data."""
-    import core.metrics as m
+    import core.evaluation.klom as m
 
     rng = np.random.default_rng(14)
     p = rng.integers(-20, 21, size=(50, 700)) / 7
@@ -167,7 +167,7 @@ def test_cuda_matches_reference():
 
 
 def test_chunking_does_not_change_results(monkeypatch):
-    import core.metrics as m
+    import core.evaluation.klom as m
 
     rng = np.random.default_rng(11)
     p, q = rng.normal(size=(7, 333)), rng.normal(size=(5, 333))
@@ -269,7 +269,7 @@ def test_argmax_accuracy_differs_from_positive_margins():
     """
     import torch
 
-    from core.metrics import margins_from_logits
+    from core.zoo.margins import margins_from_logits
 
     z = torch.tensor([[[2.0, 1.9, 1.8], [0.1, 3.0, 0.0], [5.0, 0.0, 0.0]]])  # (1 model, 3, K)
     y = torch.tensor([0, 1, 2])
@@ -319,7 +319,7 @@ def test_klom_binning_survives_reciprocal_scalar_division():
     """Defect found on an H200: with bin width (hi − lo) / bins computed as a multiplication by
     1/bins, edges moved by an ulp and samples on edges changed bins (test_cuda_matches_reference
     failed). The edges now divide by an array."""
-    import core.metrics as m
+    import core.evaluation.klom as m
 
     x = torch.tensor([3.0], dtype=torch.float64).as_subclass(_ReciprocalDiv)
     assert (x / 20).item() != 3.0 / 20  # the stand-in does round differently

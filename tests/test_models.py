@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.errors import ConfigError
-from core.models import ARCHITECTURES, build, single_state
+from core.common.errors import ConfigError
+from core.zoo.models import ARCHITECTURES, build, single_state
 
 SHAPES = {
     "mlp": (1, 8, 8),

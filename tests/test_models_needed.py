@@ -1,4 +1,4 @@
-"""``core.models_needed`` (P95 of KLoM and its floor against models per side), its CLI command
+"""``core.evaluation.models_needed`` (P95 of KLoM and its floor against models per side), its CLI command
 ``models-needed`` on a tiny lab, and the KLoM explorer's chart of it (AppTest)."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.cli import main
-from core.errors import ConfigError
-from core.evaluation import evaluate, evaluation
-from core.forget_sets import random_forget_set
-from core.forget_store import save_forget_set
-from core.models_needed import curve_table, default_sizes, p95_draws, resolved_at
+from core.common.errors import ConfigError
+from core.evaluation.models_needed import curve_table, default_sizes, p95_draws, resolved_at
+from core.evaluation.run import evaluate, evaluation
+from core.forget.sets import random_forget_set
+from core.forget.store import save_forget_set
 from tests.conftest import ROOT
 from tests.lab_fixtures import tiny_lab
 
 
 def naive_klom(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """KLoM per point written out with np.histogram (DESIGN.md), independent of core.metrics."""
+    """KLoM per point written out with np.histogram (DESIGN.md), independent of core.evaluation.klom."""
     out = np.zeros(p.shape[1])
     for j in range(p.shape[1]):
         a, b = np.clip(p[:, j], -100, 100), np.clip(q[:, j], -100, 100)

@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.data import load_dataset
-from core.evaluation import evaluate, evaluation
+from core.evaluation.run import evaluate, evaluation
 from core.unlearning import METHODS
 from core.unlearning.finetune import model_loss, sgd
 from core.unlearning.gradient import clip_and_noise
-from core.zoo import load_ensemble
+from core.zoo.build import load_ensemble
+from core.zoo.data import load_dataset
 from tests.lab_fixtures import tiny_lab
 
 RETRAIN = 2688  # a TINY model's retraining: 42 steps of 64 example-gradients

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.compare import runs_table
-from core.store import Store
+from core.evaluation.compare import runs_table
+from core.store.db import Store
 from tests.test_browser import (  # noqa: F401  (page: a fixture)
     _free_port,
     _serve,

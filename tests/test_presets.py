@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from core.cli import main
-from core.data import load_dataset
-from core.errors import ConfigError
-from core.presets import estimate, plan_preset, probe
-from core.store import Store
+from core.common.errors import ConfigError
+from core.presets.cifar10 import estimate, plan_preset, probe
+from core.store.db import Store
+from core.zoo.data import load_dataset
 from tests.cifar_fixtures import fake_cifar  # noqa: F401  (fixture)
 
 TINY = ["--models", "2", "--sizes", "2,3", "--epochs", "1", "--batch-size", "5", "--arch", "mlp",

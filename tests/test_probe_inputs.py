@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from core import cli
-from core.errors import ConfigError
-from core.forget_sets import check_name
-from core.forget_store import get_forget_set, list_forget_sets
-from core.store import Store
+from core.common.errors import ConfigError
+from core.forget.sets import check_name
+from core.forget.store import get_forget_set, list_forget_sets
+from core.store.db import Store
 from tests.conftest import ROOT
 from tests.test_store_errors import _failing_command
 
@@ -95,9 +95,9 @@ def test_npy_size_check_passes_whole_files_and_names_short_ones(tmp_path):
 
     import numpy as np
 
-    from core.forget_uploads import parse_upload
-    from core.imports import read_margins
-    from core.npy_check import check_npy_size
+    from core.common.npy_check import check_npy_size
+    from core.forget.uploads import parse_upload
+    from core.interchange.imports import read_margins
 
     for arr in (np.zeros((3, 1797), np.float32), np.zeros((0,), np.int64), np.float64(2.0)):
         buf = io.BytesIO()
@@ -130,8 +130,8 @@ def _nothing():
 def test_only_ascii_digits_are_indices(digit):
     """Python's ``int`` reads "٣" (Arabic-Indic) and "３" (full-width) as 3: such an index was
     stored as 3. Indices are ASCII digits only, in the index box, --indices and uploads."""
-    from core.forget_sets import manual_forget_set
-    from core.forget_uploads import parse_upload
+    from core.forget.sets import manual_forget_set
+    from core.forget.uploads import parse_upload
 
     with pytest.raises(ConfigError, match=f"item 1: '{digit}' is not an integer"):
         manual_forget_set([digit], 1347)

@@ -9,10 +9,10 @@ import string
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.forget_sets import manual_forget_set
-from core.forget_store import save_forget_set
-from core.forget_uploads import upload_forget_set
-from core.store import Store
+from core.forget.sets import manual_forget_set
+from core.forget.store import save_forget_set
+from core.forget.uploads import upload_forget_set
+from core.store.db import Store
 from dashboard.components import WORD_JOINER, code, plain
 from tests.conftest import ROOT
 

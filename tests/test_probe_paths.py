@@ -7,9 +7,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from core import jobs
-from core.store import Store, resolve_db_path
-from core.zoo import create_model_set, get_model_set
+from core.jobs import queue as jobs
+from core.store.db import Store, resolve_db_path
+from core.zoo.build import create_model_set, get_model_set
 from tests.lab_fixtures import TINY
 
 

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from core.audit_math import ulira
-from core.errors import ConfigError
-from core.forget_uploads import parse_upload
-from core.metrics import klom, klom_reference
+from core.common.errors import ConfigError
+from core.evaluation.audit_math import ulira
+from core.evaluation.klom import klom, klom_reference
+from core.forget.uploads import parse_upload
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 margin = st.floats(-150, 150, allow_nan=False, allow_infinity=False, width=32)
@@ -116,7 +116,7 @@ def test_klom_is_exactly_zero_on_identical_samples_and_still_the_definition():
 
     import torch
 
-    from core import metrics as m
+    from core.evaluation import klom as m
 
     assert klom(SEEN, SEEN).tolist() == [0.0]
     assert abs(klom_reference(SEEN, SEEN)[0]) < 1e-15  # the loop's −1.1e-16

@@ -19,10 +19,10 @@ ray = pytest.importorskip(
 )
 
 from core.cli import main  # noqa: E402
-from core.errors import ConfigError  # noqa: E402
-from core.executors import RayExecutor  # noqa: E402
-from core.store import Store  # noqa: E402
-from core.zoo import build_model_set, create_model_set, load_margins  # noqa: E402
+from core.common.errors import ConfigError  # noqa: E402
+from core.store.db import Store  # noqa: E402
+from core.zoo.build import build_model_set, create_model_set, load_margins  # noqa: E402
+from core.zoo.executors import RayExecutor  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 from tests.lab_fixtures import TINY  # noqa: E402
 
@@ -247,7 +247,7 @@ def test_a_stopped_build_cancels_its_tasks(ray_instance):
     """should_stop (a job's cancel) ends the wait at once and cancels what is still running."""
     import time
 
-    from core.ensemble import Cancelled
+    from core.zoo.ensemble import Cancelled
 
     t0, calls = time.perf_counter(), []
     with pytest.raises(Cancelled):
@@ -260,7 +260,7 @@ def test_a_stopped_build_cancels_its_tasks(ray_instance):
 def test_cli_datamodels_trains_its_subset_models_with_ray(ray_instance, tmp_path):
     """The subset models of a datamodel train as Ray tasks (2 chunks on the 2 CPUs) and equal
     the same set built here in one chunk; the fit itself runs in this process."""
-    from core.zoo import get_model_set
+    from core.zoo.build import get_model_set
 
     db = str(tmp_path / "lab.duckdb")
     assert main(["train", "--db", db, "--models", "2", "--epochs", "1", "--seed", "0"]) == 0
@@ -303,7 +303,7 @@ def _copy(lab: dict, path) -> Store:
 
 
 def _sweep(store: Store, lab: dict, case: dict, executor=None) -> list:
-    from core.sweeps import run_sweep
+    from core.jobs.sweeps import run_sweep
 
     out = run_sweep(store, lab["forget_set"], case["method"], case["grid"], executor=executor)
     return [o for _, o in sorted(out, key=lambda t: t[0])]
@@ -311,7 +311,7 @@ def _sweep(store: Store, lab: dict, case: dict, executor=None) -> list:
 
 def _stored_run(store: Store, outcome) -> dict:
     """A grid point's stored rows (ids aside) and the bytes of its array files."""
-    from core.divergence import Diverged
+    from core.common.errors import Diverged
 
     if isinstance(outcome, Diverged):
         row = store.query_df("SELECT kind, config, summary, device FROM runs WHERE id = ?",

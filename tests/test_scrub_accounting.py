@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.ensemble import Ensemble
-from core.evaluation import evaluate, evaluation
+from core.evaluation.run import evaluate, evaluation
+from core.zoo.ensemble import Ensemble
 from tests.lab_fixtures import tiny_lab
 
 RETRAIN = 2688  # a TINY model's retraining: 42 steps of 64 example-gradients
@@ -65,8 +65,8 @@ def test_scrub_forget_ascent_has_zero_gradient_while_student_is_teacher(lab):
     train and eval mode agree). The ascent only acts after the retain descent moves it."""
     import torch.nn.functional as F
 
-    from core.data import load_dataset
-    from core.zoo import load_ensemble
+    from core.zoo.build import load_ensemble
+    from core.zoo.data import load_dataset
 
     teacher = load_ensemble(lab["store"], lab["original"], "cpu")
     student = teacher.select(range(teacher.n_models))

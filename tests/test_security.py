@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import ConfigError, LabError, StoreError
-from core.forget_store import make_forget_set
-from core.forget_uploads import parse_upload, upload_forget_set
-from core.imports import import_forget_set, import_margins
-from core.recipe import default_train_config
-from core.store import Store
-from core.zoo import build_model_set, create_model_set, load_ensemble
+from core.common.errors import ConfigError, LabError, StoreError
+from core.forget.make import make_forget_set
+from core.forget.uploads import parse_upload, upload_forget_set
+from core.interchange.imports import import_forget_set, import_margins
+from core.store.db import Store
+from core.zoo.build import build_model_set, create_model_set, load_ensemble
+from core.zoo.recipe import default_train_config
 from tests.conftest import ROOT
 from tests.test_probe_markdown import shown
 
@@ -206,7 +206,7 @@ def test_malicious_npy_import_refused(db_path, tmp_path) -> None:
 def test_malicious_cifar_batch_refused(tmp_path, monkeypatch) -> None:
     """CIFAR-10's batches are pickles; torchvision unpickles one only after its MD5 matches the
     published file, so a planted batch is refused as corrupt and never unpickled."""
-    from core.data import CIFAR_DIR, CIFAR_FILES, clear_cache, load_dataset
+    from core.zoo.data import CIFAR_DIR, CIFAR_FILES, clear_cache, load_dataset
 
     marker = tmp_path / "PWNED"
     folder = tmp_path / "root" / CIFAR_DIR

@@ -15,10 +15,10 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from core.errors import ConfigError
-from core.forget_store import list_forget_sets
-from core.forget_uploads import MAX_UPLOAD_BYTES, parse_upload, read_upload
-from core.store import Store
+from core.common.errors import ConfigError
+from core.forget.store import list_forget_sets
+from core.forget.uploads import MAX_UPLOAD_BYTES, parse_upload, read_upload
+from core.store.db import Store
 from tests.conftest import ROOT, serving
 
 tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11, as Streamlit's own config reader

@@ -41,11 +41,15 @@ BUILTINS = {"eval", "exec", "compile", "__import__"}
 
 # (file, function, name) -> why this name, which the walk cannot resolve to constants, is safe
 TRUSTED = {
-    ("core/store.py", "query_df", "sql"): "Store.query_df's own parameter: the SQL every caller "
+    ("core/store/db.py", "query_df", "sql"): "Store.query_df's own parameter: the SQL every caller "
     "passes is checked at the call",
-    ("core/job_kinds.py", "_row_id", "table"): "_row_id(table, what) is only called with a literal "
+    (
+        "core/jobs/kinds.py",
+        "_row_id",
+        "table",
+    ): "_row_id(table, what) is only called with a literal "
     "table name (test_row_id_tables_are_literals)",
-    ("core/store_check.py", "scan_all", "q"): "the database's own table names, read from "
+    ("core/store/check.py", "scan_all", "q"): "the database's own table names, read from "
     "duckdb_tables() and quoted with '\"' doubled; no user text",
 }
 
@@ -264,8 +268,8 @@ def test_the_walk_catches_each_pattern(tmp_path, monkeypatch) -> None:
 
 
 def test_row_id_tables_are_literals() -> None:
-    """The trusted ``table`` of ``core/job_kinds.py``: every ``_row_id`` call names a literal."""
-    tree = ast.parse((ROOT / "core" / "job_kinds.py").read_text())
+    """The trusted ``table`` of ``core/jobs/kinds.py``: every ``_row_id`` call names a literal."""
+    tree = ast.parse((ROOT / "core" / "jobs" / "kinds.py").read_text())
     calls = [
         n
         for n in ast.walk(tree)

@@ -1,4 +1,4 @@
-"""core.sgd.SGD against torch.optim.SGD: the same parameters, bit for bit, after many steps."""
+"""core.common.sgd.SGD against torch.optim.SGD: the same parameters, bit for bit, after many steps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from core.sgd import SGD
+from core.common.sgd import SGD
 from tests.conftest import ROOT
 
 
@@ -68,7 +68,7 @@ def test_fine_tuning_does_not_import_dynamo():
     """Building the lab's optimizer, as every fine-tuning worker does, leaves ``torch._dynamo``
     unimported (torch.optim's first step imports it: seconds per process)."""
     code = (
-        "import sys, torch; from core.sgd import SGD; p = torch.zeros(2, requires_grad=True); "
+        "import sys, torch; from core.common.sgd import SGD; p = torch.zeros(2, requires_grad=True); "
         "o = SGD([p], lr=0.1, momentum=0.9); p.sum().backward(); o.step(); "
         "print('torch._dynamo' in sys.modules)"
     )

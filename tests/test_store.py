@@ -6,10 +6,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from core.errors import NotFoundError, StoreError
-from core.linear import LinearConfig
-from core.linear_runs import linear_curves, linear_outcomes, list_linear_runs, run_and_store
-from core.store import MIGRATIONS, Store
+from core.common.errors import NotFoundError, StoreError
+from core.linear.runs import linear_curves, linear_outcomes, list_linear_runs, run_and_store
+from core.linear.study import LinearConfig
+from core.store.db import MIGRATIONS, Store
 
 
 def test_linear_round_trip_survives_reopen(db_path):
@@ -73,7 +73,7 @@ def test_unwritable_path(tmp_path):
 def test_failed_write_leaves_nothing(db_path, monkeypatch):
     store = Store(db_path)
     run_and_store(store, LinearConfig(steps=20))
-    import core.linear_runs as lr
+    import core.linear.runs as lr
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
@@ -121,7 +121,7 @@ def test_schema_4_moves_the_old_accuracy_aside(tmp_path):
     the figure is kept in its own column and accuracy becomes unknown (NULL)."""
     import duckdb
 
-    from core.schema import MIGRATIONS
+    from core.store.schema import MIGRATIONS
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

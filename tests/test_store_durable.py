@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 
-from core.store import Store
-from core.zoo import build_model_set, create_model_set
+from core.store.db import Store
+from core.zoo.build import build_model_set, create_model_set
 from tests.lab_fixtures import TINY
 
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from core import cli
-from core.errors import StoreError
-from core.forget_sets import manual_forget_set
-from core.forget_store import list_forget_sets, save_forget_set
-from core.store import Store
-from core.store_check import storage_error
+from core.common.errors import StoreError
+from core.forget.sets import manual_forget_set
+from core.forget.store import list_forget_sets, save_forget_set
+from core.store.check import storage_error
+from core.store.db import Store
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_a_wal_removed_while_opening_is_retried(tmp_path, monkeypatch):
     failed. Such an open is retried like a held lock."""
     import duckdb
 
-    from core.store import Store
+    from core.store.db import Store
 
     store = Store(tmp_path / "lab.duckdb").create()
     real = duckdb.connect
@@ -161,7 +161,7 @@ def test_a_short_read_beside_a_writer_is_retried(tmp_path, monkeypatch):
     while worker processes wrote to the file. Reads are retried on a fresh connection."""
     import duckdb
 
-    from core.store import Store
+    from core.store.db import Store
 
     store = Store(tmp_path / "lab.duckdb").create()
     real = duckdb.connect
@@ -195,7 +195,7 @@ def test_a_write_waits_for_a_read_open_in_another_thread(db_path):
     configuration than existing connections"). The write waits for the reader to close."""
     import threading
 
-    from core.store import Store
+    from core.store.db import Store
 
     store = Store(db_path).create()
     opened, release = threading.Event(), threading.Event()
@@ -217,7 +217,7 @@ def test_a_write_waits_for_a_read_open_in_another_thread(db_path):
 def test_a_corrupt_file_is_refused_at_once_not_waited_on_as_a_lock(store, monkeypatch):
     """DuckDB's "… checksum … in block at location 4096" held the word "lock" (in "block"), so
     every command on a file with a damaged header waited out the 5 s lock timeout, retrying."""
-    from core import store as store_module
+    from core.store import db as store_module
 
     corrupt = "Corrupt database file: computed checksum 1 does not match stored checksum 2 in "
     assert not store_module._transient(duckdb.Error(corrupt + "block at location 4096"))

@@ -14,16 +14,16 @@ import textwrap
 import duckdb
 import pytest
 
-from core import store_check
 from core.cli import main
-from core.errors import ConfigError, StoreError
-from core.forget_sets import manual_forget_set
-from core.forget_store import list_forget_sets, save_forget_set
-from core.linear import LinearConfig
-from core.linear_runs import run_and_store
-from core.schema import MIGRATIONS
-from core.store import Store
-from core.zoo import list_model_sets
+from core.common.errors import ConfigError, StoreError
+from core.forget.sets import manual_forget_set
+from core.forget.store import list_forget_sets, save_forget_set
+from core.linear.runs import run_and_store
+from core.linear.study import LinearConfig
+from core.store import check as store_check
+from core.store.db import Store
+from core.store.schema import MIGRATIONS
+from core.zoo.build import list_model_sets
 from tests.conftest import ROOT
 
 COMMANDS = [

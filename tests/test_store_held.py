@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from core.store import Store
+from core.store.db import Store
 from tests.conftest import ROOT
 
 
@@ -78,7 +78,7 @@ def test_nested_blocks_and_a_missing_lab_hold_nothing_more(store, monkeypatch, t
 def test_another_process_waits_for_the_block_then_writes(store):
     """The block holds DuckDB's lock like any write: a CLI write waits, then lands."""
     code = (
-        "import sys; from core.store import Store; s = Store(sys.argv[1], timeout=60)\n"
+        "import sys; from core.store.db import Store; s = Store(sys.argv[1], timeout=60)\n"
         "with s.transaction() as con: con.execute(\"INSERT INTO t VALUES ('other')\")\n"
     )
     with store.held():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import core.threads as threads
-from core.errors import ConfigError
+import core.common.threads as threads
+from core.common.errors import ConfigError
 
 
 def _fake_stat(monkeypatch, samples):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.evaluation import evaluate
+from core.evaluation.run import evaluate
+from core.jobs import queue as jobs
 from dashboard.tour import TOUR_METHODS, steps
 from tests.conftest import ROOT
 from tests.test_dashboard_klom import lab, lab_template  # noqa: F401  (fixtures)
@@ -48,7 +48,7 @@ def test_home_on_an_empty_lab_offers_the_demo_and_names_every_page(db_path):
     at.number_input(key="home_epochs").set_value(2)
     at.button(key="home_demo").click().run()
     assert not at.exception
-    from core.store import Store
+    from core.store.db import Store
 
     store = Store(db_path)
     job = jobs.get_job(store, int(jobs.list_jobs(store)["id"][0]))

@@ -8,12 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from core.errors import ConfigError
-from core.evaluation import evaluate, evaluation, list_evaluations
-from core.store import Store
+from core.common.errors import ConfigError
+from core.evaluation.run import evaluate, evaluation, list_evaluations
+from core.store.db import Store
 from core.unlearning import METHODS, PARAMS, method_params
 from core.unlearning.params import Choice, Range
-from core.zoo import get_model_set, list_model_sets, load_margins
+from core.zoo.build import get_model_set, list_model_sets, load_margins
 from tests.lab_fixtures import TINY, tiny_datamodel, tiny_lab
 
 PREDICTORS = ("do_nothing", "dm_direct")  # keep no models of their own (tests of their own)
@@ -56,7 +56,7 @@ def test_every_method_on_a_tiny_lab(lab, method):
     if method in ("gradient_ascent", "ga_gd", "random_labels"):  # pushed down
         assert unlearned[:, f].mean() < orig[:, f].mean()
     if method == "oracle_matching":  # towards the held-out oracles, which never saw F
-        from core.zoo import find_model_set
+        from core.zoo.build import find_model_set
 
         held = find_model_set(store, "oracle", "digits", forget_set_id=lab["forget_set"],
                               role="heldout")  # fmt: skip
@@ -110,8 +110,8 @@ def test_a_forget_set_of_another_dataset_is_refused(lab, tmp_path):
     """Originals of digits cannot unlearn a CIFAR-10 forget set: refused, nothing stored."""
     import shutil
 
-    from core.forget_sets import random_forget_set
-    from core.forget_store import save_forget_set
+    from core.forget.sets import random_forget_set
+    from core.forget.store import save_forget_set
 
     shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
     shutil.copytree(lab["store"].files_dir, tmp_path / "copy.files")
@@ -134,9 +134,10 @@ def test_a_diverged_method_is_recorded_not_scored(lab, tmp_path):
     import json
     import shutil
 
-    from core.compare import runs_table
-    from core.divergence import Diverged, diverged_runs
-    from core.forget_store import delete_forget_set
+    from core.common.errors import Diverged
+    from core.evaluation.cleanup import delete_forget_set
+    from core.evaluation.compare import runs_table
+    from core.evaluation.divergence import diverged_runs
     from tests.test_cli import cli
 
     shutil.copy(lab["store"].path, tmp_path / "copy.duckdb")
@@ -210,8 +211,8 @@ def test_unlearn_command_runs_a_grid_and_refuses_bad_points_first(lab, tmp_path)
 def test_oracle_matching_moves_forget_logits_to_its_targets(lab, target):
     """The targets recomputed with numpy from the stored originals and held-out oracles: after
     OM the unlearned models' forget-set logits are much closer to them than the originals'."""
-    from core.data import load_dataset
-    from core.zoo import find_model_set, load_ensemble
+    from core.zoo.build import find_model_set, load_ensemble
+    from core.zoo.data import load_dataset
 
     store = lab["store"]
     run = evaluate(store, lab["forget_set"], "oracle_matching", budget=2.0, lr=0.02,
@@ -231,7 +232,7 @@ def test_oracle_matching_moves_forget_logits_to_its_targets(lab, target):
 
 
 def _state(store, set_id):
-    from core.zoo import load_ensemble
+    from core.zoo.build import load_ensemble
 
     return load_ensemble(store, set_id, "cpu").state_dict()
 
@@ -239,9 +240,9 @@ def _state(store, set_id):
 def test_salun_changes_exactly_the_salient_entries(lab):
     import torch
 
-    from core.data import load_dataset
     from core.unlearning.more import saliency_masks
-    from core.zoo import load_ensemble
+    from core.zoo.build import load_ensemble
+    from core.zoo.data import load_dataset
 
     store = lab["store"]
     run = evaluate(store, lab["forget_set"], "salun", budget=0.5, fraction=0.2, recompute=True)
@@ -279,9 +280,9 @@ def test_scrub_moves_the_student_and_never_the_teacher(lab):
 
 
 def test_del_resets_the_requested_share_and_trains_only_that_and_the_last_layer(lab):
-    from core.data import load_dataset
     from core.unlearning.localized import criticality, reset_masks
-    from core.zoo import load_ensemble
+    from core.zoo.build import load_ensemble
+    from core.zoo.data import load_dataset
 
     store = lab["store"]
     run = evaluate(store, lab["forget_set"], "del", budget=0.5, fraction=0.3, recompute=True)

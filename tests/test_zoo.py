@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.ensemble import Cancelled
-from core.errors import ConfigError, NotFoundError
-from core.store import Store
-from core.zoo import (
+from core.common.errors import ConfigError, NotFoundError
+from core.store.db import Store
+from core.zoo.build import (
     build_model_set,
     create_model_set,
     delete_model_set,
@@ -20,6 +19,7 @@ from core.zoo import (
     load_margins,
     load_masks,
 )
+from core.zoo.ensemble import Cancelled
 from tests.lab_fixtures import TINY
 
 
@@ -32,8 +32,8 @@ def test_build_read_back_and_list(db_path):
     assert margins.shape == (5, 1347 + 450) and masks.shape == (5, 1347)
     assert (masks.sum(1) == round(0.5 * 1347)).all() and len({m.tobytes() for m in masks}) == 5
     # the stored weights reproduce the stored margins
-    from core.data import load_dataset
-    from core.zoo import all_points
+    from core.zoo.build import all_points
+    from core.zoo.data import load_dataset
 
     x, y = all_points(load_dataset("digits"))
     ens = load_ensemble(store, set_id, "cpu")
@@ -145,8 +145,8 @@ def test_seed_ranges_never_overlap(db_path):
 
 def test_unnamed_files_are_removed_and_busy_commit_retries(db_path, monkeypatch):
     """Review item: a held lock at commit time threw the chunk away and left its files."""
-    import core.zoo as zoo
-    from core.errors import StoreBusyError, StoreError
+    import core.zoo.build as zoo
+    from core.common.errors import StoreBusyError, StoreError
 
     store = Store(db_path)
     set_id = create_model_set(store, "original", TINY.replace(epochs=1), 2, chunk_size=1)
@@ -200,7 +200,7 @@ def test_unnamed_files_are_removed_and_busy_commit_retries(db_path, monkeypatch)
 
 
 def test_delete_refuses_sets_in_use_unless_cascade(db_path):
-    from core.evaluation import evaluate, list_evaluations
+    from core.evaluation.run import evaluate, list_evaluations
     from tests.lab_fixtures import tiny_lab
 
     lab = tiny_lab(db_path, n_models=2)
@@ -225,8 +225,8 @@ def test_sets_stored_before_schema_4_still_read(db_path):
     ``legacy-`` recipe id (never paired with new sets)."""
     import json
 
-    from core.ensemble import train_ensemble
-    from core.recipe import TrainConfig
+    from core.zoo.ensemble import train_ensemble
+    from core.zoo.recipe import TrainConfig
 
     store = Store(db_path)
     set_id = create_model_set(store, "original", TINY.replace(epochs=1), 3, chunk_size=2)
@@ -245,7 +245,7 @@ def test_sets_stored_before_schema_4_still_read(db_path):
     ms = get_model_set(store, set_id)
     assert ms.train.schedule == "epoch" and ms.recipe_id == "legacy-abc"
     assert TrainConfig.from_dict(TINY.to_dict()).schedule == "stream"
-    from core.data import load_dataset
+    from core.zoo.data import load_dataset
 
     with pytest.raises(ConfigError, match="older version"):
         train_ensemble(load_dataset("digits"), np.ones((1, 1347), bool), [0], ms.train)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, NotFoundError
-from ..store import Store
-from .defaults import DEFAULT_MODELS, WEAK_LDS, few_models_note, is_weak, lds_note  # noqa: F401
+from core.attribution.defaults import DEFAULT_MODELS, WEAK_LDS, few_models_note, is_weak, lds_note  # noqa: F401
+from core.common.errors import ConfigError, NotFoundError
+from core.store.db import Store
 
 COLUMNS = (
     "id, dataset, subset_set_id, original_set_id, recipe_id, n_models, n_fit, n_heldout, "
@@ -101,7 +101,7 @@ def datamodel_status(
     """``(id, lds_val)`` of the newest ``target`` datamodel of the originals' recipe, or
     ``(None, None)`` when there is none (``lds_val`` None when no val target had a score).
     ``is_weak(lds_val)`` says whether it is worth reading; ``lds_note`` words it."""
-    from ..model_sets import get_model_set
+    from core.zoo.model_sets import get_model_set
 
     found = find_datamodel(store, get_model_set(store, original_set_id).recipe_id, target)
     if found is None:
@@ -115,7 +115,7 @@ def datamodel_for(
 ) -> Datamodel:
     """The newest datamodel of the originals' recipe (of ``target`` and ``kind``, when given);
     a ``ConfigError`` naming the command that fits one when there is none."""
-    from ..model_sets import get_model_set
+    from core.zoo.model_sets import get_model_set
 
     orig = get_model_set(store, original_set_id)
     found = find_datamodel(store, orig.recipe_id, target, kind)

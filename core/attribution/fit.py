@@ -21,13 +21,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .. import code_version
-from ..config import check_float, check_int
-from ..errors import ConfigError
-from ..store import Store
-from . import regression as R
-from .defaults import DEFAULT_MODELS, few_models_note, models_needed
-from .subsets import TARGETS, check_recipe, ensure_subsets, subset_outputs
+from core import code_version
+from core.attribution import regression as R
+from core.attribution.defaults import DEFAULT_MODELS, few_models_note, models_needed
+from core.attribution.subsets import TARGETS, check_recipe, ensure_subsets, subset_outputs
+from core.common.config import check_float, check_int
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 KINDS = ("ridge", "lasso")
 
@@ -50,7 +50,7 @@ def _scorer(
     target: str, labels: torch.Tensor, n_points: int
 ) -> Callable[[torch.Tensor], np.ndarray]:
     """Outputs ``(n, T)`` → margins ``(n, n_points)`` (identity for margin datamodels)."""
-    from ..metrics import margins_from_logits
+    from core.zoo.margins import margins_from_logits
 
     if target == "margin":
         return lambda p: np.asarray(p.cpu() if isinstance(p, torch.Tensor) else p)
@@ -99,13 +99,13 @@ def fit_datamodel(
     ``target`` (margin | logits) from the masks, score it (LDS), store it; returns its id.
 
     ``kind``: ``ridge`` (closed form, λ on a grid) or ``lasso`` (ℓ1, margins only).
-    ``executor``: where the subset models train (``core.executors``; default here). On a Ray
+    ``executor``: where the subset models train (``core.zoo.executors``; default here). On a Ray
     executor they train on the device its tasks get (a GPU when ``gpus_per_task`` > 0, else
     the CPU); ``device`` is where this process reads their outputs and fits.
     """
-    from ..data import load_dataset
-    from ..device import resolve_device
-    from ..model_sets import get_model_set, originals_for
+    from core.common.device import resolve_device
+    from core.zoo.data import load_dataset
+    from core.zoo.model_sets import get_model_set, originals_for
 
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from ..errors import ConfigError
+from core.common.errors import ConfigError
 
 F64 = torch.float64
 LAMBDA_SCALES = tuple(float(s) for s in np.logspace(-3, 1, 9))  # λ / mean diag(X̃ᵀX̃)

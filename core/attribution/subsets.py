@@ -1,5 +1,5 @@
 """Subset models for datamodels: M models of the originals' recipe, each trained on its own
-random α-share of the train split (a ``subset`` model set of ``core.zoo``: chunked, resumable),
+random α-share of the train split (a ``subset`` model set of ``core.zoo.build``: chunked, resumable),
 and their outputs on every point.
 
 Margins are stored with every chunk. Per-class logits are *recomputed* from the stored weights,
@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import ConfigError, StoreError
-from ..model_sets import ModelSet, get_model_set
-from ..recipe import TrainConfig
-from ..store import Store
+from core.common.errors import ConfigError, StoreError
+from core.store.db import Store
+from core.zoo.model_sets import ModelSet, get_model_set
+from core.zoo.recipe import TrainConfig
 
 Progress = Callable[[float, str], None]
 TARGETS = ("margin", "logits")
@@ -63,9 +63,9 @@ def ensure_subsets(
 ) -> int:
     """A complete subset set of ``recipe`` with ≥ ``n_models`` models at ``fraction``: a stored
     one, else an unfinished one of exactly this size resumed, else a new one built (its chunks
-    trained by ``executor``: here by default, or as Ray tasks, see ``core.executors``)."""
-    from ..model_sets import find_model_set
-    from ..zoo import build_model_set, create_model_set
+    trained by ``executor``: here by default, or as Ray tasks, see ``core.zoo.executors``)."""
+    from core.zoo.build import build_model_set, create_model_set
+    from core.zoo.model_sets import find_model_set
 
     found = find_subsets(store, recipe, fraction, n_models)
     if found is not None:
@@ -89,10 +89,10 @@ def subset_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Masks ``(M, n_train)`` bool and outputs of the set's first ``M = n_models`` models on
     every point (train then val): margins ``(M, n_points)`` or logits ``(M, n_points, K)``."""
-    from ..data import load_dataset
-    from ..device import resolve_device
-    from ..ensemble import Ensemble
-    from ..metrics import margins_from_logits
+    from core.common.device import resolve_device
+    from core.zoo.data import load_dataset
+    from core.zoo.ensemble import Ensemble
+    from core.zoo.margins import margins_from_logits
 
     if target not in TARGETS:
         raise ConfigError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
-from ..store import Store
-from .base import command, emit, table
+from core.commands.base import command, emit, table
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def summary_rows(summary: dict | None) -> list[dict]:
 
 @command("audit", "membership audits (U-LiRA, population MIA) of stored evaluations")(_args)
 def audit(args: argparse.Namespace) -> int:
-    from ..audits import audit_run, runs_to_audit
+    from core.evaluation.audits import audit_run, runs_to_audit
 
     if (args.run_id is None) == (not args.all):
         raise ConfigError("audit needs a run id or --all (not both)")

@@ -4,12 +4,10 @@ options, and output as strict JSON (``--json``) or a plain text table."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import math
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+
+from core.common.jsonable import plain  # noqa: F401  (re-exported)
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable, str]] = {}
 HIDDEN: set[str] = set()  # internal commands, left out of --help
@@ -33,7 +31,7 @@ def command(name: str, help: str, hidden: bool = False):
 def device_name(value: str) -> str:
     """argparse type of ``--device``: a known device name (whether it is present is checked
     when the command runs, which loads torch)."""
-    from ..device import DEVICE_CHOICES
+    from core.common.device import DEVICE_CHOICES
 
     if value.strip().lower().split(":")[0] not in DEVICE_CHOICES:
         raise argparse.ArgumentTypeError(
@@ -70,33 +68,10 @@ def add_executor_args(p: argparse.ArgumentParser) -> None:
 
 
 def executor_from_args(args: argparse.Namespace):
-    """The ``core.executors.Executor`` the executor options ask for (use it in ``with``)."""
-    from ..executors import make_executor  # light: Ray is imported only when it is used
+    """The ``core.zoo.executors.Executor`` the executor options ask for (use it in ``with``)."""
+    from core.zoo.executors import make_executor  # light: Ray is imported only when it is used
 
     return make_executor(args.executor, args.address, args.gpus_per_task)
-
-
-def plain(value: Any) -> Any:
-    """``value`` made of JSON types only: NaN and ±inf → None, timestamps → ISO 8601 strings,
-    NumPy scalars → numbers, arrays, tuples and sets → lists, anything else → its ``str``."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # NumPy scalars and arrays
-        return plain(value.tolist())
-    pd = sys.modules.get("pandas")  # loaded whenever a value can be one of its missing markers
-    if pd is not None and (value is pd.NaT or value is pd.NA):
-        return None
-    if isinstance(value, dt.datetime | dt.date | dt.time):  # pandas' Timestamp included
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    return str(value)
 
 
 def emit(args: argparse.Namespace, obj: dict, text: str) -> None:

@@ -1,14 +1,14 @@
 """``card`` and ``reproduce``: a run's (or a model set's) reproducibility card, and its rebuild
-in a fresh lab compared figure by figure (``core.cards``, ``core.reproduce``)."""
+in a fresh lab compared figure by figure (``core.evaluation.cards``, ``core.evaluation.reproduce``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
-from ..store import Store
-from .base import add_device_arg, command, emit, table
-from .progress import bar
+from core.commands.base import add_device_arg, command, emit, table
+from core.commands.progress import bar
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def _card_args(p: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def _card_args(p: argparse.ArgumentParser) -> None:
 
 @command("card", "print a run's reproducibility card (JSON, or Markdown with --md)")(_card_args)
 def card_cmd(args: argparse.Namespace) -> int:
-    from ..cards import card_of, dumps, markdown
+    from core.evaluation.cards import card_of, dumps, markdown
 
     if args.md and args.json:
         raise ConfigError("choose one of --json and --md")
@@ -40,7 +40,7 @@ def _repro_args(p: argparse.ArgumentParser) -> None:
     _repro_args
 )
 def reproduce_cmd(args: argparse.Namespace) -> int:
-    from ..reproduce import load_card, reproduce
+    from core.evaluation.reproduce import load_card, reproduce
 
     if args.db is None:
         raise ConfigError("reproduce needs --db NEW.duckdb: the new lab to rebuild the card in")

@@ -1,13 +1,13 @@
 """``collateral``: a stored run's KLoM on retain and val points by decile of their proximity to
-the forget set, beside the noise floor (``core.collateral``). Reads stored values only."""
+the forget set, beside the noise floor (``core.evaluation.collateral``). Reads stored values only."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
-from ..store import Store
-from .base import command, emit, table
+from core.commands.base import command, emit, table
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -31,8 +31,8 @@ COLUMNS = ("split", "decile", "n", "prox_lo", "prox_hi", "klom_p50", "klom_p95",
 @command("collateral", "a run's KLoM on retain / val points by decile of proximity to the "
          "forget set, beside the noise floor")(_args)  # fmt: skip
 def collateral_cmd(args: argparse.Namespace) -> int:
-    from ..collateral import collateral
-    from ..config import check_int
+    from core.common.config import check_int
+    from core.evaluation.collateral import collateral
 
     if args.by == "datamodel" and args.k is not None:
         raise ConfigError("--k goes with --by input (the datamodel's proximity has no k)")

@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..attribution.defaults import DEFAULT_MODELS, WEAK_LDS
-from ..config import check_float, check_int
-from ..errors import ConfigError
-from ..store import Store
-from .base import add_device_arg, add_executor_args, command, emit, executor_from_args, table
-from .progress import bar
+from core.attribution.defaults import DEFAULT_MODELS, WEAK_LDS
+from core.commands.base import (
+    add_device_arg,
+    add_executor_args,
+    command,
+    emit,
+    executor_from_args,
+    table,
+)
+from core.commands.progress import bar
+from core.common.config import check_float, check_int
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -60,7 +67,7 @@ def _row_text(r: dict) -> str:
     _args
 )
 def datamodels(args: argparse.Namespace) -> int:
-    from ..attribution.datamodels import delete_datamodel, list_datamodels  # NumPy, pandas
+    from core.attribution.datamodels import delete_datamodel, list_datamodels  # NumPy, pandas
 
     if args.action == "delete":
         if args.id is None:
@@ -79,13 +86,13 @@ def datamodels(args: argparse.Namespace) -> int:
     check_int("models", args.models, 20, 100_000)  # before anything is opened or trained
     check_float("fraction", args.fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     check_float("holdout", args.holdout, 0.0, 0.5, lo_open=True)
-    from ..attribution.datamodels import get_datamodel
-    from ..attribution.fit import fit_datamodel
-    from ..device import resolve_device
+    from core.attribution.datamodels import get_datamodel
+    from core.attribution.fit import fit_datamodel
+    from core.common.device import resolve_device
 
     resolve_device(args.device)
-    from ..attribution.fit import few_models_warning
-    from ..data import load_dataset
+    from core.attribution.fit import few_models_warning
+    from core.zoo.data import load_dataset
 
     warn = few_models_warning(args.models, load_dataset(args.dataset, "cpu").n_train)
     if warn:

@@ -1,12 +1,12 @@
-"""``import-margins`` and ``import-forget-set``: ensembles trained elsewhere (``core.imports``)."""
+"""``import-margins`` and ``import-forget-set``: ensembles trained elsewhere (``core.interchange.imports``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
-from ..store import Store
-from .base import command, emit
+from core.commands.base import command, emit
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def parse_rows(text: str | None) -> tuple[int, int] | None:
@@ -27,7 +27,7 @@ def _dataset(args: argparse.Namespace):
     evaluation that scores imported unlearned margins too."""
     import os
 
-    from ..data import load_dataset
+    from core.zoo.data import load_dataset
 
     if args.data_root is not None:
         os.environ["LAB_DATA_ROOT"] = args.data_root
@@ -58,7 +58,7 @@ def _margins_args(p: argparse.ArgumentParser) -> None:
 
 @command("import-margins", "import margins of models trained elsewhere (no weights)")(_margins_args)
 def import_margins_cmd(args: argparse.Namespace) -> int:
-    from ..imports import import_margins
+    from core.interchange.imports import import_margins
 
     rows = parse_rows(args.rows)
     data = _dataset(args)
@@ -91,7 +91,7 @@ def _fs_args(p: argparse.ArgumentParser) -> None:
     _fs_args
 )
 def import_forget_set_cmd(args: argparse.Namespace) -> int:
-    from ..imports import import_forget_set
+    from core.interchange.imports import import_forget_set
 
     data = _dataset(args)
     fs_id, fs = import_forget_set(Store(args.db), args.dataset, args.file, args.name, data)
@@ -134,7 +134,7 @@ def import_easydub_cmd(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from ..easydub import import_easydub
+    from core.interchange.easydub import import_easydub
 
     ks = parse_ids(args.forget_sets)
     if args.dataset != "digits":  # evaluations read CIFAR-10 from the directory's data/
@@ -162,7 +162,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 def export_easydub_cmd(args: argparse.Namespace) -> int:
     import os
 
-    from ..easydub_export import export_easydub
+    from core.interchange.easydub_export import export_easydub
 
     if args.data_root is not None:
         os.environ["LAB_DATA_ROOT"] = args.data_root

@@ -7,22 +7,29 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import check_int
-from ..errors import ConfigError
-from ..store import Store
-from .base import add_device_arg, add_executor_args, command, emit, executor_from_args, table
-from .progress import bar
+from core.commands.base import (
+    add_device_arg,
+    add_executor_args,
+    command,
+    emit,
+    executor_from_args,
+    table,
+)
+from core.commands.progress import bar
+from core.common.config import check_int
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def _check_training_args(args: argparse.Namespace) -> None:
     """Ranges of --models / --epochs and the --device asked for, before anything is written."""
-    from ..job_kinds import MAX_EPOCHS, MAX_MODELS
+    from core.jobs.kinds import MAX_EPOCHS, MAX_MODELS
 
     if getattr(args, "models", None) is not None:
         check_int("models", args.models, 1, MAX_MODELS)
     if getattr(args, "epochs", None) is not None:
         check_int("epochs", args.epochs, 1, MAX_EPOCHS)
-    from ..device import resolve_device  # loads torch: after the checks that need none
+    from core.common.device import resolve_device  # loads torch: after the checks that need none
 
     resolve_device(args.device)  # an unknown or absent device is refused here
 
@@ -61,14 +68,10 @@ def _fs_args(p: argparse.ArgumentParser) -> None:
 
 @command("forget-set", "create, list, show or delete forget sets")(_fs_args)
 def forget_set(args: argparse.Namespace) -> int:
-    from ..forget_store import (
-        delete_forget_set,
-        get_forget_set,
-        list_forget_sets,
-        make_forget_set,
-        save_forget_set,
-    )
-    from ..forget_uploads import read_upload
+    from core.evaluation.cleanup import delete_forget_set
+    from core.forget.make import make_forget_set
+    from core.forget.store import get_forget_set, list_forget_sets, save_forget_set
+    from core.forget.uploads import read_upload
 
     store = Store(args.db, must_exist=args.action != "create")
     if args.action == "list":
@@ -153,7 +156,7 @@ def _oracle_args(p: argparse.ArgumentParser) -> None:
 )
 def oracles(args: argparse.Namespace) -> int:
     _check_training_args(args)
-    from ..evaluation import build_oracles
+    from core.evaluation.run import build_oracles
 
     store = Store(args.db, must_exist=True)
     with (
@@ -192,7 +195,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 )
 def evaluate_cmd(args: argparse.Namespace) -> int:
     _check_training_args(args)
-    from ..evaluation import evaluate, evaluation
+    from core.evaluation.run import evaluate, evaluation
 
     store = Store(args.db, must_exist=True)
     run_id = evaluate(
@@ -210,8 +213,8 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
     text = f"evaluation {run_id} ({args.method} on forget set {args.forget_set})\n" + table(
         rows, ("split", "metric", "p50", "p95", "p99", "mean", "count", "accuracy", "accuracy_kind")
     )
-    from ..audits import audit_summary
-    from .audit import summary_rows
+    from core.commands.audit import summary_rows
+    from core.evaluation.audits import audit_summary
 
     audit = audit_summary(store, run_id)
     if audit:
@@ -234,8 +237,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 )
 def demo(args: argparse.Namespace) -> int:
     _check_training_args(args)
-    from ..demo import quick_demo
-    from ..evaluation import DEFAULT_MODELS
+    from core.evaluation.run import DEFAULT_MODELS
+    from core.presets.demo import quick_demo
 
     models = DEFAULT_MODELS if args.models is None else args.models
     store = Store(args.db)
@@ -259,7 +262,7 @@ def _jobs_args(p: argparse.ArgumentParser) -> None:
 
 @command("jobs", "list background jobs, or cancel / resume one")(_jobs_args)
 def jobs_cmd(args: argparse.Namespace) -> int:
-    from .. import jobs
+    from core.jobs import queue as jobs
 
     store = Store(args.db, must_exist=True)
     if args.action != "list":
@@ -283,7 +286,7 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
 
 @command("worker", "(internal) run one background job in this process", hidden=True)(_worker_args)
 def worker(args: argparse.Namespace) -> int:
-    from .. import jobs
+    from core.jobs import queue as jobs
 
     status = jobs.work(Store(args.db, must_exist=True), args.job)
     return 0 if status in ("done", "cancelled") else 1

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..store import Store
-from .base import command, emit, table
+from core.commands.base import command, emit, table
+from core.store.db import Store
 
 
 def _add(p: argparse.ArgumentParser) -> None:
-    from ..linear import LinearConfig  # NumPy only
+    from core.linear.study import LinearConfig  # NumPy only
 
     d = LinearConfig()
     p.add_argument("--n", type=int, default=d.n, help="training points (default %(default)s)")
@@ -30,8 +30,8 @@ def _add(p: argparse.ArgumentParser) -> None:
 
 @command("linear", "run the linear-model convergence study (GD, OM, OM retain-only, GD+GA)")(_add)
 def run(args: argparse.Namespace) -> int:
-    from ..linear import LinearConfig
-    from ..linear_runs import run_and_store
+    from core.linear.runs import run_and_store
+    from core.linear.study import LinearConfig
 
     cfg = LinearConfig(
         n=args.n,

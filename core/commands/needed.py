@@ -1,6 +1,6 @@
 """``models-needed``: KLoM's P95 and its noise floor against the number of models per side.
 
-Reads stored margins only (``core.models_needed``); trains, scores and writes nothing. For each
+Reads stored margins only (``core.evaluation.models_needed``); trains, scores and writes nothing. For each
 size n, ``--draws`` seeded draws of n models per side (without replacement, each side drawn
 independently) give the P95 per split; the table shows mean ± sd [min, max] over the draws.
 With ``--run``, the gap is *resolved* at n when the run's mean P95 − 2 sd exceeds the floor's
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
-from ..store import Store
-from .base import command, emit, table
+from core.commands.base import command, emit, table
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 HELP = "KLoM's P95 and its noise floor per split as the number of models per side grows"
 
@@ -58,7 +58,7 @@ def _cell(row: dict, side: str) -> str:
 
 @command("models-needed", HELP)(_args)
 def models_needed_cmd(args: argparse.Namespace) -> int:
-    from ..models_needed import models_needed
+    from core.evaluation.models_needed import models_needed
 
     store = Store(args.db, must_exist=True)
     out = models_needed(store, args.forget_set, args.run, parse_sizes(args.sizes), args.draws,

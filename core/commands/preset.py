@@ -1,5 +1,5 @@
 """``preset cifar10``: originals, random forget sets and their oracles, after a cost estimate
-measured on this machine (``core.presets``) and the user's confirmation."""
+measured on this machine (``core.presets.cifar10``) and the user's confirmation."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import argparse
 import os
 import sys
 
-from ..config import check_int
-from ..errors import ConfigError
-from ..store import Store
-from .base import add_device_arg, command, emit
-from .progress import bar
+from core.commands.base import add_device_arg, command, emit
+from core.commands.progress import bar
+from core.common.config import check_int
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -43,9 +43,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     _args
 )
 def preset(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
-    from ..device import resolve_device
-    from ..presets import describe, estimate, plan_preset, probe, run_preset
+    from core.common.device import resolve_device
+    from core.presets.cifar10 import describe, estimate, plan_preset, probe, run_preset
+    from core.zoo.data import load_dataset
 
     if args.data_root is not None:  # every later load (builds, evaluations) reads it too
         os.environ["LAB_DATA_ROOT"] = args.data_root

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 from tqdm import tqdm
 
-Progress = Callable[[float, str], None]  # as core.zoo.Progress (not imported: it loads torch)
+Progress = Callable[[float, str], None]  # as core.zoo.build.Progress (not imported: it loads torch)
 
 
 @contextlib.contextmanager

@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from ..errors import ConfigError
-from ..store import Store
-from .base import add_device_arg, add_executor_args, command, emit, executor_from_args, table
+from core.commands.base import (
+    add_device_arg,
+    add_executor_args,
+    command,
+    emit,
+    executor_from_args,
+    table,
+)
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -52,11 +59,11 @@ def _grid(args: argparse.Namespace) -> list[dict]:
     _args
 )
 def unlearn(args: argparse.Namespace) -> int:
-    from ..audits import audit_summary
-    from ..divergence import Diverged
-    from ..evaluation import evaluation
-    from ..sweeps import run_sweep
-    from ..unlearning import method_params, uses_budget
+    from core.common.errors import Diverged
+    from core.evaluation.audits import audit_summary
+    from core.evaluation.run import evaluation
+    from core.jobs.sweeps import run_sweep
+    from core.unlearning import method_params, uses_budget
 
     grid = _grid(args)
     if not uses_budget(args.method):  # do-nothing, retrain, predictors: one run per setting

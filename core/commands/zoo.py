@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
-from ..store import Store
-from .base import add_device_arg, add_executor_args, command, emit, executor_from_args, table
-from .progress import bar
+from core.commands.base import (
+    add_device_arg,
+    add_executor_args,
+    command,
+    emit,
+    executor_from_args,
+    table,
+)
+from core.commands.progress import bar
+from core.common.errors import ConfigError
+from core.store.db import Store
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -41,10 +48,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _train_args
 )
 def train(args: argparse.Namespace) -> int:
-    from ..data import load_dataset  # the engine (torch) only when the command runs
-    from ..model_sets import list_model_sets
-    from ..recipe import default_train_config
-    from ..zoo import build_model_set, create_model_set
+    from core.zoo.build import build_model_set, create_model_set
+    from core.zoo.data import load_dataset  # the engine (torch) only when the command runs
+    from core.zoo.model_sets import list_model_sets
+    from core.zoo.recipe import default_train_config
 
     if args.data_root is not None:  # the build and later commands load the dataset again
         import os
@@ -86,7 +93,7 @@ def train(args: argparse.Namespace) -> int:
 def unfinished_match(store: Store, kind: str, cfg, n_models: int, fraction, seed) -> int | None:
     """The newest unfinished set this very command would build (same kind, recipe, size,
     fraction and, when given, seed), so that rerunning an interrupted ``train`` resumes it."""
-    from ..model_sets import find_model_set, get_model_set
+    from core.zoo.model_sets import find_model_set, get_model_set
 
     set_id = find_model_set(
         store, kind, cfg.dataset, status="building", recipe_id=cfg.recipe_id(),
@@ -109,7 +116,7 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 
 @command("models", "list the model sets in the store, or delete one")(_models_args)
 def models(args: argparse.Namespace) -> int:
-    from ..model_sets import delete_model_set, list_model_sets  # light: no torch
+    from core.zoo.model_sets import delete_model_set, list_model_sets  # light: no torch
 
     store = Store(args.db, must_exist=True)
     if args.action == "delete":

@@ -13,11 +13,18 @@ fine-tune store their N models as a model set of kind ``unlearned`` (``ctx.finis
 To add a method: write it in a module of this package, decorate it with ``@register``, and
 import the module at the bottom of this file; the CLI, the dashboard and the registry-wide
 tests pick it up.
+
+Modules: ``base`` (the interface, ``register``, ``UnlearnContext``), ``params`` (typed
+hyperparameters), ``finetune`` (budgets, batch streams, SGD, storage), ``baselines``
+(do-nothing), ``gradient`` (GD, noisy descent, GA, GA+GD, random labels), ``more``
+(retrain, ℓ1-sparse, SalUn, SCRUB), ``localized`` (DEL), ``matching`` (Oracle Matching),
+``datamodel_methods`` (Datamodel-Direct, DMM). Uses ``forget`` and below; never imports
+streamlit.
 """
 
 from __future__ import annotations
 
-from . import (  # noqa: E402, F401  (registers)
+from core.unlearning import (  # noqa: E402, F401  (registers)
     baselines,
     datamodel_methods,
     gradient,
@@ -25,7 +32,7 @@ from . import (  # noqa: E402, F401  (registers)
     matching,
     more,
 )
-from .base import (  # noqa: F401  (the interface, re-exported)
+from core.unlearning.base import (  # noqa: F401  (the interface, re-exported)
     METHODS,
     PARAMS,
     Method,

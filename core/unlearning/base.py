@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Dataset
-from ..errors import ConfigError
-from ..store import Store
-from .params import Param, params_of, parse
+from core.common.errors import ConfigError
+from core.store.db import Store
+from core.unlearning.params import Param, params_of, parse
+from core.zoo.data import Dataset
 
 
 @dataclass
@@ -34,33 +34,33 @@ class UnlearnContext:
     set_seeds: dict[str, int] = field(default_factory=dict)
 
     def original_margins(self) -> np.ndarray:
-        from ..model_sets import load_margins
+        from core.zoo.model_sets import load_margins
 
         return load_margins(self.store, self.original_set_id)
 
     def original_correct(self) -> np.ndarray:
         """``(n_models, n_points)`` bool: the originals' argmax prediction is the label."""
-        from ..model_sets import load_correct
+        from core.zoo.model_sets import load_correct
 
         return load_correct(self.store, self.original_set_id)
 
     def originals(self):
         """The original models as one stacked ``Ensemble`` (for methods that fine-tune)."""
-        from ..model_sets import load_ensemble
+        from core.zoo.model_sets import load_ensemble
 
         return load_ensemble(self.store, self.original_set_id, self.device)
 
     def original_seeds(self) -> list[int]:
         """The original models' seeds (model i: the set's ``seed + i``), from which training
-        drew their initial weights (``core.models.initialised``)."""
-        from ..model_sets import get_model_set
+        drew their initial weights (``core.zoo.models.initialised``)."""
+        from core.zoo.model_sets import get_model_set
 
         ms = get_model_set(self.store, self.original_set_id)
         return [ms.seed + i for i in range(ms.n_models)]
 
     @property
     def recipe(self):
-        from ..model_sets import get_model_set
+        from core.zoo.model_sets import get_model_set
 
         return get_model_set(self.store, self.original_set_id).train
 
@@ -81,7 +81,7 @@ class UnlearnContext:
     def seeds(self, n_models: int) -> list[int]:
         """One seed per model for the method's randomness: the unlearned set's own range
         (the set is created here, status building), so they never repeat another set's."""
-        from ..zoo import create_model_set, get_model_set
+        from core.zoo.build import create_model_set, get_model_set
 
         if self.unlearned_set_id is None:
             self.unlearned_set_id = create_model_set(
@@ -95,7 +95,7 @@ class UnlearnContext:
     def keep(self, ens, margins: np.ndarray, correct: np.ndarray, masks: np.ndarray,
              t0: float) -> int | None:  # fmt: skip
         """Store the unlearned models as the set ``seeds`` created; its id."""
-        from ..zoo import store_ensemble
+        from core.zoo.build import store_ensemble
 
         with self.store.held():  # its rows and files: one connection (Store.held)
             store_ensemble(self.store, self.unlearned_set_id, ens, margins, correct, masks,
@@ -105,9 +105,9 @@ class UnlearnContext:
     def heldout_set(self, executor=None) -> int:
         """Oracle Matching's held-out oracle group of the forget set for these originals (a
         third group of their recipe and size, role ``heldout``): built (or resumed) here, its
-        chunks trained by ``executor`` (``core.executors``; default: this process)."""
-        from ..model_sets import get_model_set
-        from ..oracles import ensure_model_set
+        chunks trained by ``executor`` (``core.zoo.executors``; default: this process)."""
+        from core.forget.oracles import ensure_model_set
+        from core.zoo.model_sets import get_model_set
 
         orig = get_model_set(self.store, self.original_set_id)
         return ensure_model_set(
@@ -119,7 +119,7 @@ class UnlearnContext:
 
     def heldout_ensemble(self, device: str):
         """The held-out oracle group's models (``heldout_set``), stacked on ``device``."""
-        from ..model_sets import load_ensemble
+        from core.zoo.model_sets import load_ensemble
 
         return load_ensemble(self.store, self.heldout_set(), device)
 
@@ -127,7 +127,7 @@ class UnlearnContext:
         """The datamodel a datamodel method uses (``chosen_datamodel``) and its weights
         ``(n_points[, K], n_train)``, checked against the dataset (``ConfigError`` naming the
         fitting command when there is none)."""
-        from ..attribution.datamodels import datamodel_for, get_datamodel, load_weights
+        from core.attribution.datamodels import datamodel_for, get_datamodel, load_weights
 
         found = chosen_datamodel(self.store, self.original_set_id, target)
         if found is None:  # the error names the fix
@@ -149,8 +149,8 @@ def chosen_datamodel(store: Store, original_set_id: int, target: str | None) -> 
     on logits, lasso on margins — ridge first, because the ℓ1 fit shrinks the weights' size,
     and so the predicted shift (on digits its forget-set KLoM was 5× the ridge one's despite a
     higher LDS)."""
-    from ..attribution.datamodels import find_datamodel
-    from ..model_sets import get_model_set
+    from core.attribution.datamodels import find_datamodel
+    from core.zoo.model_sets import get_model_set
 
     recipe = get_model_set(store, original_set_id).recipe_id
     if target is not None:

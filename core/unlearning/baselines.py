@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import UnlearnContext, UnlearnResult, register
+from core.unlearning.base import UnlearnContext, UnlearnResult, register
 
 
 @register

@@ -26,10 +26,16 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from .base import ARGMAX, POSITIVE_MARGIN_SHARE, UnlearnContext, UnlearnResult, register
-from .finetune import timer
-from .gradient import BATCH, LR, MOMENTUM
-from .params import Range
+from core.unlearning.base import (
+    ARGMAX,
+    POSITIVE_MARGIN_SHARE,
+    UnlearnContext,
+    UnlearnResult,
+    register,
+)
+from core.unlearning.finetune import timer
+from core.unlearning.gradient import BATCH, LR, MOMENTUM
+from core.unlearning.params import Range
 
 TOP_K = Annotated[int, Range(0, 100_000, "keep only each target's k largest |weights| (0: all)")]
 
@@ -40,7 +46,7 @@ def _shift(ctx: UnlearnContext, w: np.ndarray, top_k: int = 0) -> np.ndarray:
     its k largest-magnitude weights over the train points set to 0. A dense fit spreads every
     target's error over all train points, and the sum over a forget set adds that noise to
     every target; the largest weights carry most of the signal."""
-    from ..attribution.datamodels import forget_shift
+    from core.attribution.datamodels import forget_shift
 
     if top_k and top_k < w.shape[-1]:
         kth = -np.partition(-np.abs(w), top_k - 1, axis=-1)[..., top_k - 1 : top_k]
@@ -69,7 +75,7 @@ def dm_direct(ctx: UnlearnContext, *, top_k: TOP_K = 0) -> UnlearnResult:
     the run's accuracy is the share of positive margins, a lower bound of argmax accuracy
     (m̂ > 0 ⇒ argmax = y), recorded as ``info["accuracy_kind"]``. A logits one shifts the
     logits (margins and argmax accuracy from the shifted logits)."""
-    from ..metrics import margins_from_logits
+    from core.zoo.margins import margins_from_logits
 
     dm, w = ctx.datamodel(None)
     shift = _shift(ctx, w, top_k)
@@ -107,7 +113,7 @@ def dm_matching(
     model i is fine-tuned towards ``z_i(x) − Σ_{j∈F} W[x, :, j]`` (MSE on logits; ``top_k``:
     each target's largest weights only) on F ∪ its retain sample. Needs a ``logits``
     datamodel of the originals' recipe."""
-    from .matching import match_logits
+    from core.unlearning.matching import match_logits
 
     t0 = timer()
     dm, w = ctx.datamodel("logits")

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError
-from ..sgd import SGD
-from .base import UnlearnContext, UnlearnResult
+from core.common.errors import ConfigError
+from core.common.sgd import SGD
+from core.unlearning.base import UnlearnContext, UnlearnResult
 
 
 def budget_steps(ctx: UnlearnContext, examples_per_step: int) -> int:
@@ -41,8 +41,8 @@ def stream(
     pool: np.ndarray, gen_seeds: list[int], steps: int, batch: int, dev: torch.device
 ) -> Iterator[Tensor]:
     """``steps`` batches ``(N, batch)`` of train indices from ``pool``, each model drawing from
-    its own stream of permutations (``core.ensemble``); ``batch`` may exceed the pool."""
-    from ..ensemble import _Stream
+    its own stream of permutations (``core.zoo.ensemble``); ``batch`` may exceed the pool."""
+    from core.zoo.ensemble import _Stream
 
     pools = torch.from_numpy(np.broadcast_to(np.asarray(pool), (len(gen_seeds), len(pool))).copy())
     s = _Stream(pools, [torch.Generator().manual_seed(int(x)) for x in gen_seeds])
@@ -91,7 +91,7 @@ def finish(ctx: UnlearnContext, ens, examples_per_model: int, t0: float) -> Unle
     x, y = ctx.data.all_points()
     margins, correct = ens.margins_and_correct(x, y)
     if not np.isfinite(margins).all():
-        from ..divergence import Diverged
+        from core.common.errors import Diverged
 
         raise Diverged("its models produce non-finite outputs")
     masks = np.zeros((ens.n_models, ctx.data.n_train), dtype=bool)

@@ -11,9 +11,9 @@ from typing import Annotated
 
 import torch
 
-from .base import UnlearnContext, UnlearnResult, register
-from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
-from .params import Range
+from core.unlearning.base import UnlearnContext, UnlearnResult, register
+from core.unlearning.finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
+from core.unlearning.params import Range
 
 LR = Annotated[float, Range(0.0, 1.0, "SGD step size (constant)", lo_open=True)]
 BATCH = Annotated[int, Range(1, 4096, "examples per step per model, of each set used")]

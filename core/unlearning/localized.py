@@ -22,12 +22,12 @@ from typing import Annotated
 
 import torch
 
-from .base import UnlearnContext, UnlearnResult, register
-from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
-from .gradient import BATCH, LR, MOMENTUM, _setup
-from .params import Choice, Range
+from core.unlearning.base import UnlearnContext, UnlearnResult, register
+from core.unlearning.finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
+from core.unlearning.gradient import BATCH, LR, MOMENTUM, _setup
+from core.unlearning.params import Choice, Range
 
-HEAD = "fc."  # the final layer's parameters (``core.models.Net.fc``): always retrained
+HEAD = "fc."  # the final layer's parameters (``core.zoo.models.Net.fc``): always retrained
 FRACTION = Annotated[
     float, Range(0.0, 1.0, "share of the candidate weights reset (below the head by default)",
                  lo_open=True)
@@ -120,7 +120,7 @@ def del_(
     momentum: MOMENTUM = 0.9,
 ) -> UnlearnResult:
     """DEL: reset the forget set's most critical channels, retrain them (and the last layer)."""
-    from ..models import initialised
+    from core.zoo.models import initialised
 
     t0 = timer()
     ens, dev, x, y = _setup(ctx)

@@ -23,10 +23,10 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from .base import UnlearnContext, UnlearnResult, register
-from .finetune import budget_steps, finish, seeds, sgd, timer
-from .gradient import BATCH, LR, MOMENTUM
-from .params import Choice, Range
+from core.unlearning.base import UnlearnContext, UnlearnResult, register
+from core.unlearning.finetune import budget_steps, finish, seeds, sgd, timer
+from core.unlearning.gradient import BATCH, LR, MOMENTUM
+from core.unlearning.params import Choice, Range
 
 
 def heldout_oracles(ctx: UnlearnContext, executor=None) -> int:
@@ -84,7 +84,7 @@ def match_logits(
     ])  # fmt: skip
     weight = torch.ones(pools.shape[1], device=dev)
     weight[: len(ctx.forget)] = forget_weight
-    from ..ensemble import _Stream
+    from core.zoo.ensemble import _Stream
 
     pos = _Stream(torch.arange(pools.shape[1]).expand(len(s), -1).contiguous(),
                   [torch.Generator().manual_seed(v) for v in s])  # fmt: skip

@@ -11,19 +11,19 @@ from typing import Annotated
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from .base import UnlearnContext, UnlearnResult, register
-from .finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
-from .gradient import BATCH, LR, MOMENTUM, _setup, relabel_loss
-from .params import Range
+from core.common.errors import ConfigError
+from core.unlearning.base import UnlearnContext, UnlearnResult, register
+from core.unlearning.finetune import budget_steps, finish, model_loss, seeds, sgd, stream, timer
+from core.unlearning.gradient import BATCH, LR, MOMENTUM, _setup, relabel_loss
+from core.unlearning.params import Range
 
 
 @register
 def retrain(ctx: UnlearnContext) -> UnlearnResult:
     """The reference at cost 1.0: an independent group of oracles (the noise-floor group),
     retrained without F with the originals' recipe — its KLoM is the noise floor."""
-    from ..model_sets import load_correct, load_margins
-    from ..oracles import pair_sets
+    from core.forget.oracles import pair_sets
+    from core.zoo.model_sets import load_correct, load_margins
 
     _, _, floor = pair_sets(ctx.store, ctx.forget_set_id, ctx.original_set_id)
     return UnlearnResult(load_margins(ctx.store, floor), load_correct(ctx.store, floor), 1.0, floor)

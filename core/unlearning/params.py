@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from core.common.errors import ConfigError
 
 
 @dataclass(frozen=True)

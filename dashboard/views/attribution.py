@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core.attribution.defaults import DEFAULT_MODELS, lds_note
-from core.errors import LabError
+from core.common.errors import LabError
 from dashboard import attribution_charts as charts
 from dashboard import attribution_data as ad
 from dashboard import attribution_fit as af

@@ -5,8 +5,8 @@ import json
 
 import streamlit as st
 
-from core.compare import best_per_method, gap_summary, resolution
-from core.errors import LabError
+from core.common.errors import LabError
+from core.evaluation.compare import best_per_method, gap_summary, resolution
 from dashboard import attribution_data as ad
 from dashboard import collateral_panel, components, data_access
 from dashboard.compare_charts import (

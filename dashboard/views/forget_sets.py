@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from core.errors import LabError
-from core.forget_sets import PRESET_NAMES
-from core.forget_store import delete_forget_set, get_forget_set, make_forget_set, save_forget_set
+from core.common.errors import LabError
+from core.evaluation.cleanup import delete_forget_set
+from core.forget.make import make_forget_set
+from core.forget.sets import PRESET_NAMES
+from core.forget.store import get_forget_set, save_forget_set
 from dashboard import components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.recipe import default_train_config
+from core.zoo.recipe import default_train_config
 from dashboard import attribution_data, components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
 from dashboard.tour import steps

@@ -3,8 +3,8 @@
 import numpy as np
 import streamlit as st
 
-from core.errors import LabError
-from core.metrics import SPLITS
+from core.common.errors import LabError
+from core.evaluation.klom import SPLITS
 from dashboard import components, data_access, klom_audits, klom_charts, klom_tables
 from dashboard.downloads import card_downloads
 from dashboard.jobs_panel import jobs_panel
@@ -53,7 +53,7 @@ table = klom_tables.summary_table(summ)
 st.dataframe(table, hide_index=True, width="stretch", column_config=klom_tables.column_config())
 for note in klom_tables.small_split_notes(table):
     st.caption(note)
-if (summ["accuracy_kind"] != "argmax").any():  # core.evaluation.accuracy_kind
+if (summ["accuracy_kind"] != "argmax").any():  # core.evaluation.run.accuracy_kind
     st.caption(
         "The method's accuracy here is the **positive-margin share** (margin > 0), not "
         "argmax: a margin datamodel predicts margins only. A lower bound of argmax accuracy."

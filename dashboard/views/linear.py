@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from core.errors import LabError
-from core.linear import METHODS, LinearConfig
-from core.linear_runs import run_and_store
+from core.common.errors import LabError
+from core.linear.runs import run_and_store
+from core.linear.study import METHODS, LinearConfig
 from dashboard import components, data_access
 
 st.title("Linear model: why matching converges")

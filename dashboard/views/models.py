@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core.data import check_dataset
-from core.errors import LabError
-from core.recipe import default_train_config
-from core.zoo import create_model_set, delete_model_set
+from core.common.errors import LabError
+from core.zoo.build import create_model_set, delete_model_set
+from core.zoo.data import check_dataset
+from core.zoo.recipe import default_train_config
 from dashboard import components, data_access
 from dashboard.jobs_panel import jobs_panel, start_job
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.errors import ConfigError
+from core.common.errors import ConfigError
 from core.unlearning import METHODS, PARAMS, uses_budget
 from core.unlearning.params import Choice
 from dashboard import attribution_data as ad
