@@ -12,7 +12,7 @@ object store once per sweep). Times are of ``core.jobs.sweeps.run_sweep`` (train
 every point); Ray's start is timed apart, and the first Ray sweep (workers importing torch) is
 reported apart from the warm ones. Whether every Ray run's stored margins equal the local
 run's is reported (the local sweep uses this process's torch threads; on one thread they are
-equal byte for byte: tests/test_ray.py).
+equal byte for byte: tests/jobs/test_ray.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from core.zoo.data import CIFAR_DIR, clear_cache, import_torchvision
-from tests.test_data import _write_cifar
+from tests.zoo.test_data import _write_cifar
 
 
 def fabricate_cifar(root, monkeypatch, per_batch: int = 4) -> None:

@@ -21,12 +21,12 @@ import pytest
 
 from core.evaluation.compare import runs_table
 from core.store.db import Store
-from tests.test_browser import (  # noqa: F401  (page: a fixture)
+from tests.dashboard.test_browser import (  # noqa: F401  (page: a fixture)
     _free_port,
     _serve,
     page,
 )
-from tests.test_browser_walk import ARTIFACTS, PICK_GAP, Walk
+from tests.dashboard.test_browser_walk import ARTIFACTS, PICK_GAP, Walk
 
 pytestmark = pytest.mark.browser
 

@@ -27,7 +27,7 @@ from core.store.db import Store
 from core.zoo.build import build_model_set, create_model_set, load_ensemble
 from core.zoo.recipe import default_train_config
 from tests.conftest import ROOT
-from tests.test_probe_markdown import shown
+from tests.dashboard.test_probe_markdown import shown
 
 TINY = default_train_config("digits").replace(epochs=1)
 

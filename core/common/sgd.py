@@ -7,7 +7,7 @@ The update is ``torch.optim.SGD``'s (dampening 0): with ``g = ∇θ + wd·θ``,
     θ ← θ − lr·(g + μ·v)      (Nesterov)   or   θ ← θ − lr·v   (heavy ball; plain SGD if μ = 0)
 
 done with the same tensor operations in the same order, so the parameters match
-``torch.optim.SGD``'s bit for bit (``tests/test_sgd.py``). It exists because constructing a
+``torch.optim.SGD``'s bit for bit (``tests/common/test_sgd.py``). It exists because constructing a
 ``torch.optim`` optimizer imports ``torch._dynamo`` on first use — about 3 s of every CLI
 command and job worker that fine-tunes, for a loop of four lines.
 """

@@ -124,7 +124,7 @@ def _load_digits(device: torch.device, root: Path | None, download: bool) -> Dat
     images, y = digits_arrays()
     x = images.astype(np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
     # the fixed stratified 75/25 split: sklearn's train_test_split(test_size=0.25,
-    # stratify=y, random_state=0), stored once (tests/test_data.py recomputes it)
+    # stratify=y, random_state=0), stored once (tests/zoo/test_data.py recomputes it)
     order = np.load(DIGITS_SPLIT, allow_pickle=False).astype(np.int64)
     idx_tr, idx_va = order[:1347], order[1347:]
     mean, std = float(x[idx_tr].mean()), float(x[idx_tr].std())
