@@ -61,7 +61,7 @@ def dataset_identity(name: str) -> dict:
 @functools.cache
 def core_sha256() -> str:
     """sha-256 of the engine's sources: every ``core/**/*.py`` by relative path and bytes."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent  # core/
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")

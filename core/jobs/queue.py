@@ -39,7 +39,7 @@ from core.common.errors import ConfigError, LabError, NotFoundError, StoreError
 from core.common.processes import _alive, is_worker, process_start  # noqa: F401  (re-exported for callers)
 from core.store.db import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent  # the repository
 FINAL = ("done", "failed", "cancelled")
 from core.jobs import chain as job_chain  # noqa: E402
 from core.jobs.registry import JOB_CHECKS, JOB_KINDS, JOB_READY, JobContext, job_kind  # noqa: F401, E402

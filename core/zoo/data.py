@@ -101,7 +101,7 @@ class Dataset:
         }
 
 
-DIGITS_SPLIT = Path(__file__).parent / "assets" / "digits_split.npy"
+DIGITS_SPLIT = Path(__file__).resolve().parent.parent / "assets" / "digits_split.npy"
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from core.jobs import queue as jobs
 from dashboard.components import plain
 from tests.conftest import ROOT
 from tests.dashboard.test_dashboard_klom import lab, lab_template, page  # noqa: F401  (fixtures)
+from tests.fault_fixtures import wait_for
 
 APP = str(ROOT / "dashboard" / "app.py")
 
@@ -73,6 +74,10 @@ def test_dmm_builds_its_logits_datamodel_first_and_the_panel_names_each_job(lab)
     assert plain("logits · 20 subset models") in captions
     for j in df["id"]:
         jobs.cancel(store, int(j))
+    # a running job ends when its worker sees the cancel: under load, seconds later (a suite with
+    # another one beside it once saw the panel still offer Cancel for the datamodel job)
+    wait_for(lambda: all(jobs.get_job(store, int(j))["status"] in jobs.FINAL for j in df["id"]),
+             timeout=600)  # fmt: skip
     at.run()
     # Resume of the cancelled datamodel job: the row says so at once, not "cancelled"
     dm_id = int(df["id"].iloc[0])

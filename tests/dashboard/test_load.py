@@ -16,7 +16,7 @@ from bench.dashboard_load import (
     start_training,
     stop_job,
 )  # fmt: skip
-from tests import test_browser
+from tests.dashboard import test_browser
 from tests.dashboard.test_browser import CHROMIUM, FLAGS, playwright_api
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("load")]

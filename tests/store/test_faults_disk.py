@@ -99,7 +99,7 @@ def test_a_full_disk_fails_a_dashboard_job_clearly_and_resume_finishes(lab):
     set_id = create_model_set(lab, "original", TINY, 4, seed=50, chunk_size=2)
     before = snapshot(lab)
     code = (
-        "import sys; from core import jobs; from core.store.db import Store; "
+        "import sys; from core.jobs import queue as jobs; from core.store.db import Store; "
         f"print(jobs.start(Store(sys.argv[1]), 'build_models', {{'set_id': {set_id}}}))"
     )
     with full_set_folder(lab, set_id) as make_room:
