@@ -4,7 +4,7 @@
                                     [--sets random-50,class3-half,knn-pixel-20] [--json]
                                     [--save-json FILE]
 
-Datamodel-Direct and DMM depend on which subset models their datamodel was fitted on (README's
+Datamodel-Direct and DMM depend on which subset models their datamodel was fitted on (docs/results.md's
 dense Datamodel-Direct forget P95 on random-50 was 1.51 on one draw and 2.57 on another). On a
 lab with originals (``python -m core demo``), for each of ``--draws`` draws this builds a *new*
 subset set of ``--models`` models (new seeds: an independent draw), fits a ridge datamodel of

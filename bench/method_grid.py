@@ -1,4 +1,4 @@
-"""The method comparison of the README: every method, a small equal-effort grid, three budgets,
+"""The method comparison of docs/results.md: every method, a small equal-effort grid, three budgets,
 three forget sets; the best setting per method and budget, KLoM P95/P99 per split.
 
     python bench/method_grid.py [--db PATH] [--budgets 0.02,0.05,0.1] [--sets random-50,...]
@@ -177,7 +177,7 @@ def main() -> int:
         "--grid",
         choices=sorted(GRIDS),
         default="main",
-        help="main: the README's comparison; gentle: the gentle end (item 15)",
+        help="main: the comparison of docs/results.md; gentle: the gentle end (item 15)",
     )
     ap.add_argument("--methods", default=None, help="default: every method of the grid")
     ap.add_argument("--json", action="store_true")

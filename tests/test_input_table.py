@@ -1,4 +1,4 @@
-"""The README's table of inputs stays complete: every test it names exists, and every option of
+"""The table of inputs (docs/security.md) stays complete: every test it names exists, and every option of
 every CLI command (walked from the argparse parser) has a row."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ SECTION = "## Every input and what a bad value gets"
 
 
 def table_rows() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert SECTION in text, "the README lost its table of inputs"
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    assert SECTION in text, "docs/security.md lost its table of inputs"
     body = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     lines = [ln for ln in body.splitlines() if ln.startswith("|")][2:]  # past header, rule
     return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines]
@@ -50,7 +50,7 @@ def test_every_cli_option_has_a_row():
     options = cli_options(build_parser())
     assert len(options) > 40
     missing = {opt: cmds for opt, cmds in options.items() if f"`{opt}`" not in where}
-    assert not missing, f"CLI options without a row in the README's table: {missing}"
+    assert not missing, f"CLI options without a row in docs/security.md's table: {missing}"
 
 
 def test_every_environment_variable_has_a_row():

@@ -28,7 +28,7 @@ FORGET_PAGE = str(ROOT / "dashboard" / "views" / "forget_sets.py")
 
 def test_server_settings() -> None:
     server, client = SETTINGS["server"], SETTINGS["client"]
-    assert server["address"] == "localhost"  # other addresses: an opt-in, see the README
+    assert server["address"] == "localhost"  # other addresses: an opt-in, see docs/security.md
     assert server["enableXsrfProtection"] is True
     assert server["enableCORS"] is True  # XSRF on with CORS off is what Streamlit warns about
     assert client["showErrorDetails"] == "none"
@@ -37,8 +37,8 @@ def test_server_settings() -> None:
     # the two gets the engine's clear message; anything larger the server refuses itself
     assert 1 <= server["maxUploadSize"] <= 5
     assert server["maxUploadSize"] * 2**20 >= MAX_UPLOAD_BYTES
-    readme = (ROOT / "README.md").read_text()
-    assert "--server.address 0.0.0.0" in readme.split("## Security", 1)[1].split("\n## ", 1)[0]
+    security = (ROOT / "docs" / "security.md").read_text()
+    assert "--server.address 0.0.0.0" in security.split("\n## ", 1)[0]  # before the inputs
 
 
 def test_oversize_upload_refused_by_the_engine(tmp_path) -> None:
