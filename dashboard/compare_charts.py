@@ -71,7 +71,7 @@ _ORDER = ("do_nothing", "retrain", "gradient_descent", "gradient_ascent", "ga_gd
           "random_labels", "l1_sparse", "salun", "scrub", "del", "oracle_matching", "dm_direct",
           "dm_matching", "noisy_descent")  # fmt: skip
 _PALETTE = ("#6b7280", "#111827", "#2563eb", "#f97316", "#a16207", "#db2777", "#0891b2",
-            "#9333ea", "#65a30d", "#b91c1c", "#16a34a", "#eab308", "#4f46e5", "#0d9488",
+            "#9333ea", "#65a30d", "#b91c1c", "#16a34a", "#eab308", "#78350f", "#e879f9",
             "#be185d", "#1d4ed8")  # fmt: skip
 
 

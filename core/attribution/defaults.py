@@ -2,7 +2,7 @@
 
 Pure Python (no NumPy): the command line reads ``DEFAULT_MODELS`` for its ``--help`` and the
 dashboard for its forms. Figures are measured on digits with the default recipe by
-``nice python bench/datamodel_models.py`` (README, Datamodels).
+``nice python bench/datamodel_models.py`` (docs/results.md, Datamodels).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 # How many subset models a readable datamodel needs, measured on digits with the default recipe
-# (``nice python bench/datamodel_models.py``; README, Datamodels): the first M whose held-out LDS
+# (``nice python bench/datamodel_models.py``; docs/results.md, Datamodels): the first M whose held-out LDS
 # (val targets) reached ``WEAK_LDS`` in every draw measured. The CLI, the ``datamodel`` job and
 # the Attribution page all default to it.
 DEFAULT_MODELS = 1000
@@ -20,7 +20,7 @@ WEAK_LDS = 0.5  # below this held-out LDS a datamodel's influencers are mostly n
 # M → LDS val of the stored fit (over 3 disjoint draws of M models: 200: 0.22–0.26, 500:
 # 0.37–0.40, 750: 0.47–0.48, 1,000: 0.53–0.54). Seconds at M = 1,000 on 2 CPU cores shared
 # with other work (load ≈ 7): training 437 s (per 100 models: 43.7), fit 26 s (margin) and
-# 33 s (logits); on an idle machine training is several times faster (README: 2,000 in 127 s).
+# 33 s (logits); on an idle machine training is several times faster (docs/results.md: 2,000 in 127 s).
 MEASURED_LDS = {200: 0.25, 500: 0.37, 750: 0.48, 1000: 0.53, 2000: 0.68}
 MEASURED_SECONDS = {"train_per_100": 43.7, "fit_margin": 26.0, "fit_logits": 33.0}
 

@@ -143,7 +143,7 @@ def scrub(
     At the start the student equals the teacher, where ∇ KL(teacher ‖ student) = 0 (its
     gradient in the student's logits is ``softmax(s) − softmax(t)``): the ascent only acts once
     the retain descent has moved the student, so early on SCRUB is close to retain fine-tuning
-    (README, "SCRUB")."""
+    (docs/user-guide.md, "Unlearn: the methods", the scrub entry)."""
     t0 = timer()
     teacher, dev, x, y = _setup(ctx)
     student = teacher.select(range(teacher.n_models))  # an independent copy

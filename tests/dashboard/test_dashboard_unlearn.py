@@ -152,6 +152,15 @@ def test_every_method_keeps_one_colour_on_every_chart(lab):  # noqa: F811
     )
 
     assert len({method_color(m) for m in METHODS}) == len(METHODS)
+    # and far apart: gradient descent and DMM were two blues a probe could not tell apart
+    rgb = {m: [int(method_color(m)[i : i + 2], 16) for i in (1, 3, 5)] for m in METHODS}
+    near = [
+        (a, b)
+        for a in METHODS
+        for b in METHODS
+        if a < b and sum((x - y) ** 2 for x, y in zip(rgb[a], rgb[b], strict=True)) < 60**2
+    ]
+    assert not near, f"methods drawn in near-equal colours: {near}"  # fmt: skip
     store, fs = lab["store"], lab["forget_set"]
     ga = [evaluate(store, fs, "gradient_ascent", budget=b) for b in (0.05, 0.1)]
     runs = runs_table(store, fs)
