@@ -196,7 +196,8 @@ def _walk(w: Walk, page, url: str, db_path) -> None:  # noqa: F811
     # a sweep of two methods on the demo's first forget set, two budgets each
     w.nav("Unlearn", "Pick a forget set and a method")
     w.choose("forget set", "random-10")
-    for n, method in enumerate(("gradient_descent", "oracle_matching")):
+    # noisy descent (issue 24): its form too is clicked in a browser (the paper path runs GD)
+    for n, method in enumerate(("noisy_descent", "oracle_matching")):
         w.choose("method", method)
         budgets = page.get_by_label("budgets (shares of retraining, comma-separated)")
         budgets.fill("0.05,0.1")
