@@ -39,6 +39,14 @@ def db_path(tmp_path, monkeypatch) -> Path:
     return path
 
 
+def page_infos(at) -> list[str]:
+    """The info boxes a page drew, without the router's "Loading the lab…" note. AppTest keeps
+    that note in the tree of a process's first run, although the router empties it (a browser
+    drops it: tests/dashboard/test_browser.py), so ``at.info[0]`` depends on which test a worker
+    ran first."""
+    return [i.value for i in at.info if not i.value.startswith("Loading the lab…")]
+
+
 def serving(proc, port: int, log: Path, timeout: float = 60) -> bool:
     """Wait until the Streamlit server ``proc`` serves on ``port``: its health check answers and
     its own log names the port. (The suite runs on two workers, each picking free ports: a

@@ -14,7 +14,7 @@ from core.attribution.defaults import DEFAULT_MODELS
 from core.evaluation.run import evaluate, evaluation
 from core.jobs import queue as jobs
 from core.store.db import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, page_infos
 from tests.lab_fixtures import tiny_datamodel, tiny_lab
 
 APP = str(ROOT / "dashboard" / "app.py")
@@ -182,8 +182,8 @@ def datamodel_jobs(store) -> list[dict]:
 def test_no_datamodel_shows_the_command_and_queues_margin_and_logits(lab):
     delete_datamodel(lab["store"], lab["dm"])
     at = open_page()
-    assert at.info and "python -m core datamodels fit" in at.info[0].value
-    assert f"--models {DEFAULT_MODELS} " in at.info[0].value
+    assert page_infos(at) and "python -m core datamodels fit" in page_infos(at)[0]
+    assert f"--models {DEFAULT_MODELS} " in page_infos(at)[0]
     assert at.selectbox(key="attr_fit_orig").value == lab["original"]
     assert at.number_input(key="attr_fit_m").value == DEFAULT_MODELS  # the one default
     assert at.radio(key="attr_fit_out").value == "both" and not at.warning
@@ -261,7 +261,7 @@ def test_a_logits_datamodel_alone_offers_the_margin_fit(lab):
     assert datamodel_status(store, lab["original"]) == (None, None)
     at = open_page()
     assert at.selectbox(key="attr_dm").value == logits
-    assert not at.exception and f"Datamodel {logits} predicts logits" in at.info[0].value
+    assert not at.exception and f"Datamodel {logits} predicts logits" in page_infos(at)[0]
     at.button(key="attr_fit_margin").click().run()
     assert not at.exception and not at.error
     want = {"dataset": "digits", "models": 20, "target": "margin",
@@ -271,7 +271,7 @@ def test_a_logits_datamodel_alone_offers_the_margin_fit(lab):
 
 def test_empty_store_shows_the_command(db_path):
     at = open_page()
-    assert at.info and "python -m core datamodels fit" in at.info[0].value
+    assert page_infos(at) and "python -m core datamodels fit" in page_infos(at)[0]
     assert not at.error and not [b for b in at.button if b.key == "attr_fit"]
     assert any(p.proto.page == "models" for p in at.page_link)
 

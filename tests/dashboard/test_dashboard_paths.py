@@ -11,7 +11,7 @@ from core.forget.sets import random_forget_set
 from core.forget.store import save_forget_set
 from core.jobs import queue as jobs
 from dashboard.components import plain
-from tests.conftest import ROOT
+from tests.conftest import ROOT, page_infos
 from tests.dashboard.test_dashboard_klom import lab, lab_template, page  # noqa: F401  (fixtures)
 from tests.fault_fixtures import wait_for
 
@@ -94,7 +94,7 @@ def test_dmm_builds_its_logits_datamodel_first_and_the_panel_names_each_job(lab)
 def test_an_empty_lab_links_to_where_forget_sets_are_made(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_DB", str(tmp_path / "lab.duckdb"))
     at = page("unlearn")
-    assert "No forget sets yet" in at.info[0].value
+    assert "No forget sets yet" in page_infos(at)[0]
     assert {"Forget sets: make one", "Home: the quick demo"} <= set(_labels(at))
 
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core.evaluation.compare import pareto_front, runs_table
 from core.evaluation.run import evaluate, evaluation
 from core.jobs import queue as jobs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, page_infos
 from tests.dashboard.test_dashboard_klom import lab, lab_template  # noqa: F401  (fixtures)
 
 APP = str(ROOT / "dashboard" / "app.py")
@@ -82,7 +82,7 @@ def test_compare_page_draws_runs_and_downloads(lab):  # noqa: F811
     assert len(links) == 1
     at.radio(key="cmp_score").set_value("forget_p95").run()
     at.multiselect[0].set_value([]).run()
-    assert not at.exception and "Choose runs" in at.info[0].value
+    assert not at.exception and "Choose runs" in page_infos(at)[0]
 
 
 def test_unlearn_page_starts_a_grid_job_and_refuses_bad_values(lab):  # noqa: F811
