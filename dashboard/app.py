@@ -15,8 +15,6 @@ import streamlit as st  # noqa: E402
 
 from dashboard import warmup  # noqa: E402
 
-LOADING = "Loading the lab… (a fresh server needs a few seconds for its first page)"
-
 # the favicon is a local file: with a :material/…: page icon the browser would fetch it from a
 # web-font server. Icons in the app itself come from the font Streamlit ships (no request).
 st.set_page_config(
@@ -29,7 +27,7 @@ st.set_page_config(
 # draw: say so at once instead of leaving the page blank; the page replaces it when drawn.
 loading = st.empty()
 if not warmup.started():
-    loading.info(LOADING)
+    loading.info(warmup.LOADING)
 warmup.start()  # the digits load in the background while the first page renders
 
 PAGES = Path(__file__).parent / "views"  # not pages/, which Streamlit would list by itself

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import threading
 
+LOADING = "Loading the lab… (a fresh server needs a few seconds for its first page)"
+"""What the router shows until a fresh server's first page is drawn."""
+
 _done = threading.Event()
 _started = False
 _lock = threading.Lock()

@@ -44,7 +44,9 @@ def page_infos(at) -> list[str]:
     that note in the tree of a process's first run, although the router empties it (a browser
     drops it: tests/dashboard/test_browser.py), so ``at.info[0]`` depends on which test a worker
     ran first."""
-    return [i.value for i in at.info if not i.value.startswith("Loading the lab…")]
+    from dashboard.warmup import LOADING
+
+    return [i.value for i in at.info if i.value != LOADING]
 
 
 def serving(proc, port: int, log: Path, timeout: float = 60) -> bool:
