@@ -123,8 +123,9 @@ def audit_run(
     out = compute_audits(unlearned, oracle, floor, splits)
     config = {"seed": SEED, "var_floor": VAR_FLOOR, "fprs": list(FPRS), "models": sizes,
               "ulira_shadow": {k: n // 2 for k, n in sizes.items()},
-              "mia": "LogisticRegression(class_weight='balanced', solver='liblinear') on the "
-              "standardized margin, per model"}  # fmt: skip
+              "mia": "logistic regression, liblinear's problem (L2 on weight and bias, C=1, "
+              "balanced class weights), by Newton's method, on the standardized margin, "
+              "per model"}  # fmt: skip
     from core import code_version
 
     with store.transaction() as con:

@@ -155,6 +155,37 @@ def test_population_mia_detects_a_known_gap_and_balances_its_classes():
     assert remembered.forget_member.shape == (40, 20)
 
 
+@pytest.mark.parametrize("gap", [0.0, 0.7, 2.0, 6.0])
+def test_population_mia_fits_what_scikit_learns_liblinear_fits(gap):
+    """The lab's Newton fit, all models at once, against scikit-learn's ``liblinear`` solver
+    (the same problem: L2 on weight and bias, C = 1, balanced class weights) run per model to a
+    tight tolerance: the same weights and bias, and the same member calls on every point the
+    two decision functions do not put within 1e-6 of the threshold."""
+    from sklearn.linear_model import LogisticRegression
+
+    from core.evaluation.audit_math import balanced_logistic
+
+    m, forget, retain, val = _population(gap, "member", n_models=6, seed=3)
+    res = population_mia(m, forget, retain, val)
+    x = np.concatenate([m[:, retain], m[:, val]], axis=1)
+    y = np.r_[np.ones(retain.size), np.zeros(val.size)]
+    weight = np.where(y == 1, y.size / (2 * retain.size), y.size / (2 * val.size))
+    for k in range(m.shape[0]):
+        center, scale = x[k].mean(), x[k].std()
+        clf = LogisticRegression(class_weight="balanced", solver="liblinear", tol=1e-12)
+        clf.fit(((x[k] - center) / scale)[:, None], y)
+        w, b = balanced_logistic(((x[k] - center) / scale)[None], 2 * y - 1, weight)
+        assert w[0] == pytest.approx(clf.coef_[0, 0], abs=1e-6)
+        assert b[0] == pytest.approx(clf.intercept_[0], abs=1e-6)
+        z = clf.decision_function(((m[k] - center) / scale)[:, None])
+        clear = np.abs(z) > 1e-6
+        ours = np.zeros(m.shape[1], dtype=bool)
+        ours[forget] = res.forget_member[k]
+        assert (ours[forget] == (z[forget] > 0))[clear[forget]].all()
+        assert res.retain_share[k] == pytest.approx((z[retain] > 0).mean(), abs=1 / retain.size)
+        assert res.val_share[k] == pytest.approx((z[val] > 0).mean(), abs=1 / val.size)
+
+
 def test_population_mia_sees_nothing_without_a_gap():
     """No gap: the attack has nothing to learn (balanced accuracy ≈ 0.5) and calls forget
     points members as often as it calls val points (its false positives); every model draws its

@@ -103,9 +103,10 @@ def test_weights_reproduce_the_margins_and_a_method_runs(with_weights, db_path):
     np.testing.assert_allclose(got, load_margins(store, orig), atol=2e-4, rtol=1e-4)
     assert np.ptp(got) > 1.0  # margins that vary: a wrong layer order would show
     fs = out["forget_sets"][0]["id"]
-    run = evaluate(store, fs, "gradient_descent", budget=0.5, batch=5, device="cpu")
+    # 12 of the 96 steps of a retraining: enough to move the margins (48 took ~40 s more)
+    run = evaluate(store, fs, "gradient_descent", budget=0.125, batch=5, device="cpu")
     ev = evaluation(store, run)
-    assert ev["evaluation"]["compute_cost"] == pytest.approx(0.5)
+    assert ev["evaluation"]["compute_cost"] == pytest.approx(0.125)
     assert np.isfinite(ev["points"]["klom"]).all()
     unlearned, _ = evaluation_margins(store, run)  # fine-tuned: the margins moved
     assert unlearned.shape == got.shape and not np.allclose(unlearned, got, atol=1e-3)
