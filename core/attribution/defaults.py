@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 
+KINDS = ("ridge", "lasso")  # the regressions a datamodel fit offers
+TARGETS = ("margin", "logits")  # what a datamodel predicts
+
 # How many subset models a readable datamodel needs, measured on digits with the default recipe
 # (``nice python bench/datamodel_models.py``; docs/results.md, Datamodels): the first M whose held-out LDS
 # (val targets) reached ``WEAK_LDS`` in every draw measured. The CLI, the ``datamodel`` job and
@@ -55,3 +58,21 @@ def lds_note(lds: float | None) -> str:
     to show beside anything read from a datamodel."""
     value = "n/a" if lds is None or not math.isfinite(lds) else f"{lds:.2f}"
     return f"datamodel LDS {value}" + (" (weak)" if is_weak(lds) else "")
+
+
+def check_fit_settings(kind: str, target: str, n_models: int, fraction: float,
+                       holdout: float) -> None:  # fmt: skip
+    """A datamodel fit's settings, refused with a ``ConfigError`` that names the bad one before
+    anything heavy is imported, opened or trained (the CLI calls it first)."""
+    from core.common.config import check_float, check_int
+    from core.common.errors import ConfigError
+
+    if kind not in KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if target not in TARGETS:
+        raise ConfigError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if kind == "lasso" and target != "margin":
+        raise ConfigError("the ℓ1 (lasso) fit is for margins; fit logits with --kind ridge")
+    check_int("models", n_models, 20, 100_000)
+    check_float("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+    check_float("holdout", holdout, 0.0, 0.5, lo_open=True)

@@ -23,13 +23,15 @@ import torch
 
 from core import code_version
 from core.attribution import regression as R
-from core.attribution.defaults import DEFAULT_MODELS, few_models_note, models_needed
-from core.attribution.subsets import TARGETS, check_recipe, ensure_subsets, subset_outputs
-from core.common.config import check_float, check_int
+from core.attribution.defaults import (
+    DEFAULT_MODELS,
+    check_fit_settings,
+    few_models_note,
+    models_needed,
+)
+from core.attribution.subsets import check_recipe, ensure_subsets, subset_outputs
 from core.common.errors import ConfigError
 from core.store.db import Store
-
-KINDS = ("ridge", "lasso")
 
 
 def few_models_warning(n_models: int, n_train: int) -> str | None:
@@ -107,15 +109,7 @@ def fit_datamodel(
     from core.zoo.data import load_dataset
     from core.zoo.model_sets import get_model_set, originals_for
 
-    if kind not in KINDS:
-        raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if target not in TARGETS:
-        raise ConfigError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-    if kind == "lasso" and target != "margin":
-        raise ConfigError("the ℓ1 (lasso) fit is for margins; fit logits with --kind ridge")
-    check_int("models", n_models, 20, 100_000)
-    check_float("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=True)
-    check_float("holdout", holdout, 0.0, 0.5, lo_open=True)
+    check_fit_settings(kind, target, n_models, fraction, holdout)
     dev = resolve_device(device)
     t0 = time.perf_counter()
     orig = get_model_set(store, originals_for(store, dataset, original_set_id))

@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from core.attribution.defaults import TARGETS
 from core.common.errors import ConfigError, StoreError
 from core.store.db import Store
 from core.zoo.model_sets import ModelSet, get_model_set
 from core.zoo.recipe import TrainConfig
 
 Progress = Callable[[float, str], None]
-TARGETS = ("margin", "logits")
 
 
 def check_recipe(subset: ModelSet, originals: ModelSet) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.attribution.defaults import DEFAULT_MODELS, WEAK_LDS
+from core.attribution.defaults import DEFAULT_MODELS, WEAK_LDS, check_fit_settings
 from core.commands.base import (
     add_device_arg,
     add_executor_args,
@@ -15,7 +15,6 @@ from core.commands.base import (
     table,
 )
 from core.commands.progress import bar
-from core.common.config import check_float, check_int
 from core.common.errors import ConfigError
 from core.store.db import Store
 
@@ -83,9 +82,8 @@ def datamodels(args: argparse.Namespace) -> int:
                 "lds_val", "subset_set_id", "recipe_id")  # fmt: skip
         emit(args, {"datamodels": rows}, table(rows, cols) if rows else "no datamodels yet")
         return 0
-    check_int("models", args.models, 20, 100_000)  # before anything is opened or trained
-    check_float("fraction", args.fraction, 0.0, 1.0, lo_open=True, hi_open=True)
-    check_float("holdout", args.holdout, 0.0, 0.5, lo_open=True)
+    # before anything is imported, opened or trained
+    check_fit_settings(args.kind, args.target, args.models, args.fraction, args.holdout)
     from core.attribution.datamodels import get_datamodel
     from core.attribution.fit import fit_datamodel
     from core.common.device import resolve_device

@@ -4,7 +4,10 @@
 point t's datamodel, its embedding in datamodel space. Pure functions of D (no store access).
 
 - Principal components: centre the rows (``D̃ = D − mean row``); the c-th right singular
-  vector ``v_c`` of D̃ (c = 1, 2) gives each point a score ``s = D̃ v_c``. Its sign is fixed so
+  vector ``v_c`` of D̃ (c = 1, 2) gives each point a score ``s = D̃ v_c``. ``v_c`` is computed
+  as the eigenvector of the Gram matrix ``D̃ᵀD̃`` with the c-th largest eigenvalue ``σ_c²``
+  (a symmetric eigensolver, three times faster than an SVD of D̃ at digits' size, 1,347²;
+  the tests compare with the SVD). Its sign is fixed so
   that the largest |s| is positive (an SVD's sign is arbitrary). The forget set is the
   ``top`` points of largest score plus the ``bottom`` points of smallest score.
 - Nearest neighbours: the anchor plus its ``k − 1`` nearest train points by the Euclidean
@@ -41,8 +44,8 @@ def pc_scores(d: np.ndarray, component: int) -> np.ndarray:
     d = _square(d)
     check_int("component", component, 1, min(d.shape) - 1)
     dc = d - d.mean(0)
-    _, _, vt = np.linalg.svd(dc, full_matrices=False)
-    s = dc @ vt[component - 1]
+    _, vecs = np.linalg.eigh(dc.T @ dc)  # ascending eigenvalues σ²: the last is component 1
+    s = dc @ vecs[:, -component]
     return s if s[np.argmax(np.abs(s))] >= 0 else -s
 
 

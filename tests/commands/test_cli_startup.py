@@ -40,6 +40,22 @@ def test_light_commands_do_not_import_torch(db_path, argv):
     assert not names & set(HEAVY), f"{' '.join(argv)} imported {sorted(names & set(HEAVY))}"
 
 
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [(["--kind", "lasso", "--target", "logits"], "lasso"), (["--models", "5"], "at least 20"),
+     (["--fraction", "1.5"], "fraction"), (["--holdout", "0.9"], "holdout")],
+)  # fmt: skip
+def test_a_refused_datamodel_fit_imports_nothing_heavy(db_path, argv, needle):
+    """Every setting of ``datamodels fit`` is checked before torch is imported (the ℓ1-on-logits
+    refusal came after it: ~9 s on a busy 2-core machine)."""
+    from core.store.db import Store
+
+    Store(db_path).create()
+    names, res = imported_modules("datamodels", "fit", *argv, "--db", str(db_path))
+    assert res.returncode == 2 and needle in res.stderr, res.stderr[-2000:]
+    assert "core" in names and not names & set(HEAVY), sorted(names & set(HEAVY))
+
+
 def test_help_hides_the_worker_and_every_flag_has_help():
     from core.cli import build_parser
 

@@ -186,6 +186,25 @@ def test_population_mia_fits_what_scikit_learns_liblinear_fits(gap):
         assert res.val_share[k] == pytest.approx((z[val] > 0).mean(), abs=1 / val.size)
 
 
+def test_the_audits_import_no_scikit_learn():
+    """A process that evaluates a run audits it: scikit-learn's import alone took 1-3 s of it
+    on a 2-core machine, so the attack's fit is the lab's own (checked against it above)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys, numpy as np; from core.evaluation.audits import compute_audits; "
+            "from core.evaluation.audit_math import population_mia; "
+            "m = np.random.default_rng(0).normal(size=(4, 30)); "
+            "population_mia(m, np.arange(5), np.arange(5, 20), np.arange(20, 30)); "
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('sklearn', 'scipy')))")  # fmt: skip
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]", res.stdout
+
+
 def test_population_mia_sees_nothing_without_a_gap():
     """No gap: the attack has nothing to learn (balanced accuracy ≈ 0.5) and calls forget
     points members as often as it calls val points (its false positives); every model draws its
