@@ -1,4 +1,5 @@
-"""The command line, run as a real subprocess: JSON output and clear refusals."""
+"""The command line (``core.cli.main``, in-process or as a real ``python -m core``): JSON output
+and clear refusals."""
 
 from __future__ import annotations
 
@@ -11,15 +12,49 @@ import pytest
 from tests.conftest import ROOT
 
 
-def cli(*args: str, db=None) -> subprocess.CompletedProcess:
+def cli(*args: str, db=None, process: bool = False) -> subprocess.CompletedProcess:
+    """``python -m core ARGS [--db DB]``: its exit status, stdout and stderr.
+
+    By default the command runs in this test's process, through the same ``core.cli.main`` that
+    ``python -m core`` calls (its stdout, stderr and stdin its own, the working directory the
+    repository): a new interpreter costs 1-4 s of CPU (torch's import alone ~3 s), which was a
+    tenth of the suite. ``process=True`` starts a real ``python -m core`` instead, for what
+    only a process shows: start-up, a kill, another process's locks, bytes in argv."""
     extra = ["--db", str(db)] if db else []
-    return subprocess.run(
-        [sys.executable, "-m", "core", *args, *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    if process:
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args, *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    return in_process([*args, *extra])
+
+
+def in_process(argv: list[str]) -> subprocess.CompletedProcess:
+    """``core.cli.main(argv)`` as a command line would run it: stdout and stderr captured, an
+    empty stdin, the repository as working directory; argparse's exits give their status."""
+    import contextlib
+    import io
+    import os
+
+    from core.cli import main
+
+    out, err, cwd, stdin = io.StringIO(), io.StringIO(), os.getcwd(), sys.stdin
+    try:
+        os.chdir(ROOT)
+        sys.stdin = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as done:  # argparse: --help (0), a usage error (2)
+                code = done.code if isinstance(done.code, int) else int(done.code is not None)
+    finally:
+        sys.stdin = stdin
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(["python", "-m", "core", *argv], code, out.getvalue(),
+                                       err.getvalue())  # fmt: skip
 
 
 def test_linear_json(db_path):
