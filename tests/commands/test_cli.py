@@ -12,24 +12,14 @@ import pytest
 from tests.conftest import ROOT
 
 
-def cli(*args: str, db=None, process: bool = False) -> subprocess.CompletedProcess:
-    """``python -m core ARGS [--db DB]``: its exit status, stdout and stderr.
-
-    By default the command runs in this test's process, through the same ``core.cli.main`` that
-    ``python -m core`` calls (its stdout, stderr and stdin its own, the working directory the
-    repository): a new interpreter costs 1-4 s of CPU (torch's import alone ~3 s), which was a
-    tenth of the suite. ``process=True`` starts a real ``python -m core`` instead, for what
-    only a process shows: start-up, a kill, another process's locks, bytes in argv."""
-    extra = ["--db", str(db)] if db else []
-    if process:
-        return subprocess.run(
-            [sys.executable, "-m", "core", *args, *extra],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    return in_process([*args, *extra])
+def cli(*args: str, db=None) -> subprocess.CompletedProcess:
+    """``python -m core ARGS [--db DB]``: its exit status, stdout and stderr, run in this test's
+    process through the same ``core.cli.main`` that ``python -m core`` calls (``in_process``):
+    a new interpreter costs 1-4 s of CPU (torch's import alone ~3 s), which was a tenth of the
+    suite. What only a process shows (start-up, a kill, another process's locks, a size limit,
+    bytes in argv) runs ``python -m core``: ``tests/fault_fixtures.py::cli``,
+    ``tests/commands/test_probe_inputs.py`` and ``tests/commands/test_cli_startup.py``."""
+    return in_process([*args, *(["--db", str(db)] if db else [])])
 
 
 def in_process(argv: list[str]) -> subprocess.CompletedProcess:
